@@ -1,0 +1,265 @@
+//! Extractors: who is calling (from the connection), for which purpose, on behalf of whom.
+//!
+//! Each refusal here is audited before the error leaves, like any other refused access.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::audit::{AuditEvent, Outcome};
+use crate::policy::PurposeId;
+use crate::tls::{Caller, ConnIdentity};
+
+/// The request id given to every request by the middleware, echoed as `X-Request-Id`.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
+
+fn request_id(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.to_string())
+        .unwrap_or_default()
+}
+
+fn route(parts: &Parts) -> String {
+    let path = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    format!("{} {}", parts.method, path)
+}
+
+/// Audits a refusal made before a handler ran, then returns the error. If the audit log is
+/// down, the answer is 503 instead: refusals are accesses too.
+async fn refuse(
+    state: &AppState,
+    parts: &Parts,
+    client: &str,
+    caller: Option<&Caller>,
+    error: ApiError,
+) -> ApiError {
+    let event = AuditEvent {
+        request_id: request_id(parts),
+        client: client.to_string(),
+        partner: caller.map(|c| c.partner.to_string()),
+        acting_user: parts
+            .headers
+            .get("x-acting-user")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| valid_actor(v))
+            .map(str::to_string),
+        roles: Vec::new(),
+        purpose: None,
+        action: "request",
+        participant: None,
+        fields: Vec::new(),
+        outcome: Outcome::Refused,
+        reason: Some(format!("{} ({})", error.code, route(parts))),
+    };
+    match state.audit.append_one(event).await {
+        Ok(_) => error,
+        Err(_) => ApiError::audit_unavailable(),
+    }
+}
+
+/// A caller whose certificate names a client of the agreement whose partner is a member today.
+#[derive(Clone, Debug)]
+pub struct Identified {
+    /// Who is calling.
+    pub caller: Caller,
+    /// This request's id.
+    pub request_id: String,
+}
+
+impl FromRequestParts<AppState> for Identified {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(identity) = parts.extensions.get::<Arc<ConnIdentity>>().cloned() else {
+            // Only reachable if a route is mounted outside the mTLS listener: fail closed.
+            return Err(ApiError::forbidden("no_identity", "no client certificate identity"));
+        };
+        match identity.as_ref() {
+            ConnIdentity::UnknownClient { cn } => {
+                let e = ApiError::forbidden(
+                    "unknown_client",
+                    "this certificate's client is not part of the joint-controller agreement",
+                );
+                Err(refuse(state, parts, cn, None, e).await)
+            }
+            ConnIdentity::Known(caller) => {
+                let today = time::OffsetDateTime::now_utc().date();
+                let member = state
+                    .policy
+                    .agreement()
+                    .partner(&caller.partner)
+                    .is_some_and(|p| p.is_member_on(today));
+                if !member {
+                    let e = ApiError::forbidden(
+                        "membership_ended",
+                        "this partner's membership of the partnership has ended",
+                    );
+                    return Err(refuse(state, parts, &caller.client, Some(caller), e).await);
+                }
+                Ok(Identified {
+                    caller: caller.clone(),
+                    request_id: request_id(parts),
+                })
+            }
+        }
+    }
+}
+
+/// Whether an `X-Acting-User` value is acceptable: 1 to 128 visible ASCII characters. It is
+/// the partner's own opaque staff id; we log it, so it must not be free text.
+pub fn valid_actor(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Everything about a request for personal data: caller, purpose and acting user.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// Who is calling.
+    pub caller: Caller,
+    /// This request's id.
+    pub request_id: String,
+    /// The stated purpose.
+    pub purpose: PurposeId,
+    /// The purpose's id, as stated.
+    pub purpose_name: Arc<str>,
+    /// The partner's staff member behind the request.
+    pub acting_user: Arc<str>,
+}
+
+impl Ctx {
+    /// An audit event for this request.
+    pub fn event(
+        &self,
+        action: &'static str,
+        participant: Option<String>,
+        roles: Vec<String>,
+        fields: Vec<String>,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> AuditEvent {
+        AuditEvent {
+            request_id: self.request_id.clone(),
+            client: self.caller.client.to_string(),
+            partner: Some(self.caller.partner.to_string()),
+            acting_user: Some(self.acting_user.to_string()),
+            roles,
+            purpose: Some(self.purpose_name.to_string()),
+            action,
+            participant,
+            fields,
+            outcome,
+            reason,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let who = Identified::from_request_parts(parts, state).await?;
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let purpose = match header("x-purpose") {
+            None => Err(ApiError::bad_request(
+                "missing_purpose",
+                "X-Purpose is required: state the purpose of this access",
+            )),
+            Some(p) => match state.policy.purpose(p) {
+                Some(id) => Ok((id, Arc::<str>::from(p))),
+                None => Err(ApiError::bad_request(
+                    "unknown_purpose",
+                    "X-Purpose is not a purpose of the joint-controller agreement",
+                )),
+            },
+        };
+        let actor = match header("x-acting-user") {
+            Some(a) if valid_actor(a) => Ok(Arc::<str>::from(a)),
+            Some(_) => Err(ApiError::bad_request(
+                "invalid_acting_user",
+                "X-Acting-User must be 1 to 128 visible ASCII characters (your staff id)",
+            )),
+            None => Err(ApiError::bad_request(
+                "missing_acting_user",
+                "X-Acting-User is required: your own staff id for the person acting",
+            )),
+        };
+        match (purpose, actor) {
+            (Ok((purpose, purpose_name)), Ok(acting_user)) => Ok(Ctx {
+                caller: who.caller,
+                request_id: who.request_id,
+                purpose,
+                purpose_name,
+                acting_user,
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                Err(refuse(state, parts, &who.caller.client, Some(&who.caller), e).await)
+            }
+        }
+    }
+}
+
+/// A JSON body whose rejections are our JSON errors, with no input echoed back.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    use axum::http::StatusCode;
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ),
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::bad_request("invalid_json", "the body is not valid JSON")
+        }
+        JsonRejection::JsonDataError(e) => {
+            // serde's message may quote the offending value; keep only a field name we know is safe.
+            let text = e.body_text();
+            let message = match unknown_field(&text) {
+                Some(f) => format!("unknown field `{f}`"),
+                None => "the body does not have the expected shape or types".to_string(),
+            };
+            ApiError::unprocessable("invalid_body", message)
+        }
+        JsonRejection::BytesRejection(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body is larger than 1 MiB or could not be read",
+        ),
+        _ => ApiError::bad_request("invalid_body", "the body could not be read"),
+    }
+}
+
+fn unknown_field(text: &str) -> Option<String> {
+    let start = text.find("unknown field `")? + "unknown field `".len();
+    let rest = &text[start..];
+    let name = &rest[..rest.find('`')?];
+    let safe = name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+    safe.then(|| name.to_string())
+}

@@ -1,0 +1,91 @@
+//! The HTTP API: routes, extractors, the error type and thin handlers.
+//!
+//! Handlers read their inputs, call a plain function of the layer below, and answer. The
+//! logic lives in [`crate::policy`], [`crate::vault`] and [`crate::audit`].
+
+pub mod error;
+pub mod extract;
+mod me;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use sqlx::SqlitePool;
+use tracing::Instrument;
+
+use crate::audit::AuditLog;
+use crate::policy::Policy;
+use extract::RequestId;
+
+pub use error::{ApiError, ApiResult};
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The compiled agreement.
+    pub policy: Arc<Policy>,
+    /// The database.
+    pub pool: SqlitePool,
+    /// The audit log writer.
+    pub audit: AuditLog,
+    /// The Ed25519 public key of audit checkpoints.
+    pub audit_public_key: Arc<[u8]>,
+}
+
+/// Builds the `/v1` router.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/me", get(me::me))
+        // After routing, so the span and metrics carry the route template.
+        .route_layer(middleware::from_fn(observe));
+    Router::new()
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// Gives every request an id, a tracing span and metrics; the path in logs and metrics is the
+/// route template (`/v1/participants/{pid}`), never the concrete path.
+async fn observe(mut req: Request, next: Next) -> Response {
+    let id = new_request_id();
+    req.extensions_mut().insert(RequestId(id.as_str().into()));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let started = Instant::now();
+    let mut res = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = res.status().as_u16();
+    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "handled"));
+    metrics::counter!("partnergate_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("partnergate_http_request_seconds", "route" => route).record(elapsed);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+fn new_request_id() -> String {
+    let mut b = [0u8; 12];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("the OS random generator works");
+    hex::encode(b)
+}

@@ -1,0 +1,235 @@
+//! The tamper-evident audit log for the Data Protection Officers.
+//!
+//! - [`record`]: what one record holds and its canonical encoding.
+//! - [`writer`]: the single writer with group commit; no answer leaves before its record.
+//! - [`verify`]: chain and checkpoint verification, live and offline.
+//! - this module: the signing key, search, export and live verification.
+
+pub mod record;
+pub mod verify;
+pub mod writer;
+
+use std::path::Path;
+
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+pub use record::{AuditEvent, AuditRecord, Outcome};
+pub use verify::{Checkpoint, ExportHeader, VerifyReport};
+pub use writer::{AuditError, AuditLog};
+
+/// The signing key file could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// I/O on the key file.
+    #[error("{0}")]
+    Io(String),
+    /// The file does not hold an Ed25519 PKCS#8 key.
+    #[error("{0} is not an Ed25519 key")]
+    Invalid(String),
+}
+
+/// Creates the checkpoint signing key (0600) and writes its public key (hex) beside the certs.
+/// Keeps an existing key.
+pub fn init_signing_key(key_path: &Path, public_path: &Path) -> Result<bool, KeyError> {
+    if key_path.exists() {
+        let key = load_signing_key(key_path)?;
+        write_public(public_path, &key)?;
+        return Ok(false);
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| KeyError::Io("cannot generate a key".into()))?;
+    crate::pki::write_file(key_path, hex::encode(pkcs8.as_ref()).as_bytes(), 0o600)
+        .map_err(|e| KeyError::Io(e.to_string()))?;
+    write_public(public_path, &load_signing_key(key_path)?)?;
+    Ok(true)
+}
+
+fn write_public(path: &Path, key: &Ed25519KeyPair) -> Result<(), KeyError> {
+    let text = format!("{}\n", hex::encode(key.public_key().as_ref()));
+    crate::pki::write_file(path, text.as_bytes(), 0o644).map_err(|e| KeyError::Io(e.to_string()))
+}
+
+/// Loads the checkpoint signing key.
+pub fn load_signing_key(path: &Path) -> Result<Ed25519KeyPair, KeyError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
+    let der = hex::decode(text.trim()).map_err(|_| KeyError::Invalid(path.display().to_string()))?;
+    Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::Invalid(path.display().to_string()))
+}
+
+/// Reads a public key file written by [`init_signing_key`] (hex, 32 bytes).
+pub fn load_public_key(path: &Path) -> Result<Vec<u8>, KeyError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
+    let key = hex::decode(text.trim()).map_err(|_| KeyError::Invalid(path.display().to_string()))?;
+    if key.len() != 32 {
+        return Err(KeyError::Invalid(path.display().to_string()));
+    }
+    Ok(key)
+}
+
+async fn checkpoints(pool: &SqlitePool, from: u64, to: u64) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    let rows: Vec<(i64, Vec<u8>, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
+    )
+    .bind(from as i64)
+    .bind(to as i64)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, hash, time, sig)| Checkpoint {
+            seq: seq as u64,
+            hash: hex::encode(hash),
+            time,
+            signature: hex::encode(sig),
+        })
+        .collect())
+}
+
+/// Verifies the whole live chain: every record's hash and link, every checkpoint's signature.
+pub async fn verify_database(pool: &SqlitePool, public_key: &[u8]) -> Result<VerifyReport, sqlx::Error> {
+    use futures_util::TryStreamExt;
+    let cps = checkpoints(pool, 0, i64::MAX as u64).await?;
+    let mut v = verify::ChainVerifier::new(public_key, cps, None);
+    let mut rows = sqlx::query_as::<_, (String, Vec<u8>)>(
+        "SELECT record, hash FROM audit_records ORDER BY seq",
+    )
+    .fetch(pool);
+    while let Some((text, h)) = rows.try_next().await? {
+        v.push(&text, Some(&h));
+        if v.failed() {
+            break;
+        }
+    }
+    Ok(v.finish(false))
+}
+
+/// Writes an export of records `from..=to` (extended to the next signed checkpoint) as JSON
+/// lines into `out`. Call [`AuditLog::checkpoint`] first so the head is signed.
+pub async fn export(
+    pool: &SqlitePool,
+    from: u64,
+    to: u64,
+    out: &mut Vec<u8>,
+) -> Result<ExportHeader, sqlx::Error> {
+    use futures_util::TryStreamExt;
+    let from = from.max(1);
+    let end: Option<(i64,)> = sqlx::query_as("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
+        .bind(to as i64)
+        .fetch_optional(pool)
+        .await?;
+    let to = end.and_then(|e| u64::try_from(e.0).ok()).unwrap_or(to).max(from);
+    let anchor: Option<(i64, Vec<u8>, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(from as i64)
+    .fetch_optional(pool)
+    .await?;
+    // The export starts right after its anchor, so the first record is bound to a signature.
+    let (from, anchor) = match anchor {
+        Some((seq, hash, time, sig)) => (
+            seq as u64 + 1,
+            Some(Checkpoint {
+                seq: seq as u64,
+                hash: hex::encode(hash),
+                time,
+                signature: hex::encode(sig),
+            }),
+        ),
+        None => (1, None),
+    };
+    let header = ExportHeader {
+        format: "partnergate-audit-export/v1".into(),
+        from_seq: from,
+        to_seq: to,
+        exported_at: record::now(),
+    };
+    let line = |out: &mut Vec<u8>, v: serde_json::Value| {
+        serde_json::to_writer(&mut *out, &v).expect("json");
+        out.push(b'\n');
+    };
+    line(out, serde_json::json!({ "export": header }));
+    if let Some(a) = anchor {
+        line(out, serde_json::json!({ "anchor": a }));
+    }
+    let mut rows = sqlx::query_as::<_, (String,)>(
+        "SELECT record FROM audit_records WHERE seq BETWEEN ? AND ? ORDER BY seq",
+    )
+    .bind(from as i64)
+    .bind(to as i64)
+    .fetch(pool);
+    while let Some((text,)) = rows.try_next().await? {
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'\n');
+    }
+    drop(rows);
+    for cp in checkpoints(pool, from, to).await? {
+        line(out, serde_json::json!({ "checkpoint": cp }));
+    }
+    Ok(header)
+}
+
+/// Filters for `GET /v1/audit`; every one optional, all combined with AND.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Audit pseudonym of one participant (the API fills it from an INSZ the DPO gives).
+    #[serde(skip)]
+    #[param(ignore)]
+    pub participant: Option<String>,
+    /// Partner id.
+    pub partner: Option<String>,
+    /// Client certificate name.
+    pub client: Option<String>,
+    /// The partner's acting user id.
+    pub acting_user: Option<String>,
+    /// Purpose id.
+    pub purpose: Option<String>,
+    /// `granted` or `refused`.
+    pub decision: Option<String>,
+    /// From this time (RFC 3339), inclusive.
+    pub since: Option<String>,
+    /// Until this time (RFC 3339), exclusive.
+    pub until: Option<String>,
+    /// Only records after this sequence number (paging).
+    pub after: Option<u64>,
+    /// Page size, at most 1000.
+    pub limit: Option<u32>,
+}
+
+/// Searches the log, oldest first, one page.
+pub async fn search(pool: &SqlitePool, q: &AuditQuery) -> Result<Vec<AuditRecord>, sqlx::Error> {
+    let mut b = sqlx::QueryBuilder::new("SELECT record FROM audit_records WHERE seq > ");
+    b.push_bind(q.after.unwrap_or(0) as i64);
+    let filters = [
+        ("participant", &q.participant),
+        ("partner", &q.partner),
+        ("client", &q.client),
+        ("acting_user", &q.acting_user),
+        ("purpose", &q.purpose),
+        ("decision", &q.decision),
+    ];
+    for (column, value) in filters {
+        if let Some(v) = value {
+            b.push(format_args!(" AND {column} = "));
+            b.push_bind(v.clone());
+        }
+    }
+    if let Some(s) = &q.since {
+        b.push(" AND time >= ").push_bind(s.clone());
+    }
+    if let Some(u) = &q.until {
+        b.push(" AND time < ").push_bind(u.clone());
+    }
+    b.push(" ORDER BY seq LIMIT ")
+        .push_bind(i64::from(q.limit.unwrap_or(100).clamp(1, 1000)));
+    let rows: Vec<(String,)> = b.build_query_as().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(t,)| serde_json::from_str(&t).ok())
+        .collect())
+}

@@ -1,0 +1,258 @@
+//! Configuration: `partnergate.toml` in the home directory, then `PARTNERGATE_*` overrides.
+//!
+//! Every path in the file is relative to the home directory, so a whole installation
+//! (config, certificates, data) moves as one folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The name of the configuration file inside the home directory.
+pub const CONFIG_FILE: &str = "partnergate.toml";
+
+/// Everything `serve` and the other commands read from `partnergate.toml`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the mutual-TLS API.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP `/healthz` and `/metrics` listener.
+    #[serde(default = "default_health_listen")]
+    pub health_listen: SocketAddr,
+    /// Folder of the PKI: CA, server and client certificates, revocation list.
+    #[serde(default = "default_certs_dir")]
+    pub certs_dir: PathBuf,
+    /// Folder of the database and the secret keys.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Folder of `agreement.toml` and its compiled casbin files.
+    #[serde(default = "default_policy_dir")]
+    pub policy_dir: PathBuf,
+    /// `text` or `json` log lines.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Audit log tuning.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
+}
+
+/// Audit log settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Sign a checkpoint after this many records.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Sign a checkpoint at least this often (seconds) while records arrive.
+    #[serde(default = "default_checkpoint_seconds")]
+    pub checkpoint_seconds: u64,
+    /// The most records one group commit takes.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_seconds: default_checkpoint_seconds(),
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8443".parse().expect("literal address")
+}
+fn default_health_listen() -> SocketAddr {
+    "127.0.0.1:9464".parse().expect("literal address")
+}
+fn default_certs_dir() -> PathBuf {
+    "certs".into()
+}
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+fn default_policy_dir() -> PathBuf {
+    "policies".into()
+}
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+fn default_checkpoint_seconds() -> u64 {
+    30
+}
+fn default_max_batch() -> usize {
+    4096
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str("").expect("all fields have defaults")
+    }
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// An environment override does not parse.
+    #[error("invalid value in {var}: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A loaded configuration bound to its home directory.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The home directory every relative path is resolved against.
+    pub home: PathBuf,
+    /// The configuration as read and overridden.
+    pub config: Config,
+}
+
+impl Settings {
+    /// Reads `home/partnergate.toml` (defaults when it is absent), then applies the
+    /// `PARTNERGATE_LISTEN`, `PARTNERGATE_HEALTH_LISTEN`, `PARTNERGATE_LOG_FORMAT`,
+    /// `PARTNERGATE_CERTS_DIR`, `PARTNERGATE_DATA_DIR` and `PARTNERGATE_POLICY_DIR` overrides.
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
+        let path = home.join(CONFIG_FILE);
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: e.message().to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        apply_env(&mut config)?;
+        Ok(Self {
+            home: home.to_path_buf(),
+            config,
+        })
+    }
+
+    /// Resolves a configured path against the home directory.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.home.join(p)
+        }
+    }
+
+    /// The certificate folder.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.path(&self.config.certs_dir)
+    }
+    /// The data folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path(&self.config.data_dir)
+    }
+    /// The policy folder.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.path(&self.config.policy_dir)
+    }
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir().join("partnergate.db")
+    }
+    /// The master keyring file.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.data_dir().join("master.key")
+    }
+    /// The Ed25519 key that signs audit checkpoints.
+    pub fn audit_signing_key_path(&self) -> PathBuf {
+        self.data_dir().join("audit-signing.key")
+    }
+}
+
+fn apply_env(config: &mut Config) -> Result<(), ConfigError> {
+    fn var(name: &'static str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+    fn addr(name: &'static str, v: String) -> Result<SocketAddr, ConfigError> {
+        v.parse().map_err(|_| ConfigError::Env {
+            var: name,
+            message: "expected an address like 127.0.0.1:8443".into(),
+        })
+    }
+    if let Some(v) = var("PARTNERGATE_LISTEN") {
+        config.listen = addr("PARTNERGATE_LISTEN", v)?;
+    }
+    if let Some(v) = var("PARTNERGATE_HEALTH_LISTEN") {
+        config.health_listen = addr("PARTNERGATE_HEALTH_LISTEN", v)?;
+    }
+    if let Some(v) = var("PARTNERGATE_LOG_FORMAT") {
+        config.log_format = match v.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                return Err(ConfigError::Env {
+                    var: "PARTNERGATE_LOG_FORMAT",
+                    message: "expected text or json".into(),
+                });
+            }
+        };
+    }
+    if let Some(v) = var("PARTNERGATE_CERTS_DIR") {
+        config.certs_dir = v.into();
+    }
+    if let Some(v) = var("PARTNERGATE_DATA_DIR") {
+        config.data_dir = v.into();
+    }
+    if let Some(v) = var("PARTNERGATE_POLICY_DIR") {
+        config.policy_dir = v.into();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(c.health_listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"127.0.0.1:1\"").is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! The `partnergate` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use partnergate::config::{LogFormat, Settings};
+use partnergate::{cli, server};
+
+/// partnergate: the privacy-preserving data-sharing gateway between the partners of an ESF+
+/// local partnership. Partner CRMs connect over mutual TLS; every access is policy-checked
+/// and audited.
+#[derive(Parser)]
+#[command(name = "partnergate", version, propagate_version = true)]
+struct Cli {
+    /// The installation folder: partnergate.toml, certs/, data/ and (by default) policies/.
+    #[arg(long, global = true, env = "PARTNERGATE_HOME", default_value = ".")]
+    home: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the development PKI, the keys, the database and partnergate.toml (keeps what exists).
+    Init(InitArgs),
+    /// Run the gateway: the mTLS API and the plain health/metrics listener.
+    Serve(ServeArgs),
+    /// Init if needed, load a synthetic caseload, print ready-to-paste curl commands, and serve.
+    Demo(DemoArgs),
+    /// Issue or revoke client certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Compile, check and explain the joint-controller agreement; generate the registers.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Verify, export and report on the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Replace existing certificates and keys (destroys access to existing data!).
+    #[arg(long)]
+    force: bool,
+    /// Where the agreement lives, written into partnergate.toml (default: policies).
+    #[arg(long)]
+    policy_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address of the mTLS API [default: 127.0.0.1:8443, or PARTNERGATE_LISTEN].
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Address of /healthz and /metrics [default: 127.0.0.1:9464, or PARTNERGATE_HEALTH_LISTEN].
+    #[arg(long)]
+    health_listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// How many synthetic participants to load (only into an empty database).
+    #[arg(long, default_value_t = 300)]
+    participants: usize,
+    /// Seed of the synthetic caseload.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Load the data and print the commands, but do not serve.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Issue (or re-issue) a client certificate signed by the partnership CA.
+    Issue {
+        /// The client name (certificate CN), e.g. crm.ocmw-gent.
+        #[arg(long)]
+        client: String,
+    },
+    /// Revoke a client's current certificate. The running server picks up the new revocation
+    /// list within two seconds (or at once on SIGHUP); no restart needed.
+    Revoke {
+        /// The client name (certificate CN).
+        #[arg(long)]
+        client: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Compile policies/agreement.toml into policies/model.conf and policies/policy.csv.
+    Compile,
+    /// Check the agreement for unsafe or inconsistent grants.
+    Check,
+    /// Print the decision matrix (role × purpose × category → read/write/condition).
+    Explain {
+        /// Only this role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Only this purpose.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate the Art. 30 processing register and the Art. 26(2) participant summary.
+    Register {
+        /// Output folder.
+        #[arg(long, default_value = "register")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify an exported audit file offline, with only the public key.
+    Verify {
+        /// The export (JSON lines) from GET /v1/audit/export or `audit export`.
+        file: PathBuf,
+        /// The Ed25519 public key file (certs/audit-signing.pub).
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn settings(home: &std::path::Path, serve: Option<&ServeArgs>) -> Result<Settings, String> {
+    let mut s = Settings::load(home).map_err(|e| e.to_string())?;
+    if let Some(a) = serve {
+        if let Some(l) = a.listen {
+            s.config.listen = l;
+        }
+        if let Some(l) = a.health_listen {
+            s.config.health_listen = l;
+        }
+    }
+    Ok(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("partnergate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let home = cli.home;
+    match cli.command {
+        Command::Init(a) => {
+            let report = cli::init(&home, a.policy_dir.as_deref(), a.force).await?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Serve(a) => {
+            let s = settings(&home, Some(&a))?;
+            init_logging(s.config.log_format);
+            server::serve(s, server::shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Demo(a) => {
+            if !home.join(partnergate::config::CONFIG_FILE).exists() {
+                print!("{}", cli::init(&home, None, false).await?);
+            }
+            let s = settings(&home, Some(&a.serve))?;
+            init_logging(s.config.log_format);
+            cli::demo_load(&s, a.participants, a.seed).await?;
+            print!("{}", cli::demo_commands(&s));
+            if a.no_serve {
+                return Ok(());
+            }
+            server::serve(s, server::shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Certs(c) => {
+            let s = settings(&home, None)?;
+            match c {
+                CertsCommand::Issue { client } => cli::certs_issue(&s, &client),
+                CertsCommand::Revoke { client } => cli::certs_revoke(&s, &client),
+            }
+        }
+        Command::Policy(c) => {
+            let s = settings(&home, None)?;
+            let dir = s.policy_dir();
+            match c {
+                PolicyCommand::Compile => cli::policy_compile(&dir),
+                PolicyCommand::Check => cli::policy_check(&dir),
+                PolicyCommand::Explain {
+                    role,
+                    purpose,
+                    json,
+                } => cli::policy_explain(&dir, role.as_deref(), purpose.as_deref(), json),
+                PolicyCommand::Register { out } => cli::policy_register(&dir, &out),
+            }
+        }
+        Command::Audit(c) => match c {
+            AuditCommand::Verify { file, public_key } => cli::audit_verify(&file, &public_key),
+        },
+    }
+}

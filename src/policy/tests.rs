@@ -1,0 +1,317 @@
+use std::sync::{Arc, OnceLock};
+
+use serde_json::json;
+use time::macros::date;
+
+use super::*;
+
+const DEMO: &str = include_str!("../../policies/agreement.toml");
+
+fn demo() -> &'static Policy {
+    static P: OnceLock<Policy> = OnceLock::new();
+    P.get_or_init(|| Policy::from_agreement_str(DEMO).expect("demo agreement loads"))
+}
+
+fn roles(p: &Policy, names: &[&str]) -> RoleSet {
+    names.iter().map(|n| p.role(n).unwrap()).collect()
+}
+
+fn cats(p: &Policy, names: &[&str]) -> CategorySet {
+    names.iter().map(|n| p.category(n).unwrap()).collect()
+}
+
+fn scopes(p: &Policy, names: &[&str]) -> ScopeSet {
+    names.iter().map(|n| p.scope(n).unwrap()).collect()
+}
+
+#[test]
+fn policy_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Policy>();
+    assert_send_sync::<Decision>();
+}
+
+#[test]
+fn empty_role_set_is_denied_everything() {
+    let p = demo();
+    let d = p.decide(RoleSet::empty(), p.purpose("trajectory_guidance").unwrap());
+    assert!(d.is_empty());
+    assert!(d.readable(ScopeSet(u64::MAX)).is_empty());
+    assert!(d.writable(ScopeSet(u64::MAX)).is_empty());
+    assert!(!d.may_lookup() && !d.may_read_audit() && !d.may_handle_dsr());
+}
+
+#[test]
+fn purpose_id_outside_the_agreement_is_denied_everything() {
+    let p = demo();
+    let d = p.decide(p.all_roles(), PurposeId(200));
+    assert!(d.is_empty());
+}
+
+#[test]
+fn unknown_names_resolve_to_none() {
+    let p = demo();
+    assert!(p.purpose("marketing").is_none());
+    assert!(p.role("admin").is_none());
+    assert!(p.scope("everything").is_none());
+    assert!(p.field("health.blood_type").is_none());
+    assert!(p.client_roles("crm.unknown").is_empty());
+}
+
+#[test]
+fn role_without_grant_for_the_purpose_gets_nothing() {
+    let p = demo();
+    // The DPO reads no content, whatever consents are in force.
+    let d = p.decide(roles(p, &["dpo"]), p.purpose("trajectory_guidance").unwrap());
+    assert!(d.is_empty());
+    let d = p.decide(roles(p, &["stuurgroep"]), p.purpose("case_discussion").unwrap());
+    assert!(d.readable(ScopeSet(u64::MAX)).is_empty());
+}
+
+#[test]
+fn decisions_are_cached_per_role_set_and_purpose() {
+    let p = demo();
+    let tg = p.purpose("trajectory_guidance").unwrap();
+    let a = p.decide(roles(p, &["co_coach", "brugfiguur"]), tg);
+    let b = p.decide(roles(p, &["brugfiguur", "co_coach"]), tg);
+    assert!(Arc::ptr_eq(&a.0, &b.0), "second call must hit the cache");
+    let c = p.decide(roles(p, &["co_coach"]), tg);
+    assert!(!Arc::ptr_eq(&a.0, &c.0));
+}
+
+#[test]
+fn role_sets_union_their_grants() {
+    let p = demo();
+    let tg = p.purpose("trajectory_guidance").unwrap();
+    let d = p.decide(roles(p, &["spoc_vdab", "co_coach"]), tg);
+    assert_eq!(
+        d.readable(ScopeSet::empty()),
+        cats(p, &["identity", "contact", "esf", "trajectory", "measure"])
+    );
+    assert_eq!(d.writable(ScopeSet::empty()), cats(p, &["trajectory", "measure"]));
+}
+
+#[test]
+fn consent_conditioned_categories_need_the_consent_in_force() {
+    let p = demo();
+    let tg = p.purpose("trajectory_guidance").unwrap();
+    let d = p.decide(roles(p, &["brugfiguur"]), tg);
+    let base = cats(p, &["identity", "contact", "trajectory", "life"]);
+    assert_eq!(d.readable(ScopeSet::empty()), base);
+    assert_eq!(
+        d.readable(scopes(p, &["health_sharing"])),
+        base.union(cats(p, &["health"]))
+    );
+    assert_eq!(
+        d.readable(scopes(p, &["caw_professional_secrecy"])),
+        base.union(cats(p, &["notes"]))
+    );
+    // A consent for another purpose's scope changes nothing here.
+    assert_eq!(d.readable(scopes(p, &["group_case_discussion"])), base);
+    // Consent never widens writing.
+    assert_eq!(d.writable(ScopeSet(u64::MAX)), cats(p, &["life"]));
+    assert_eq!(
+        d.consent_scopes(),
+        scopes(p, &["health_sharing", "caw_professional_secrecy"])
+    );
+}
+
+#[test]
+fn pseudo_object_permissions() {
+    let p = demo();
+    let purpose = |n| p.purpose(n).unwrap();
+    let tg = p.decide(roles(p, &["trajectgezel"]), purpose("trajectory_guidance"));
+    assert!(tg.may_record_consent());
+    assert!(tg.may_assign(p.role("co_coach").unwrap()));
+    assert!(!tg.may_assign(p.role("dossierbeheerder").unwrap()));
+    assert!(tg.may_end(p.role("dossierbeheerder").unwrap()));
+    assert!(!tg.may_lookup(), "lookup belongs to duplicate_check");
+    let dc = p.decide(roles(p, &["spoc_vdab"]), purpose("duplicate_check"));
+    assert!(dc.may_lookup());
+    assert!(dc.readable(ScopeSet(u64::MAX)).is_empty());
+    let dpo = roles(p, &["dpo"]);
+    assert!(p.decide(dpo, purpose("audit")).may_read_audit());
+    assert!(!p.decide(dpo, purpose("dsr_handling")).may_read_audit());
+    assert!(p.decide(dpo, purpose("dsr_handling")).may_handle_dsr());
+    assert!(p.decide(dpo, purpose("dsr_handling")).may_read_dsr());
+    let coord = roles(p, &["teamleider", "stuurgroep"]);
+    assert!(p.decide(coord, purpose("esf_reporting")).may_read_reports());
+    assert!(!p.decide(coord, purpose("audit")).may_read_reports());
+}
+
+#[test]
+fn decision_table_agrees_with_the_casbin_enforcer_everywhere() {
+    let p = demo();
+    let all_scopes: Vec<ScopeId> = (0..p.scopes.len()).map(|i| ScopeId(i as u8)).collect();
+    for r in p.all_roles().iter() {
+        for pur in p.all_purposes() {
+            let d = p.decide(RoleSet::of(r), pur);
+            for c in p.all_categories().iter() {
+                for (action, set) in [("read", d.readable(ScopeSet::empty())), ("write", d.writable(ScopeSet::empty()))] {
+                    let want = p
+                        .enforce_uncached(p.role_name(r), p.purpose_name(pur), p.category_name(c), action, ALWAYS)
+                        .unwrap();
+                    assert_eq!(set.contains(c), want, "{} {} {} {action}", p.role_name(r), p.purpose_name(pur), p.category_name(c));
+                }
+                for &s in &all_scopes {
+                    let cond = format!("consent:{}", p.scope_name(s));
+                    let uncond = d.readable(ScopeSet::empty()).contains(c);
+                    let want = uncond
+                        || p.enforce_uncached(p.role_name(r), p.purpose_name(pur), p.category_name(c), "read", &cond)
+                            .unwrap();
+                    assert_eq!(d.readable(ScopeSet::of(s)).contains(c), want);
+                }
+            }
+            for t in p.all_roles().iter() {
+                let obj = format!("involvement:{}", p.role_name(t));
+                let want = p
+                    .enforce_uncached(p.role_name(r), p.purpose_name(pur), &obj, "assign", ALWAYS)
+                    .unwrap();
+                assert_eq!(d.may_assign(t), want);
+            }
+        }
+    }
+}
+
+#[test]
+fn validate_value_accepts_well_typed_values_and_null() {
+    let p = demo();
+    let ok = [
+        ("identity.given_name", json!("An")),
+        ("identity.birth_date", json!("1985-07-30")),
+        ("identity.gender", json!("x")),
+        ("identity.insz", json!("85.07.30-033.28")),
+        ("contact.phone", json!("+32 9 123 45 67")),
+        ("contact.email", json!("an@example.be")),
+        ("esf.disability", json!(false)),
+        ("measure.empowerment", json!(0)),
+        ("measure.empowerment", json!(100)),
+        ("notes.text", json!("line\nline\twith tab")),
+        ("health.addiction", json!(null)),
+    ];
+    for (f, v) in ok {
+        assert_eq!(p.validate_value(f, &v), Ok(()), "{f}");
+    }
+}
+
+#[test]
+fn validate_value_errors_never_contain_the_value() {
+    let p = demo();
+    let secret = "Jansens-85073003328";
+    let bad = [
+        ("identity.birth_date", json!(secret)),
+        ("identity.gender", json!(secret)),
+        ("identity.insz", json!(secret)),
+        ("contact.phone", json!(secret)),
+        ("contact.email", json!(format!("{secret}@@x"))),
+        ("esf.disability", json!(secret)),
+        ("measure.empowerment", json!(secret)),
+        ("trajectory.goals", json!(format!("{secret}\u{1b}[31m"))),
+        ("life.housing", json!({ "nested": secret })),
+    ];
+    for (f, v) in bad {
+        let err = p.validate_value(f, &v).unwrap_err();
+        let msg = err.to_string();
+        assert!(!msg.contains("Jansens") && !msg.contains("85073003328"), "{msg}");
+        assert!(msg.contains(f), "message must name the field: {msg}");
+        assert!(matches!(err, FieldError::Invalid { .. }));
+    }
+    let err = p.validate_value("health.blood_type", &json!(secret)).unwrap_err();
+    assert!(!err.to_string().contains("Jansens"));
+    assert!(matches!(err, FieldError::UnknownField { .. }));
+}
+
+#[test]
+fn integer_range_and_enum_values_are_enforced() {
+    let p = demo();
+    assert!(p.validate_value("measure.let_go_scale", &json!(0)).is_err());
+    assert!(p.validate_value("measure.let_go_scale", &json!(11)).is_err());
+    assert!(p.validate_value("measure.empowerment", &json!(101)).is_err());
+    assert!(p.validate_value("trajectory.status", &json!("Active")).is_err());
+    assert!(p.validate_value("identity.birth_date", &json!("2023-02-29")).is_err());
+    let e = p.validate_value("measure.let_go_scale", &json!(11)).unwrap_err();
+    assert_eq!(e.to_string(), "field `measure.let_go_scale` expects an integer from 1 to 10");
+}
+
+#[test]
+fn fields_are_listed_per_category_in_agreement_order() {
+    let p = demo();
+    let f: Vec<&str> = p.fields_in(cats(p, &["justice", "notes"])).collect();
+    assert_eq!(f, ["justice.referral_by_justice", "justice.justice_notes", "notes.text"]);
+    let fr = p.field("measure.empowerment").unwrap();
+    assert_eq!(fr.category, p.category("measure").unwrap());
+    assert_eq!(fr.ty, &FieldType::Integer { min: 0, max: 100 });
+    assert_eq!(p.all_fields().count(), 7 + 4 + 9 + 9 + 10 + 5 + 2 + 3 + 1);
+}
+
+#[test]
+fn clients_map_to_partners_and_roles() {
+    let p = demo();
+    let a = p.agreement();
+    let c = a.client("crm.ocmw-gent").unwrap();
+    assert_eq!(c.partner.value, "ocmw-gent");
+    assert_eq!(p.client_roles("dpo.stad-gent"), roles(p, &["dpo"]));
+    assert_eq!(p.role_names(p.client_roles("coord.stad-gent")), "teamleider,stuurgroep");
+    assert_eq!(a.partner("vdab").unwrap().kind.value, "public_employment_service");
+    assert!(a.client("crm.nobody").is_none());
+    assert_eq!(p.role_level(p.role("dpo").unwrap()), RoleLevel::Client);
+}
+
+#[test]
+fn membership_decides_who_is_a_member_and_who_may_take_new_roles() {
+    let a = demo().agreement();
+    let gent = a.partner("stad-gent").unwrap();
+    assert!(gent.is_member_on(date!(2026 - 11 - 23)));
+    assert!(!gent.is_member_on(date!(2023 - 12 - 31)));
+    assert!(gent.may_take_new_roles_on(date!(2026 - 11 - 23)));
+    let voluit = a.partner("voluit").unwrap();
+    assert!(voluit.is_member_on(date!(2027 - 05 - 31)));
+    assert!(!voluit.is_member_on(date!(2027 - 06 - 01)));
+    assert!(!voluit.may_take_new_roles_on(date!(2026 - 11 - 23)));
+    let amal = a.partner("amal").unwrap();
+    assert!(amal.is_member_on(date!(2026 - 11 - 23)));
+    assert!(amal.may_take_new_roles_on(date!(2026 - 11 - 23)));
+    assert!(!amal.is_controller());
+    let exited = Partner {
+        membership: Membership::Exited { since: date!(2026 - 01 - 01) },
+        ..gent.clone()
+    };
+    assert!(!exited.is_member_on(date!(2026 - 01 - 01)));
+    assert!(exited.is_member_on(date!(2025 - 12 - 31)));
+    assert!(!exited.may_take_new_roles_on(date!(2025 - 06 - 01)));
+}
+
+#[test]
+fn esf_retention_blocks_erasure_and_others_do_not() {
+    let p = demo();
+    let reason = p.retention_blocks_erasure(p.category("esf").unwrap()).unwrap();
+    assert!(reason.contains("10 years"));
+    for c in ["identity", "contact", "trajectory", "life", "health", "justice", "measure", "notes"] {
+        assert_eq!(p.retention_blocks_erasure(p.category(c).unwrap()), None, "{c}");
+    }
+    assert!(p.agreement().retention_blocks_erasure("nope").is_none());
+}
+
+#[test]
+fn explain_filters_by_role_and_purpose_and_renders_a_table() {
+    let a = demo().agreement();
+    let rows = explain(a, Some("brugfiguur"), Some("trajectory_guidance"));
+    assert!(rows.iter().all(|r| r.role == "brugfiguur" && r.purpose == "trajectory_guidance"));
+    let health: Vec<_> = rows.iter().filter(|r| r.object == "health").collect();
+    assert_eq!(health.len(), 1);
+    assert_eq!(health[0].consent.as_deref(), Some("health_sharing"));
+    let table = render_table(&rows);
+    assert!(table.starts_with("ROLE"));
+    assert!(table.contains("consent health_sharing"));
+    let json = serde_json::to_value(&rows).unwrap();
+    assert_eq!(json[0]["role"], "brugfiguur");
+    assert_eq!(explain(a, Some("nobody"), None), vec![]);
+}
+
+#[test]
+fn version_is_the_hash_of_the_compiled_text() {
+    let p = demo();
+    let c = p.compiled();
+    let want = agreement::sha256_hex(format!("{}{}", c.model_conf, c.policy_csv).as_bytes());
+    assert_eq!(p.version(), want);
+}

@@ -1,0 +1,202 @@
+//! `partnergate serve`: wires the layers together and runs both listeners until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::pki::PkiPaths;
+use crate::policy::Policy;
+use crate::tls::{self, ConnIdentity, TlsReloader};
+use crate::{audit, store};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The policy did not load.
+    #[error("policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    /// The database did not open.
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    /// TLS could not be configured.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    /// A key file is missing or invalid.
+    #[error("{0}")]
+    Key(String),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the gateway until `shutdown` resolves. Prints the bound addresses to stdout (tests and
+/// scripts read them when asking for port 0).
+pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let policy = Arc::new(Policy::load(&settings.policy_dir())?);
+    let db_path = settings.database_path();
+    let pool = store::open(&db_path).await?;
+    let signer = audit::load_signing_key(&settings.audit_signing_key_path())
+        .map_err(|e| ServeError::Key(format!("{e}; run `partnergate init`")))?;
+    let public_key: Arc<[u8]> = ring::signature::KeyPair::public_key(&signer).as_ref().into();
+    let (audit_log, audit_task) = audit::writer::spawn(
+        store::writer_connection(&db_path).await?,
+        signer,
+        policy.version().to_string(),
+        settings.config.audit.clone(),
+    )
+    .await
+    .map_err(|e| ServeError::Store(e.into()))?;
+
+    let pki = PkiPaths::new(settings.certs_dir());
+    let tls = TlsReloader::new(pki)?;
+    let state = AppState {
+        policy: policy.clone(),
+        pool: pool.clone(),
+        audit: audit_log,
+        audit_public_key: public_key,
+    };
+    let app = api::router(state);
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let api_listener = bind(settings.config.listen).await?;
+    let health_listener = bind(settings.config.health_listen).await?;
+    let api_addr = api_listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: settings.config.listen,
+        source,
+    })?;
+    let health_addr = health_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: settings.config.health_listen,
+            source,
+        })?;
+    println!("partnergate: api listening on https://{api_addr}");
+    println!("partnergate: health listening on http://{health_addr}");
+    tracing::info!(%api_addr, %health_addr, policy_version = policy.version(), "serving");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Revocation lists take effect without a restart: poll the file, and reload on SIGHUP.
+    let reload = {
+        let tls = tls.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => {}
+                    _ = stop.changed() => break,
+                }
+                tls.reload_if_changed();
+            }
+        })
+    };
+
+    let health = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let p = prometheus.clone();
+                async move { p.map(|p| p.render()).unwrap_or_default() }
+            }),
+        );
+    let health_task = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(health_listener, health)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        })
+    };
+
+    let graceful = Arc::new(GracefulShutdown::new());
+    let accept = {
+        let graceful = graceful.clone();
+        let serve_conn = move |io, identity: Arc<ConnIdentity>| {
+            let app = app.clone();
+            let graceful = graceful.clone();
+            async move {
+                let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(identity.clone());
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .keep_alive(true)
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30));
+                let conn = builder.serve_connection(io, service);
+                let _ = graceful.watch(conn).await;
+            }
+        };
+        tokio::spawn(tls::accept_loop(
+            api_listener,
+            tls,
+            policy.clone(),
+            stop_rx.clone(),
+            serve_conn,
+        ))
+    };
+
+    shutdown.await;
+    tracing::info!("shutting down: no new connections, draining requests");
+    let _ = stop_tx.send(true);
+    let _ = accept.await;
+    // The accept loop owned the last clone of `graceful` besides ours.
+    if let Ok(graceful) = Arc::try_unwrap(graceful) {
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    }
+    let _ = health_task.await;
+    let _ = reload.await;
+    // Dropping the last handles lets the audit writer drain its queue and sign the tail.
+    drop(pool);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, audit_task).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,98 @@
+//! The vault: pseudonyms, envelope encryption and participant records.
+//!
+//! Nothing leaves this module in plaintext except the fields a caller's policy decision allows,
+//! and only at the moment they are returned.
+
+pub mod crypto;
+pub mod insz;
+pub mod keys;
+
+use sqlx::SqlitePool;
+
+use crate::config::Settings;
+use crate::store;
+use crypto::{CryptoError, WrappedKey};
+use keys::{IndexKeys, IndexSecret, MasterKeyring};
+
+/// The environment variable that can hold the master keyring instead of the key file.
+pub const MASTER_KEY_ENV: &str = "PARTNERGATE_MASTER_KEY";
+
+/// Why the vault could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// A key could not be read, made or used.
+    #[error("{0}")]
+    Crypto(#[from] CryptoError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The database could not be opened.
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    /// The database has no index secret: `init` was not run against it.
+    #[error("the database has no index secret; run `partnergate init`")]
+    NotInitialised,
+}
+
+/// Loads the master keyring from `PARTNERGATE_MASTER_KEY` or, if unset, from the key file.
+pub fn load_keyring(settings: &Settings) -> Result<MasterKeyring, CryptoError> {
+    match MasterKeyring::from_env(MASTER_KEY_ENV)? {
+        Some(k) => Ok(k),
+        None => MasterKeyring::load(&settings.master_key_path()),
+    }
+}
+
+const INDEX_SECRET: &str = "index";
+
+/// Creates the master key file (unless it exists, or `force`) and the database with its
+/// wrapped index secret. Returns whether a new master key was made.
+pub async fn init_keys(settings: &Settings, force: bool) -> Result<bool, VaultError> {
+    let path = settings.master_key_path();
+    if force {
+        // A new master key cannot open the old data: start from an empty database too.
+        let db = settings.database_path();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    let created = if std::env::var_os(MASTER_KEY_ENV).is_none() && !path.exists() {
+        MasterKeyring::generate_file(&path)?;
+        true
+    } else {
+        false
+    };
+    let keyring = load_keyring(settings)?;
+    let pool = store::open(&settings.database_path()).await?;
+    let existing: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT master_version, wrapped FROM system_secrets WHERE name = ?")
+            .bind(INDEX_SECRET)
+            .fetch_optional(&pool)
+            .await?;
+    if existing.is_none() {
+        let wrapped = IndexSecret::generate()?.wrap(&keyring)?;
+        sqlx::query("INSERT INTO system_secrets (name, master_version, wrapped) VALUES (?, ?, ?)")
+            .bind(INDEX_SECRET)
+            .bind(i64::from(wrapped.master_version))
+            .bind(&wrapped.bytes)
+            .execute(&pool)
+            .await?;
+    }
+    pool.close().await;
+    Ok(created)
+}
+
+/// Reads and unwraps the index secret, and derives the look-up and pseudonym keys from it.
+pub async fn load_index_keys(pool: &SqlitePool, keyring: &MasterKeyring) -> Result<IndexKeys, VaultError> {
+    let (version, bytes): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT master_version, wrapped FROM system_secrets WHERE name = ?")
+            .bind(INDEX_SECRET)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(VaultError::NotInitialised)?;
+    let wrapped = WrappedKey {
+        master_version: version as u32,
+        bytes,
+    };
+    Ok(IndexKeys::derive(&IndexSecret::unwrap_from(keyring, &wrapped)?))
+}

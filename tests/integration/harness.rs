@@ -1,0 +1,199 @@
+#![allow(dead_code)]
+//! Starts the real `partnergate` binary on a fresh home folder and talks to it over mTLS.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use partnergate::client::{GatewayClient, Identity};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_partnergate")
+}
+
+/// The repository's policies folder.
+pub fn policies() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+/// Runs `partnergate --home HOME args...` to completion and returns (success, stdout+stderr).
+pub fn run(home: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin())
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("run partnergate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A fresh installation: `init` run in a temporary folder against the repository's policies.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ok, out) = run(
+            dir.path(),
+            &["init", "--policy-dir", policies().to_str().unwrap()],
+        );
+        assert!(ok, "init failed: {out}");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn certs(&self) -> PathBuf {
+        self.path().join("certs")
+    }
+
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        run(self.path(), args)
+    }
+
+    /// Starts `serve` on free ports.
+    pub fn start(&self) -> Gateway {
+        self.start_with_env(&[])
+    }
+
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Gateway {
+        let log = self.path().join("server.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(bin())
+            .arg("--home")
+            .arg(self.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut api, mut health) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while api.is_none() || health.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "server did not start; log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            };
+            if let Some(a) = line.strip_prefix("partnergate: api listening on https://") {
+                api = Some(a.parse().unwrap());
+            }
+            if let Some(a) = line.strip_prefix("partnergate: health listening on http://") {
+                health = Some(a.parse().unwrap());
+            }
+        }
+        Gateway {
+            child: Some(child),
+            api: api.unwrap(),
+            health: health.unwrap(),
+            certs: self.certs(),
+            log,
+        }
+    }
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    child: Option<Child>,
+    pub api: SocketAddr,
+    pub health: SocketAddr,
+    pub certs: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Gateway {
+    pub fn base(&self) -> String {
+        format!("https://localhost:{}", self.api.port())
+    }
+
+    /// A client presenting `client`'s certificate from the installation.
+    pub fn client(&self, client: &str) -> GatewayClient {
+        let id = Identity::from_certs_dir(&self.certs, client).expect("client identity");
+        GatewayClient::new(&self.base(), &id, 8).expect("client")
+    }
+
+    /// A client with an explicit identity.
+    pub fn client_with(&self, id: &Identity) -> GatewayClient {
+        GatewayClient::new(&self.base(), id, 8).expect("client")
+    }
+
+    /// The server's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub fn stop(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            panic!("server did not stop on SIGTERM");
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A plain HTTP GET on the health listener (tiny, no client crate needed).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    (status, body)
+}
