@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{CONFIG_FILE, Settings};
 use crate::pki::{self, CertificateAuthority, PkiPaths};
 use crate::policy::{self, Agreement};
+use crate::vault::crypto::ParticipantId;
 use crate::{audit, store, vault};
 
 fn agreement(dir: &Path) -> Result<Agreement, String> {
@@ -157,27 +158,139 @@ pub fn audit_verify(file: &Path, public_key: &Path) -> Result<(), String> {
     }
 }
 
-/// `partnergate demo`: loads the synthetic caseload into an empty database.
-pub async fn demo_load(settings: &Settings, participants: usize, seed: u64) -> Result<(), String> {
-    let _ = (store::open(&settings.database_path()).await.map_err(|e| e.to_string())?, participants, seed);
-    Ok(())
+/// Opens the vault the way `serve` does (for commands that work on the data offline).
+pub async fn open_vault(settings: &Settings) -> Result<vault::Vault, String> {
+    let pool = store::open(&settings.database_path()).await.map_err(|e| e.to_string())?;
+    let keyring = vault::load_keyring(settings).map_err(|e| e.to_string())?;
+    vault::Vault::open(pool, keyring, None).await.map_err(|e| e.to_string())
+}
+
+/// A progress bar on standard error (hidden when it is not a terminal).
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Stores one synthetic participant through the vault, validating every field against the
+/// agreement first (the demo data is held to the same types as API input).
+async fn store_synthetic(v: &vault::Vault, policy: &policy::Policy, p: &crate::synthetic::SyntheticParticipant) -> Result<ParticipantId, String> {
+    for (name, value) in &p.fields {
+        policy.validate_value(name, value).map_err(|e| format!("synthetic data: {e}"))?;
+    }
+    let insz = p
+        .fields
+        .get("identity.insz")
+        .and_then(|v| v.as_str())
+        .and_then(|s| vault::insz::Insz::parse(s).ok())
+        .ok_or("synthetic data: invalid identity.insz")?;
+    let (first_partner, first_role) = p.involvements.first().ok_or("synthetic data: no involvement")?;
+    let id = ParticipantId::generate().map_err(|e| e.to_string())?;
+    if !v.register(&id, &insz, &p.fields, first_partner, first_role).await.map_err(|e| e.to_string())? {
+        return Err("synthetic data: duplicate national number".into());
+    }
+    for (partner, role) in &p.involvements[1..] {
+        v.start_involvement(&id, partner, role, first_partner).await.map_err(|e| e.to_string())?;
+    }
+    for scope in &p.consents {
+        v.record_consent(&id, scope, first_partner).await.map_err(|e| e.to_string())?;
+    }
+    if !p.notes.is_empty() {
+        let row = v.participant(&id).await.map_err(|e| e.to_string())?.ok_or("vanished")?;
+        let author = p.involvements.iter().find(|(_, r)| r == "trajectgezel").map(|(p, _)| p.as_str()).unwrap_or(first_partner);
+        for note in &p.notes {
+            v.add_note(&row, author, note).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(id)
+}
+
+/// What the demo printout needs: the showcase participant's pid for each partner.
+pub struct DemoInfo {
+    /// partner id → that partner's pid of the showcase participant.
+    pub pids: std::collections::BTreeMap<String, String>,
+    /// The showcase participant's (synthetic) national number, for the look-up example.
+    pub insz: String,
+}
+
+/// `partnergate demo`: loads the showcase participant and a synthetic caseload into an empty
+/// database (an existing caseload is kept), and returns what the printed commands need.
+pub async fn demo_load(settings: &Settings, participants: usize, seed: u64) -> Result<DemoInfo, String> {
+    let policy = policy::Policy::load(&settings.policy_dir()).map_err(|e| e.to_string())?;
+    let v = open_vault(settings).await?;
+    let showcase = crate::synthetic::demo_showcase();
+    let insz_text = showcase.fields["identity.insz"].as_str().unwrap_or_default().to_string();
+    let insz = vault::insz::Insz::parse(&insz_text).map_err(|e| e.to_string())?;
+    let id = match v.find_by_insz(&insz).await.map_err(|e| e.to_string())? {
+        Some(id) => {
+            eprintln!("demo data already loaded; keeping it");
+            id
+        }
+        None => {
+            let id = store_synthetic(&v, &policy, &showcase).await?;
+            let caseload = crate::synthetic::caseload(seed, participants.saturating_sub(1));
+            let bar = progress(caseload.len() as u64, "participants");
+            for p in &caseload {
+                store_synthetic(&v, &policy, p).await?;
+                bar.inc(1);
+            }
+            bar.finish();
+            eprintln!("loaded {} synthetic participants (seed {seed})", caseload.len() + 1);
+            id
+        }
+    };
+    let pids = policy
+        .agreement()
+        .partners
+        .iter()
+        .map(|p| (p.id.to_string(), v.index().pid_for(&p.id, &id).into_string()))
+        .collect();
+    v.pool().close().await;
+    Ok(DemoInfo { pids, insz: insz_text })
 }
 
 /// The ready-to-paste curl commands the demo prints.
-pub fn demo_commands(settings: &Settings) -> String {
+pub fn demo_commands(settings: &Settings, info: &DemoInfo) -> String {
     let certs = settings.certs_dir();
     let base = format!("https://localhost:{}", settings.config.listen.port());
     let curl = |client: &str| {
         format!(
-            "curl --cacert {ca} --cert {cert} --key {key}",
+            "curl -s --cacert {ca} --cert {cert} --key {key}",
             ca = certs.join("ca.pem").display(),
             cert = certs.join("clients").join(format!("{client}.pem")).display(),
             key = certs.join("clients").join(format!("{client}.key")).display(),
         )
     };
+    let headers = |purpose: &str| format!("-H 'X-Purpose: {purpose}' -H 'X-Acting-User: demo-coach-1'");
+    let pid = |partner: &str| info.pids.get(partner).cloned().unwrap_or_default();
     let mut out = String::new();
-    let _ = writeln!(out, "\nReady. Try, in another terminal:\n");
-    let _ = writeln!(out, "# who am I, and what may I see?");
+    let _ = writeln!(out, "\nReady. In another terminal, paste any of these:\n");
+    let _ = writeln!(out, "# Who am I, and what may I see for which purpose?");
     let _ = writeln!(out, "{} {base}/v1/me\n", curl("crm.ocmw-gent"));
+    let _ = writeln!(out, "# One participant (An Peeters, synthetic), three partners, three views:");
+    let _ = writeln!(out, "# jobandco is her trajectgezel: the full record, health and notes included");
+    let _ = writeln!(out, "{} {} {base}/v1/participants/{}\n", curl("crm.jobandco"), headers("trajectory_guidance"), pid("jobandco"));
+    let _ = writeln!(out, "# OCMW Gent is her dossierbeheerder: status and progress, no health, no notes");
+    let _ = writeln!(out, "{} {} {base}/v1/participants/{}\n", curl("crm.ocmw-gent"), headers("trajectory_guidance"), pid("ocmw-gent"));
+    let _ = writeln!(out, "# VDAB is spoc_vdab: identity, contact, ESF and trajectory; never life, health or notes");
+    let _ = writeln!(out, "{} {} {base}/v1/participants/{}\n", curl("crm.vdab"), headers("trajectory_guidance"), pid("vdab"));
+    let _ = writeln!(out, "# CAW is brugfiguur: health only because she consented (health_sharing)");
+    let _ = writeln!(out, "{} {} {base}/v1/participants/{}\n", curl("crm.caw-oost-vlaanderen"), headers("trajectory_guidance"), pid("caw-oost-vlaanderen"));
+    let _ = writeln!(out, "# Duplicate check by national number (VDAB's own pid comes back)");
+    let _ = writeln!(
+        out,
+        "{} {} -H 'Content-Type: application/json' -d '{{\"insz\": \"{}\"}}' {base}/v1/lookup\n",
+        curl("crm.vdab"),
+        headers("duplicate_check"),
+        info.insz
+    );
+    let _ = writeln!(out, "# The DPO: verify the audit chain, then see who accessed what");
+    let _ = writeln!(out, "{} {} {base}/v1/audit/verify", curl("dpo.stad-gent"), headers("audit"));
+    let _ = writeln!(out, "{} {} '{base}/v1/audit?limit=5'\n", curl("dpo.stad-gent"), headers("audit"));
     out
 }

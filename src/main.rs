@@ -135,7 +135,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.init(),
@@ -192,8 +193,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             let s = settings(&home, Some(&a.serve))?;
             init_logging(s.config.log_format);
-            cli::demo_load(&s, a.participants, a.seed).await?;
-            print!("{}", cli::demo_commands(&s));
+            let info = cli::demo_load(&s, a.participants, a.seed).await?;
+            print!("{}", cli::demo_commands(&s, &info));
             if a.no_serve {
                 return Ok(());
             }

@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::pki::PkiPaths;
 use crate::policy::Policy;
 use crate::tls::{self, ConnIdentity, TlsReloader};
-use crate::{audit, store};
+use crate::{audit, store, vault};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +68,22 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Re
     .await
     .map_err(|e| ServeError::Store(e.into()))?;
 
+    let keyring = vault::load_keyring(&settings).map_err(|e| ServeError::Key(e.to_string()))?;
+    let keyring_file = std::env::var_os(vault::MASTER_KEY_ENV)
+        .is_none()
+        .then(|| settings.master_key_path());
+    let vault = Arc::new(
+        vault::Vault::open(pool.clone(), keyring, keyring_file.as_deref())
+            .await
+            .map_err(|e| ServeError::Key(e.to_string()))?,
+    );
+
     let pki = PkiPaths::new(settings.certs_dir());
     let tls = TlsReloader::new(pki)?;
     let state = AppState {
         policy: policy.clone(),
         pool: pool.clone(),
+        vault: vault.clone(),
         audit: audit_log,
         audit_public_key: public_key,
     };
@@ -115,6 +126,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Re
                     _ = stop.changed() => break,
                 }
                 tls.reload_if_changed();
+                vault.reload_keyring_if_changed();
             }
         })
     };

@@ -390,7 +390,6 @@ const REFERRAL_CHANNELS: &[&str] = &[
     "Eigen initiatief via vrienden",
     "Huis van het Nederlands",
     "Schoolopbouwwerk",
-    "Fedasil / lokaal opvanginitiatief",
 ];
 
 const GOALS: &[&str] = &[
@@ -421,7 +420,6 @@ const HOUSING: &[&str] = &[
     "Op wachtlijst sociale woning, voorlopig bij familie ingetrokken",
     "Sociale woning sinds vorig jaar, stabiel",
     "Dreigende uithuiszetting door huurachterstand",
-    "Verblijft in nachtopvang, zoekt een vaste verblijfplaats",
     "Woont in bij ouders, wil zelfstandig wonen",
 ];
 
@@ -736,6 +734,8 @@ fn participant(rng: &mut Rng, used: &mut HashSet<String>) -> SyntheticParticipan
     let justice = rng.chance(4);
     let referral = if justice {
         "Justitiehuis Gent"
+    } else if bg.refugee && rng.chance(40) {
+        "Fedasil / lokaal opvanginitiatief"
     } else {
         *rng.pick(REFERRAL_CHANNELS)
     };
@@ -906,9 +906,14 @@ fn participant(rng: &mut Rng, used: &mut HashSet<String>) -> SyntheticParticipan
     if rng.chance(40) {
         consents.push("group_case_discussion".to_owned());
     }
-    let notes = (0..rng.below(4))
-        .map(|_| (*rng.pick(NOTES)).to_owned())
-        .collect();
+    let mut notes: Vec<String> = Vec::new();
+    for _ in 0..rng.below(4) {
+        let note = *rng.pick(NOTES);
+        // Distinct notes only: a repeated text looks like a copy-paste error.
+        if !notes.iter().any(|n| n == note) {
+            notes.push(note.to_owned());
+        }
+    }
 
     SyntheticParticipant {
         fields: f,

@@ -61,6 +61,15 @@ CREATE TABLE notes (
 ) STRICT;
 CREATE INDEX notes_participant ON notes (participant_id, created_at);
 
+-- Every change to a participant, in commit order: the partners' sync feeds read it. Kept after
+-- erasure (the id is random and no longer resolves), so feeds can still announce the removal.
+CREATE TABLE changes (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    participant_id BLOB NOT NULL,
+    time           TEXT NOT NULL
+) STRICT;
+CREATE INDEX changes_participant ON changes (participant_id, seq);
+
 -- The audit log: one canonical JSON record per row, chained by SHA-256. The search columns are
 -- generated from the record itself, so they can never disagree with what the chain protects.
 CREATE TABLE audit_records (

@@ -3,9 +3,11 @@
 //! Handlers read their inputs, call a plain function of the layer below, and answer. The
 //! logic lives in [`crate::policy`], [`crate::vault`] and [`crate::audit`].
 
+pub mod access;
 pub mod error;
 pub mod extract;
 mod me;
+mod participants;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use sqlx::SqlitePool;
 use tracing::Instrument;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub pool: SqlitePool,
     /// The audit log writer.
     pub audit: AuditLog,
+    /// The participant vault.
+    pub vault: Arc<crate::vault::Vault>,
     /// The Ed25519 public key of audit checkpoints.
     pub audit_public_key: Arc<[u8]>,
 }
@@ -45,6 +49,18 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/me", get(me::me))
+        .route("/participants", post(participants::register))
+        .route("/lookup", post(participants::lookup))
+        .route("/participants/{pid}", get(participants::read).patch(participants::update))
+        .route(
+            "/participants/{pid}/involvements",
+            post(participants::start_involvement).delete(participants::end_involvement),
+        )
+        .route(
+            "/participants/{pid}/consents",
+            post(participants::record_consent).delete(participants::withdraw_consent),
+        )
+        .route("/participants/{pid}/notes", get(participants::list_notes).post(participants::add_note))
         // After routing, so the span and metrics carry the route template.
         .route_layer(middleware::from_fn(observe));
     Router::new()

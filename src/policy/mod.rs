@@ -2,9 +2,8 @@
 //! compilation to casbin (`compile`), explanation and processing registers, and the runtime
 //! [`Policy`] the API asks on every request.
 //!
-//! The request path never touches casbin or strings: [`Policy::load`] asks the casbin
-//! enforcer once for every (role, purpose, object, action, condition) and keeps the answers
-//! as bitsets; [`Policy::decide`] unions them per role set and caches the result.
+//! The request path never touches casbin or strings: [`Policy::load`] turns the casbin
+//! policy, each row confirmed by the enforcer, into bitsets per (role, purpose); [`Policy::decide`] unions them per role set and caches the result.
 
 mod agreement;
 mod check;
@@ -18,7 +17,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
+use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, StringAdapter};
 use serde_json::Value;
 
 pub use agreement::{
@@ -311,70 +310,84 @@ impl Policy {
             .map(|(i, f)| (f.name.clone(), i))
             .collect();
 
-        // Ask casbin once for every combination; the answers are the decision table.
-        let ask = |r: &str, p: &str, o: &str, a: &str, c: &str| -> Result<bool, PolicyError> {
-            enforcer
+        // The decision table is built from casbin's own view of the loaded policy, each row
+        // confirmed by the enforcer. With the generated exact-equality matcher (guaranteed by
+        // the byte-for-byte up-to-date check) nothing outside these rows can be allowed; the
+        // unit tests cross-check every other combination against `enforce` as well. Asking
+        // for every combination at start-up instead costs seconds in debug builds.
+        let n_purposes = purposes.len();
+        let mut base = vec![Grants::default(); roles.len() * n_purposes];
+        let find = |list: &[String], x: &str| list.iter().position(|y| y == x);
+        for row in enforcer.get_policy() {
+            let [r, p, o, a, c] = row.as_slice() else {
+                return Err(PolicyError::Casbin(format!(
+                    "policy row with {} fields, expected 5",
+                    row.len()
+                )));
+            };
+            let allowed = enforcer
                 .enforce((r, p, o, a, c))
-                .map_err(|e| PolicyError::Casbin(e.to_string()))
-        };
-        let mut base = Vec::with_capacity(roles.len() * purposes.len());
-        for r in &roles {
-            for p in &purposes {
-                let mut g = Grants::default();
-                for (ci, c) in categories.iter().enumerate() {
-                    let cid = CategoryId(ci as u8);
-                    if ask(r, p, c, "read", ALWAYS)? {
-                        g.read.insert(cid);
-                    }
-                    if ask(r, p, c, "write", ALWAYS)? {
-                        g.write.insert(cid);
-                    }
-                    for (si, s) in scopes.iter().enumerate() {
-                        let cond = format!("consent:{s}");
-                        let rd = ask(r, p, c, "read", &cond)?;
-                        let wr = ask(r, p, c, "write", &cond)?;
-                        if rd || wr {
-                            let mut rs = CategorySet::empty();
-                            let mut ws = CategorySet::empty();
-                            if rd {
-                                rs.insert(cid);
-                            }
-                            if wr {
-                                ws.insert(cid);
-                            }
-                            g.merge(&Grants {
-                                cond: vec![(ScopeId(si as u8), rs, ws)],
-                                ..Grants::default()
-                            });
-                        }
-                    }
-                }
-                let pseudo = [
-                    ("participant", "lookup", flag::LOOKUP),
-                    ("consent", "record", flag::RECORD_CONSENT),
-                    ("audit", "read", flag::READ_AUDIT),
-                    ("dsr", "read", flag::READ_DSR),
-                    ("dsr", "write", flag::WRITE_DSR),
-                    ("reports", "read", flag::READ_REPORTS),
-                ];
-                for (o, a, bit) in pseudo {
-                    if ask(r, p, o, a, ALWAYS)? {
-                        g.flags |= bit;
-                    }
-                }
-                for (ti, t) in roles.iter().enumerate() {
-                    let obj = format!("involvement:{t}");
-                    if ask(r, p, &obj, "assign", ALWAYS)? {
-                        g.assign.insert(RoleId(ti as u8));
-                    }
-                    if ask(r, p, &obj, "end", ALWAYS)? {
-                        g.end.insert(RoleId(ti as u8));
-                    }
-                }
-                // Keep the conditional list in scope order so equal decisions compare equal.
-                g.cond.sort_by_key(|(s, _, _)| *s);
-                base.push(g);
+                .map_err(|e| PolicyError::Casbin(e.to_string()))?;
+            let unknown = || PolicyError::Casbin(format!("policy row `{}` does not match the agreement", row.join(", ")));
+            let (Some(ri), Some(pi)) = (find(&roles, r), find(&purposes, p)) else {
+                return Err(unknown());
+            };
+            if !allowed {
+                continue;
             }
+            let g = &mut base[ri * n_purposes + pi];
+            let scope = match c.strip_prefix("consent:") {
+                None if c == ALWAYS => None,
+                Some(s) => Some(ScopeId(find(&scopes, s).ok_or_else(unknown)? as u8)),
+                None => return Err(unknown()),
+            };
+            if let Some(ci) = find(&categories, o) {
+                let cid = CategoryId(ci as u8);
+                match (scope, a.as_str()) {
+                    (None, "read") => g.read.insert(cid),
+                    (None, "write") => g.write.insert(cid),
+                    (Some(s), "read" | "write") => {
+                        let mut rs = CategorySet::empty();
+                        rs.insert(cid);
+                        let (rd, wr) = if a == "read" {
+                            (rs, CategorySet::empty())
+                        } else {
+                            (CategorySet::empty(), rs)
+                        };
+                        g.merge(&Grants {
+                            cond: vec![(s, rd, wr)],
+                            ..Grants::default()
+                        });
+                    }
+                    _ => return Err(unknown()),
+                }
+                continue;
+            }
+            if scope.is_some() {
+                return Err(unknown());
+            }
+            if let Some(target) = o.strip_prefix("involvement:") {
+                let t = RoleId(find(&roles, target).ok_or_else(unknown)? as u8);
+                match a.as_str() {
+                    "assign" => g.assign.insert(t),
+                    "end" => g.end.insert(t),
+                    _ => return Err(unknown()),
+                }
+                continue;
+            }
+            g.flags |= match (o.as_str(), a.as_str()) {
+                ("participant", "lookup") => flag::LOOKUP,
+                ("consent", "record") => flag::RECORD_CONSENT,
+                ("audit", "read") => flag::READ_AUDIT,
+                ("dsr", "read") => flag::READ_DSR,
+                ("dsr", "write") => flag::WRITE_DSR,
+                ("reports", "read") => flag::READ_REPORTS,
+                _ => return Err(unknown()),
+            };
+        }
+        for g in &mut base {
+            // Scope order, so that equal decisions compare equal.
+            g.cond.sort_by_key(|(s, _, _)| *s);
         }
 
         Ok(Policy {

@@ -189,9 +189,14 @@ impl MasterKeyring {
                     io_err(path)(e)
                 }
             })?;
-        file.write_all(ring.to_text().as_bytes())
+        if let Err(e) = file
+            .write_all(ring.to_text().as_bytes())
             .and_then(|()| file.sync_all())
-            .map_err(io_err(path))?;
+        {
+            // Do not leave a half-written key file that a later `init` would refuse to replace.
+            let _ = fs::remove_file(path);
+            return Err(io_err(path)(e));
+        }
         Ok(ring)
     }
 

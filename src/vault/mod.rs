@@ -6,6 +6,9 @@
 pub mod crypto;
 pub mod insz;
 pub mod keys;
+pub mod records;
+
+pub use records::{Involvement, Note, Participant, Vault, WriteError};
 
 use sqlx::SqlitePool;
 

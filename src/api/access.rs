@@ -1,0 +1,121 @@
+//! Who may do what with one participant: the caller's effective roles in that case, the
+//! decision for the stated purpose, and the consents in force. Plain functions, no HTTP.
+
+use super::error::ApiError;
+use super::extract::Ctx;
+use super::AppState;
+use crate::audit::{AuditEvent, Outcome};
+use crate::policy::{CategorySet, Decision, Policy, RoleLevel, RoleSet, ScopeSet};
+use crate::vault::Participant;
+
+/// The purpose under which a restricted record may still be processed (GDPR Art. 18(2)).
+pub const DSR_PURPOSE: &str = "dsr_handling";
+
+/// A caller's standing towards one participant, for one purpose.
+pub struct Access {
+    /// The participant row.
+    pub participant: Participant,
+    /// The participant's audit pseudonym.
+    pub audit_id: String,
+    /// Effective roles: case roles from involvements plus client-level roles.
+    pub roles: RoleSet,
+    /// What those roles may do for the purpose.
+    pub decision: Decision,
+    /// Consent scopes in force.
+    pub consents: ScopeSet,
+}
+
+impl Access {
+    /// Readable categories, consents applied.
+    pub fn readable(&self) -> CategorySet {
+        self.decision.readable(self.consents)
+    }
+    /// Writable categories, consents applied.
+    pub fn writable(&self) -> CategorySet {
+        self.decision.writable(self.consents)
+    }
+    /// Role names for the audit record.
+    pub fn role_names(&self, policy: &Policy) -> Vec<String> {
+        role_names(policy, self.roles)
+    }
+    /// An audit event about this participant.
+    pub fn event(&self, ctx: &Ctx, policy: &Policy, action: &'static str, fields: Vec<String>, outcome: Outcome, reason: Option<String>) -> AuditEvent {
+        ctx.event(action, Some(self.audit_id.clone()), self.role_names(policy), fields, outcome, reason)
+    }
+}
+
+/// Names of a role set.
+pub fn role_names(policy: &Policy, roles: RoleSet) -> Vec<String> {
+    roles.iter().map(|r| policy.role_name(r).to_string()).collect()
+}
+
+/// The client-level roles (dpo, administrator, ...) among a client's allowed roles.
+pub fn client_level_roles(policy: &Policy, allowed: RoleSet) -> RoleSet {
+    allowed
+        .iter()
+        .filter(|r| policy.role_level(*r) == RoleLevel::Client)
+        .collect()
+}
+
+/// Appends events and maps an audit failure to 503.
+pub async fn audit(state: &AppState, events: Vec<AuditEvent>) -> Result<(), ApiError> {
+    state.audit.append(events).await.map(|_| ()).map_err(|_| ApiError::audit_unavailable())
+}
+
+/// Audits a refusal and returns `error` (or 503 when the audit log is down).
+pub async fn refuse(state: &AppState, event: AuditEvent, error: ApiError) -> ApiError {
+    match state.audit.append_one(event).await {
+        Ok(_) => error,
+        Err(_) => ApiError::audit_unavailable(),
+    }
+}
+
+/// Resolves `pid` for the caller and computes its access. A participant the caller may not
+/// see at all is answered exactly like one that does not exist: 404, audited with the reason.
+pub async fn resolve(state: &AppState, ctx: &Ctx, pid: &str, action: &'static str) -> Result<Access, ApiError> {
+    let policy = &state.policy;
+    let vault = &state.vault;
+    let not_found = |audit_id: Option<String>, roles: Vec<String>, reason: &str| {
+        ctx.event(action, audit_id, roles, Vec::new(), Outcome::Refused, Some(reason.to_string()))
+    };
+    let Some(participant) = vault.resolve(&ctx.caller.partner, pid).await? else {
+        return Err(refuse(state, not_found(None, Vec::new(), "unknown_pid"), ApiError::participant_not_found()).await);
+    };
+    let audit_id = vault.index().audit_pseudonym(&participant.id);
+    if participant.restricted && &*ctx.purpose_name != DSR_PURPOSE {
+        return Err(refuse(state, not_found(Some(audit_id), Vec::new(), "restricted"), ApiError::participant_not_found()).await);
+    }
+    let involvements = vault.involvements(&participant.id, Some(&ctx.caller.partner)).await?;
+    let case_roles: RoleSet = involvements
+        .iter()
+        .filter_map(|i| policy.role(&i.role))
+        .filter(|r| ctx.caller.allowed_roles.contains(*r))
+        .collect();
+    let roles = case_roles.union(client_level_roles(policy, ctx.caller.allowed_roles));
+    let decision = policy.decide(roles, ctx.purpose);
+    if decision.is_empty() {
+        let reason = if case_roles.is_empty() { "not_involved" } else { "no_grant_for_purpose" };
+        return Err(refuse(state, not_found(Some(audit_id), role_names(policy, roles), reason), ApiError::participant_not_found()).await);
+    }
+    let consents: ScopeSet = vault
+        .consents(&participant.id)
+        .await?
+        .iter()
+        .filter_map(|s| policy.scope(s))
+        .collect();
+    Ok(Access {
+        participant,
+        audit_id,
+        roles,
+        decision,
+        consents,
+    })
+}
+
+impl From<crate::vault::VaultError> for ApiError {
+    fn from(e: crate::vault::VaultError) -> Self {
+        // Vault errors name operations and key versions, never values.
+        tracing::error!(error = %e, "vault error");
+        ApiError::storage()
+    }
+}

@@ -1,0 +1,587 @@
+//! Participant records: sealed fields, involvements, consents and notes.
+//!
+//! The vault knows nothing of HTTP or policy: callers say which fields they want and get back
+//! only those, decrypted at that moment. Every row stores ciphertext bound (by AAD) to its
+//! participant, field and data-key version.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::crypto::{DataKey, ParticipantId, WrappedKey};
+use super::insz::Insz;
+use super::keys::{IndexKeys, MasterKeyring};
+use super::VaultError;
+
+/// The data-key version of newly registered participants.
+const DEK_VERSION: u32 = 1;
+
+/// A participant's row, without any field values.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    /// The internal id (never shown to partners).
+    pub id: ParticipantId,
+    /// Record version, for If-Match.
+    pub version: i64,
+    /// Whether processing is restricted (GDPR Art. 18).
+    pub restricted: bool,
+    dek_version: u32,
+    wrapped: WrappedKey,
+}
+
+/// An active role of a partner in a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Involvement {
+    /// Partner id.
+    pub partner: String,
+    /// Case role id.
+    pub role: String,
+}
+
+/// A case note, decrypted.
+#[derive(Debug, Clone)]
+pub struct Note {
+    /// Note id (hex).
+    pub id: String,
+    /// The partner that wrote it.
+    pub author_partner: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Outcome of a write that checks the record version.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The participant does not exist (anymore).
+    NotFound,
+    /// `If-Match` named an older version; the current one is given.
+    Stale(i64),
+    /// Anything else.
+    Vault(VaultError),
+}
+
+impl<E: Into<VaultError>> From<E> for WriteError {
+    fn from(e: E) -> Self {
+        WriteError::Vault(e.into())
+    }
+}
+
+/// The vault: keys plus the database.
+pub struct Vault {
+    pool: SqlitePool,
+    keyring: ArcSwap<MasterKeyring>,
+    keyring_source: Option<std::path::PathBuf>,
+    keyring_mtime: std::sync::Mutex<Option<SystemTime>>,
+    index: IndexKeys,
+}
+
+fn now() -> String {
+    crate::store::now()
+}
+
+impl Vault {
+    /// Opens the vault on `pool` with `keyring` (read from `keyring_file` when given, so that
+    /// [`Vault::reload_keyring_if_changed`] can pick up a rotation).
+    pub async fn open(
+        pool: SqlitePool,
+        keyring: MasterKeyring,
+        keyring_file: Option<&Path>,
+    ) -> Result<Self, VaultError> {
+        let index = super::load_index_keys(&pool, &keyring).await?;
+        let mtime = keyring_file.and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        Ok(Self {
+            pool,
+            keyring: ArcSwap::from_pointee(keyring),
+            keyring_source: keyring_file.map(Path::to_path_buf),
+            keyring_mtime: std::sync::Mutex::new(mtime),
+            index,
+        })
+    }
+
+    /// The look-up, pseudonym and audit keys.
+    pub fn index(&self) -> &IndexKeys {
+        &self.index
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Re-reads the key file if it changed (after `keys rotate`), so new data keys are wrapped
+    /// under the newest version and keys re-wrapped by the rotation can be opened.
+    pub fn reload_keyring_if_changed(&self) {
+        let Some(path) = &self.keyring_source else { return };
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let mut seen = self.keyring_mtime.lock().expect("not poisoned");
+        if *seen == mtime {
+            return;
+        }
+        match MasterKeyring::load(path) {
+            Ok(k) => {
+                tracing::info!(current_version = k.current_version(), "master keyring reloaded");
+                self.keyring.store(Arc::new(k));
+                *seen = mtime;
+            }
+            Err(e) => tracing::error!(error = %e, "master key file changed but does not load; keeping the previous keyring"),
+        }
+    }
+
+    fn unwrap(&self, p: &Participant) -> Result<DataKey, VaultError> {
+        match self.keyring.load().unwrap(&p.id, &p.wrapped) {
+            Err(super::crypto::CryptoError::UnknownMasterVersion(_)) => {
+                // A rotation may have re-wrapped it a moment ago: look at the key file again.
+                self.reload_keyring_if_changed();
+                Ok(self.keyring.load().unwrap(&p.id, &p.wrapped)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The internal id behind a partner's pid, if that participant exists.
+    pub async fn resolve(&self, partner: &str, pid: &str) -> Result<Option<Participant>, VaultError> {
+        match self.index.resolve_pid(partner, pid) {
+            Some(id) => self.participant(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The participant row.
+    pub async fn participant(&self, id: &ParticipantId) -> Result<Option<Participant>, VaultError> {
+        let row: Option<(i64, bool, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT version, restricted, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
+        )
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(version, restricted, dek_version, mv, wrapped)| Participant {
+            id: id.clone(),
+            version,
+            restricted,
+            dek_version: dek_version as u32,
+            wrapped: WrappedKey {
+                master_version: mv as u32,
+                bytes: wrapped,
+            },
+        }))
+    }
+
+    /// The participant with this national number, if registered.
+    pub async fn find_by_insz(&self, insz: &Insz) -> Result<Option<ParticipantId>, VaultError> {
+        let hash = self.index.insz_lookup_hash(insz);
+        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT id FROM participants WHERE insz_hash = ?")
+            .bind(&hash[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|(id,)| ParticipantId::from_slice(&id)))
+    }
+
+    /// Registers a participant with `fields` (which must include `identity.insz` as the
+    /// normalized number) and makes `partner` the first involvement with `role`.
+    /// Returns `false` when the national number is already registered (nothing written).
+    pub async fn register(
+        &self,
+        id: &ParticipantId,
+        insz: &Insz,
+        fields: &BTreeMap<String, Value>,
+        partner: &str,
+        role: &str,
+    ) -> Result<bool, VaultError> {
+        let dek = DataKey::generate()?;
+        let wrapped = self.keyring.load().wrap(id, &dek)?;
+        let hash = self.index.insz_lookup_hash(insz);
+        let sealed = seal_all(&dek, id, DEK_VERSION, fields)?;
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (insz_hash) DO NOTHING",
+        )
+        .bind(&id.as_bytes()[..])
+        .bind(&hash[..])
+        .bind(i64::from(DEK_VERSION))
+        .bind(i64::from(wrapped.master_version))
+        .bind(&wrapped.bytes)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        write_sealed(&mut tx, id, sealed).await?;
+        sqlx::query(
+            "INSERT INTO involvements (participant_id, partner, role, started_at, started_by) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&id.as_bytes()[..])
+        .bind(partner)
+        .bind(role)
+        .bind(&now)
+        .bind(partner)
+        .execute(&mut *tx)
+        .await?;
+        record_change(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Decrypts the fields of `p` for which `wanted` is true; the others stay sealed.
+    pub async fn read(
+        &self,
+        p: &Participant,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, Value>, VaultError> {
+        let rows: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
+                .bind(&p.id.as_bytes()[..])
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = BTreeMap::new();
+        let mut dek = None;
+        for (field, sealed) in rows.into_iter().filter(|(f, _)| wanted(f)) {
+            let key = match &dek {
+                Some(k) => k,
+                None => dek.insert(self.unwrap(p)?),
+            };
+            let plain = key.open(&p.id, &field, p.dek_version, &sealed)?;
+            // A value that decrypts but does not parse was written by a bug; fail closed.
+            let value = serde_json::from_slice(&plain).map_err(|_| super::crypto::CryptoError::Malformed)?;
+            out.insert(field, value);
+        }
+        Ok(out)
+    }
+
+    /// Writes `changes` (a `null` clears the field) if the record is still at `expected`.
+    /// Returns the new version.
+    pub async fn update(
+        &self,
+        p: &Participant,
+        expected: i64,
+        changes: &BTreeMap<String, Value>,
+    ) -> Result<i64, WriteError> {
+        let dek = self.unwrap(p)?;
+        let (clear, set): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_null());
+        let set: BTreeMap<String, Value> = set.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let sealed = seal_all(&dek, &p.id, p.dek_version, &set)?;
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE participants SET version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+        )
+        .bind(now())
+        .bind(&p.id.as_bytes()[..])
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            drop(tx);
+            return match self.participant(&p.id).await? {
+                Some(current) => Err(WriteError::Stale(current.version)),
+                None => Err(WriteError::NotFound),
+            };
+        }
+        write_sealed(&mut tx, &p.id, sealed).await?;
+        for (field, _) in clear {
+            sqlx::query("DELETE FROM field_values WHERE participant_id = ? AND field = ?")
+                .bind(&p.id.as_bytes()[..])
+                .bind(field)
+                .execute(&mut *tx)
+                .await?;
+        }
+        record_change(&mut tx, &p.id).await?;
+        tx.commit().await?;
+        Ok(expected + 1)
+    }
+
+    /// The active involvements of a participant, optionally only those of one partner.
+    pub async fn involvements(
+        &self,
+        id: &ParticipantId,
+        partner: Option<&str>,
+    ) -> Result<Vec<Involvement>, VaultError> {
+        let rows: Vec<(String, String)> = match partner {
+            Some(p) => sqlx::query_as(
+                "SELECT partner, role FROM involvements WHERE participant_id = ? AND partner = ? AND ended_at IS NULL ORDER BY id",
+            )
+            .bind(&id.as_bytes()[..])
+            .bind(p)
+            .fetch_all(&self.pool)
+            .await?,
+            None => sqlx::query_as(
+                "SELECT partner, role FROM involvements WHERE participant_id = ? AND ended_at IS NULL ORDER BY id",
+            )
+            .bind(&id.as_bytes()[..])
+            .fetch_all(&self.pool)
+            .await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(partner, role)| Involvement { partner, role })
+            .collect())
+    }
+
+    /// Starts a role; `false` if it was already active.
+    pub async fn start_involvement(
+        &self,
+        id: &ParticipantId,
+        partner: &str,
+        role: &str,
+        by: &str,
+    ) -> Result<bool, VaultError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "INSERT INTO involvements (participant_id, partner, role, started_at, started_by) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&id.as_bytes()[..])
+        .bind(partner)
+        .bind(role)
+        .bind(now())
+        .bind(by)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            record_change(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Ends a role; `false` if it was not active.
+    pub async fn end_involvement(
+        &self,
+        id: &ParticipantId,
+        partner: &str,
+        role: &str,
+        by: &str,
+    ) -> Result<bool, VaultError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE involvements SET ended_at = ?, ended_by = ? WHERE participant_id = ? AND partner = ? AND role = ? AND ended_at IS NULL",
+        )
+        .bind(now())
+        .bind(by)
+        .bind(&id.as_bytes()[..])
+        .bind(partner)
+        .bind(role)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            record_change(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// The consent scopes in force.
+    pub async fn consents(&self, id: &ParticipantId) -> Result<Vec<String>, VaultError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT scope FROM consents WHERE participant_id = ? AND withdrawn_at IS NULL",
+        )
+        .bind(&id.as_bytes()[..])
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
+    /// Records a consent; `false` if it was already in force.
+    pub async fn record_consent(&self, id: &ParticipantId, scope: &str, by: &str) -> Result<bool, VaultError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&id.as_bytes()[..])
+        .bind(scope)
+        .bind(by)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            record_change(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Withdraws a consent; `false` if none was in force.
+    pub async fn withdraw_consent(&self, id: &ParticipantId, scope: &str, by: &str) -> Result<bool, VaultError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE consents SET withdrawn_at = ?, withdrawn_by = ? WHERE participant_id = ? AND scope = ? AND withdrawn_at IS NULL",
+        )
+        .bind(now())
+        .bind(by)
+        .bind(&id.as_bytes()[..])
+        .bind(scope)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            record_change(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Adds a case note, sealed like a field (bound to its own id). Returns the note.
+    pub async fn add_note(&self, p: &Participant, author_partner: &str, text: &str) -> Result<Note, VaultError> {
+        let dek = self.unwrap(p)?;
+        let id = ParticipantId::generate()?; // 16 random bytes serve as a note id too
+        let id_hex = hex::encode(id.as_bytes());
+        let sealed = dek.seal(&p.id, &note_field(&id_hex), p.dek_version, text.as_bytes())?;
+        let created_at = now();
+        sqlx::query(
+            "INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&id.as_bytes()[..])
+        .bind(&p.id.as_bytes()[..])
+        .bind(author_partner)
+        .bind(&created_at)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await?;
+        Ok(Note {
+            id: id_hex,
+            author_partner: author_partner.to_string(),
+            created_at,
+            text: text.to_string(),
+        })
+    }
+
+    /// All notes of a participant, oldest first, decrypted.
+    pub async fn notes(&self, p: &Participant) -> Result<Vec<Note>, VaultError> {
+        let rows: Vec<(Vec<u8>, String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, author_partner, created_at, sealed FROM notes WHERE participant_id = ? ORDER BY created_at, id",
+        )
+        .bind(&p.id.as_bytes()[..])
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dek = self.unwrap(p)?;
+        rows.into_iter()
+            .map(|(id, author_partner, created_at, sealed)| {
+                let id = hex::encode(id);
+                let plain = dek.open(&p.id, &note_field(&id), p.dek_version, &sealed)?;
+                let text = String::from_utf8(plain.to_vec()).map_err(|_| super::crypto::CryptoError::Malformed)?;
+                Ok(Note {
+                    id,
+                    author_partner,
+                    created_at,
+                    text,
+                })
+            })
+            .collect()
+    }
+
+    /// Re-wraps every data key and the index secret that is not under the current master
+    /// version, in batches, while the server keeps serving. Returns how many were re-wrapped.
+    pub async fn rewrap_all(&self, keyring: &MasterKeyring) -> Result<u64, VaultError> {
+        let current = i64::from(keyring.current_version());
+        let mut done = 0;
+        let secret: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT master_version, wrapped FROM system_secrets WHERE name = 'index' AND master_version <> ?",
+        )
+        .bind(current)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((v, bytes)) = secret {
+            let w = super::keys::IndexSecret::rewrap(keyring, &WrappedKey { master_version: v as u32, bytes })?;
+            sqlx::query("UPDATE system_secrets SET master_version = ?, wrapped = ? WHERE name = 'index'")
+                .bind(i64::from(w.master_version))
+                .bind(&w.bytes)
+                .execute(&self.pool)
+                .await?;
+            done += 1;
+        }
+        loop {
+            let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, master_version, wrapped_dek FROM participants WHERE master_version <> ? LIMIT 500",
+            )
+            .bind(current)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            let mut tx = self.pool.begin().await?;
+            for (id, v, bytes) in rows {
+                let Some(pid) = ParticipantId::from_slice(&id) else { continue };
+                let w = keyring.rewrap(&pid, &WrappedKey { master_version: v as u32, bytes: bytes.clone() })?;
+                // Compare-and-set: a concurrent erasure or rotation wins; we never resurrect.
+                sqlx::query(
+                    "UPDATE participants SET master_version = ?, wrapped_dek = ? WHERE id = ? AND wrapped_dek = ?",
+                )
+                .bind(i64::from(w.master_version))
+                .bind(&w.bytes)
+                .bind(&id)
+                .bind(&bytes)
+                .execute(&mut *tx)
+                .await?;
+                done += 1;
+            }
+            tx.commit().await?;
+        }
+    }
+}
+
+fn note_field(note_id: &str) -> String {
+    format!("notes.text/{note_id}")
+}
+
+fn seal_all(
+    dek: &DataKey,
+    id: &ParticipantId,
+    dek_version: u32,
+    fields: &BTreeMap<String, Value>,
+) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
+    fields
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(name, value)| {
+            let plain = zeroize::Zeroizing::new(serde_json::to_vec(value).expect("json"));
+            Ok((name.clone(), dek.seal(id, name, dek_version, &plain)?))
+        })
+        .collect()
+}
+
+async fn write_sealed(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ParticipantId,
+    sealed: Vec<(String, Vec<u8>)>,
+) -> Result<(), sqlx::Error> {
+    for (field, bytes) in sealed {
+        sqlx::query(
+            "INSERT INTO field_values (participant_id, field, sealed) VALUES (?, ?, ?)
+             ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed",
+        )
+        .bind(&id.as_bytes()[..])
+        .bind(field)
+        .bind(bytes)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Notes that a participant changed, for the partners' sync feeds.
+async fn record_change(tx: &mut Transaction<'_, Sqlite>, id: &ParticipantId) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO changes (participant_id, time) VALUES (?, ?)")
+        .bind(&id.as_bytes()[..])
+        .bind(now())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
