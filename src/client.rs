@@ -167,9 +167,31 @@ impl GatewayClient {
             }
             None => Full::new(Bytes::new()),
         };
+        self.execute(req.body(body)?).await
+    }
+
+    /// Sends raw body bytes with exactly the given headers (plus the defaults).
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Response, ClientError> {
+        let mut req = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+        for (k, v) in self.defaults.iter() {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.execute(req.body(Full::new(Bytes::from(body)))?).await
+    }
+
+    async fn execute(&self, req: Request<Full<Bytes>>) -> Result<Response, ClientError> {
         let res = self
             .http
-            .request(req.body(body)?)
+            .request(req)
             .await
             .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
         let (parts, body) = res.into_parts();

@@ -27,10 +27,15 @@ fn assert_single_error(name: &str, line: usize, code: &str, parts: &[&str]) {
     assert_eq!(f.line, line, "{name}: wrong line in {f}");
     assert_eq!(f.code, code, "{name}: {f}");
     for p in parts {
-        assert!(f.message.contains(p), "{name}: `{p}` missing from: {}", f.message);
+        assert!(
+            f.message.contains(p),
+            "{name}: `{p}` missing from: {}",
+            f.message
+        );
     }
     assert!(
-        f.to_string().starts_with(&format!("agreement.toml line {line}: error[{code}]")),
+        f.to_string()
+            .starts_with(&format!("agreement.toml line {line}: error[{code}]")),
         "{f}"
     );
 }
@@ -44,17 +49,32 @@ fn the_base_fixture_is_safe_and_loads() {
 
 #[test]
 fn unknown_category_in_a_grant_is_refused() {
-    assert_single_error("unknown_category", 98, "unknown-category", &["unknown category `adress`", "`read`"]);
+    assert_single_error(
+        "unknown_category",
+        98,
+        "unknown-category",
+        &["unknown category `adress`", "`read`"],
+    );
 }
 
 #[test]
 fn unknown_role_in_a_grant_is_refused() {
-    assert_single_error("unknown_role", 96, "unknown-role", &["unknown role `coahc`"]);
+    assert_single_error(
+        "unknown_role",
+        96,
+        "unknown-role",
+        &["unknown role `coahc`"],
+    );
 }
 
 #[test]
 fn unknown_purpose_in_a_grant_is_refused() {
-    assert_single_error("unknown_purpose", 91, "unknown-purpose", &["unknown purpose `guidanse`"]);
+    assert_single_error(
+        "unknown_purpose",
+        91,
+        "unknown-purpose",
+        &["unknown purpose `guidanse`"],
+    );
 }
 
 #[test]
@@ -79,7 +99,12 @@ fn art10_category_for_a_purpose_with_legitimate_interest_is_refused_on_its_own_l
         "art10_without_basis",
         100,
         "special-category-basis",
-        &["Art. 10 category `justice`", "role `coach`", "purpose `outreach`", "kind `ngo`"],
+        &[
+            "Art. 10 category `justice`",
+            "role `coach`",
+            "purpose `outreach`",
+            "kind `ngo`",
+        ],
     );
 }
 
@@ -99,18 +124,32 @@ fn client_with_a_role_its_partner_kind_may_not_hold_is_refused() {
         "role_not_allowed_for_kind",
         43,
         "role-not-allowed-for-kind",
-        &["client `crm.help` may not hold role `spoc`", "kind `ngo`", "`city`"],
+        &[
+            "client `crm.help` may not hold role `spoc`",
+            "kind `ngo`",
+            "`city`",
+        ],
     );
 }
 
 #[test]
 fn client_naming_an_unknown_partner_is_refused() {
-    assert_single_error("unknown_partner", 42, "unknown-partner", &["client `crm.help` names unknown partner `helpp`"]);
+    assert_single_error(
+        "unknown_partner",
+        42,
+        "unknown-partner",
+        &["client `crm.help` names unknown partner `helpp`"],
+    );
 }
 
 #[test]
 fn grant_conditioned_on_an_unknown_consent_scope_is_refused() {
-    assert_single_error("unknown_scope", 103, "unknown-scope", &["unknown consent scope `health-sharing`"]);
+    assert_single_error(
+        "unknown_scope",
+        103,
+        "unknown-scope",
+        &["unknown consent scope `health-sharing`"],
+    );
 }
 
 #[test]
@@ -119,7 +158,10 @@ fn duplicate_consent_scope_id_is_refused_naming_both_lines() {
         "duplicate_id",
         90,
         "duplicate-id",
-        &["duplicate consent scope `health_sharing`", "first declared on line 86"],
+        &[
+            "duplicate consent scope `health_sharing`",
+            "first declared on line 86",
+        ],
     );
 }
 
@@ -161,9 +203,10 @@ fn a_consent_condition_makes_an_art9_grant_acceptable_under_legitimate_interest(
 
 #[test]
 fn structure_errors_name_the_line() {
-    let text = std::fs::read_to_string(fixture("valid"))
-        .unwrap()
-        .replace("status = \"active\"\nsince = 2024-01-01\n\n[[partner]]\nid = \"help\"", "status = \"notice\"\nsince = 2024-01-01\n\n[[partner]]\nid = \"help\"");
+    let text = std::fs::read_to_string(fixture("valid")).unwrap().replace(
+        "status = \"active\"\nsince = 2024-01-01\n\n[[partner]]\nid = \"help\"",
+        "status = \"notice\"\nsince = 2024-01-01\n\n[[partner]]\nid = \"help\"",
+    );
     let err = Agreement::from_str(&text).unwrap_err();
     assert!(matches!(err, PolicyError::Parse { line: 25, .. }), "{err}");
     assert!(err.to_string().contains("needs a `until` date"), "{err}");
@@ -173,5 +216,8 @@ fn structure_errors_name_the_line() {
         .replace("months = 24", "months = 24\nkeep_forever = true");
     let err = Agreement::from_str(&text).unwrap_err();
     assert!(err.to_string().contains("keep_forever"), "{err}");
-    assert!(matches!(err, PolicyError::Parse { line, .. } if line > 100), "{err}");
+    assert!(
+        matches!(err, PolicyError::Parse { line, .. } if line > 100),
+        "{err}"
+    );
 }

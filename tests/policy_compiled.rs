@@ -36,12 +36,10 @@ fn committed_agreement_passes_every_check_without_findings() {
 fn committed_policies_load() {
     let policy = Policy::load(policies_dir()).unwrap();
     assert_eq!(policy.version().len(), 64);
-    assert!(
-        policy
-            .compiled()
-            .model_conf
-            .contains(&format!("# agreement-sha256: {}", policy.agreement().sha256()))
-    );
+    assert!(policy.compiled().model_conf.contains(&format!(
+        "# agreement-sha256: {}",
+        policy.agreement().sha256()
+    )));
 }
 
 #[test]
@@ -55,7 +53,10 @@ fn load_refuses_compiled_files_out_of_date_with_the_agreement() {
     text.push_str("\n# edited\n");
     std::fs::write(dir.path().join("agreement.toml"), &text).unwrap();
     let err = Policy::load(dir.path()).unwrap_err();
-    assert!(matches!(err, PolicyError::OutOfDate { file: "model.conf" }), "{err}");
+    assert!(
+        matches!(err, PolicyError::OutOfDate { file: "model.conf" }),
+        "{err}"
+    );
     assert!(err.to_string().contains("run `partnergate policy compile`"));
 
     // A hand edit of policy.csv is refused too.
@@ -64,7 +65,10 @@ fn load_refuses_compiled_files_out_of_date_with_the_agreement() {
     csv.push_str("p, spoc_vdab, trajectory_guidance, health, read, always\n");
     std::fs::write(dir.path().join("policy.csv"), csv).unwrap();
     let err = Policy::load(dir.path()).unwrap_err();
-    assert!(matches!(err, PolicyError::OutOfDate { file: "policy.csv" }), "{err}");
+    assert!(
+        matches!(err, PolicyError::OutOfDate { file: "policy.csv" }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,9 +4,11 @@
 //! logic lives in [`crate::policy`], [`crate::vault`] and [`crate::audit`].
 
 pub mod access;
+mod audit;
 pub mod error;
 pub mod extract;
 mod me;
+pub mod openapi;
 mod participants;
 
 use std::sync::Arc;
@@ -61,6 +63,10 @@ pub fn router(state: AppState) -> Router {
             post(participants::record_consent).delete(participants::withdraw_consent),
         )
         .route("/participants/{pid}/notes", get(participants::list_notes).post(participants::add_note))
+        .route("/audit", get(audit::search))
+        .route("/audit/verify", get(audit::verify))
+        .route("/audit/export", get(audit::export))
+        .route("/openapi.json", get(openapi_json))
         // After routing, so the span and metrics carry the route template.
         .route_layer(middleware::from_fn(observe));
     Router::new()
@@ -68,6 +74,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The OpenAPI document (any verified client may read it).
+async fn openapi_json(_who: extract::Identified) -> impl axum::response::IntoResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOC.get_or_init(openapi::json).clone(),
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -6,6 +6,7 @@
 //! - this module: the signing key, search, export and live verification.
 
 pub mod record;
+pub mod report;
 pub mod verify;
 pub mod writer;
 

@@ -304,13 +304,18 @@ impl FieldType {
     /// Short human description of the expected value, used in error messages.
     pub fn expected(&self) -> String {
         match self {
-            FieldType::Text => "text (at most 4000 characters, no control characters except newline and tab)".into(),
+            FieldType::Text => {
+                "text (at most 4000 characters, no control characters except newline and tab)"
+                    .into()
+            }
             FieldType::Date => "a date YYYY-MM-DD".into(),
             FieldType::Enum { values } => format!("one of: {}", values.join(", ")),
             FieldType::Bool => "true or false".into(),
             FieldType::Integer { min, max } => format!("an integer from {min} to {max}"),
             FieldType::Insz => "a national number (INSZ, 11 digits)".into(),
-            FieldType::Phone => "a phone number (digits, spaces and +, at most 20 characters)".into(),
+            FieldType::Phone => {
+                "a phone number (digits, spaces and +, at most 20 characters)".into()
+            }
             FieldType::Email => "an e-mail address (one @, at most 254 characters)".into(),
         }
     }
@@ -465,7 +470,7 @@ pub struct Retention {
 impl Retention {
     /// Human text, e.g. "120 months after the end of the programme (2029-12-31)".
     pub fn describe(&self, meta: &Meta) -> String {
-        let period = if self.months % 12 == 0 {
+        let period = if self.months.is_multiple_of(12) {
             format!("{} years", self.months / 12)
         } else {
             format!("{} months", self.months)
@@ -473,14 +478,17 @@ impl Retention {
         match self.after {
             RetentionStart::TrajectoryEnd => format!("{period} after the end of the trajectory"),
             RetentionStart::ProgrammeEnd => {
-                format!("{period} after the end of the programme ({})", meta.programme_end)
+                format!(
+                    "{period} after the end of the programme ({})",
+                    meta.programme_end
+                )
             }
         }
     }
 
     /// Dutch text of [`Retention::describe`].
     pub fn describe_nl(&self, meta: &Meta) -> String {
-        let period = if self.months % 12 == 0 {
+        let period = if self.months.is_multiple_of(12) {
             format!("{} jaar", self.months / 12)
         } else {
             format!("{} maanden", self.months)
@@ -488,7 +496,10 @@ impl Retention {
         match self.after {
             RetentionStart::TrajectoryEnd => format!("{period} na het einde van het traject"),
             RetentionStart::ProgrammeEnd => {
-                format!("{period} na het einde van het programma ({})", meta.programme_end)
+                format!(
+                    "{period} na het einde van het programma ({})",
+                    meta.programme_end
+                )
             }
         }
     }
@@ -576,7 +587,11 @@ impl Agreement {
 /// 1-based line number of a byte offset.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {

@@ -194,9 +194,17 @@ impl Checker {
         dup("partner", a.partners.iter().map(|p| &p.id).collect(), self);
         dup("client", a.clients.iter().map(|c| &c.cn).collect(), self);
         dup("purpose", a.purposes.iter().map(|p| &p.id).collect(), self);
-        dup("category", a.categories.iter().map(|c| &c.id).collect(), self);
+        dup(
+            "category",
+            a.categories.iter().map(|c| &c.id).collect(),
+            self,
+        );
         dup("role", a.roles.iter().map(|r| &r.id).collect(), self);
-        dup("consent scope", a.scopes.iter().map(|s| &s.id).collect(), self);
+        dup(
+            "consent scope",
+            a.scopes.iter().map(|s| &s.id).collect(),
+            self,
+        );
         for cat in &a.categories {
             dup(
                 &format!("field in category `{}`", cat.id.value),
@@ -208,7 +216,12 @@ impl Checker {
 
     fn limits(&mut self, a: &Agreement) {
         let limits = [
-            ("roles", a.roles.len(), MAX_ROLES, a.roles.get(MAX_ROLES).map(|r| r.id.line)),
+            (
+                "roles",
+                a.roles.len(),
+                MAX_ROLES,
+                a.roles.get(MAX_ROLES).map(|r| r.id.line),
+            ),
             (
                 "categories",
                 a.categories.len(),
@@ -245,7 +258,10 @@ impl Checker {
             self.err(
                 a.meta.promotor.line,
                 "unknown-partner",
-                format!("promotor `{}` is not a declared partner", a.meta.promotor.value),
+                format!(
+                    "promotor `{}` is not a declared partner",
+                    a.meta.promotor.value
+                ),
             );
         }
         for p in &a.partners {
@@ -253,7 +269,10 @@ impl Checker {
                 self.err(
                     p.kind.line,
                     "unknown-kind",
-                    format!("partner `{}` has unknown kind `{}`", p.id.value, p.kind.value),
+                    format!(
+                        "partner `{}` has unknown kind `{}`",
+                        p.id.value, p.kind.value
+                    ),
                 );
             }
             if let Some(kbo) = &p.kbo
@@ -389,7 +408,10 @@ impl Checker {
                 self.err(
                     s.line,
                     "unknown-scope",
-                    format!("grant is conditioned on unknown consent scope `{}`", s.value),
+                    format!(
+                        "grant is conditioned on unknown consent scope `{}`",
+                        s.value
+                    ),
                 );
             }
             let cats = g
@@ -403,7 +425,10 @@ impl Checker {
                     self.err(
                         c.line,
                         "unknown-category",
-                        format!("grant names unknown category `{}` in `{list_name}`", c.value),
+                        format!(
+                            "grant names unknown category `{}` in `{list_name}`",
+                            c.value
+                        ),
                     );
                 }
             }
@@ -456,13 +481,17 @@ impl Checker {
             let cond = g.condition();
             for c in &g.write {
                 for r in &g.roles {
-                    let ok = readable.contains(&(r.as_str(), g.purpose.as_str(), c.as_str(), cond.clone()))
-                        || readable.contains(&(
-                            r.as_str(),
-                            g.purpose.as_str(),
-                            c.as_str(),
-                            "always".to_string(),
-                        ));
+                    let ok = readable.contains(&(
+                        r.as_str(),
+                        g.purpose.as_str(),
+                        c.as_str(),
+                        cond.clone(),
+                    )) || readable.contains(&(
+                        r.as_str(),
+                        g.purpose.as_str(),
+                        c.as_str(),
+                        "always".to_string(),
+                    ));
                     if !ok {
                         self.err(
                             c.line,
@@ -510,11 +539,19 @@ impl Checker {
                     let basis = purpose.legal_basis.get(kind.as_str()).map(|b| b.value);
                     let ok = matches!(
                         basis,
-                        Some(LegalBasis::PublicTask | LegalBasis::LegalObligation | LegalBasis::Consent)
+                        Some(
+                            LegalBasis::PublicTask
+                                | LegalBasis::LegalObligation
+                                | LegalBasis::Consent
+                        )
                     );
                     if !ok {
                         let why = match basis {
-                            Some(b) => format!("whose legal basis for kind `{}` is {}", kind.value, b.as_str()),
+                            Some(b) => format!(
+                                "whose legal basis for kind `{}` is {}",
+                                kind.value,
+                                b.as_str()
+                            ),
                             None => format!("which gives no legal basis for kind `{}`", kind.value),
                         };
                         self.err(
@@ -538,7 +575,10 @@ impl Checker {
                 self.err(
                     r.category.line,
                     "unknown-category",
-                    format!("retention rule names unknown category `{}`", r.category.value),
+                    format!(
+                        "retention rule names unknown category `{}`",
+                        r.category.value
+                    ),
                 );
             }
             if let Some(first) = covered.insert(r.category.as_str(), r.line) {
@@ -587,7 +627,11 @@ fn is_identifier(s: &str) -> bool {
 /// eight mod 97).
 fn valid_kbo(s: &str) -> bool {
     let digits: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
-    if digits.len() != 10 || !s.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ' ') {
+    if digits.len() != 10
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ' ')
+    {
         return false;
     }
     let (Ok(base), Ok(check)) = (digits[..8].parse::<u64>(), digits[8..].parse::<u64>()) else {
@@ -601,7 +645,10 @@ where
     I: Iterator<Item = T>,
     T: fmt::Display,
 {
-    items.map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    items
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -83,8 +83,16 @@ pub fn rules(agreement: &Agreement) -> Vec<Rule> {
                 objects.push((obj.to_string(), act));
             }
         }
-        objects.extend(g.assign.iter().map(|r| (format!("involvement:{}", r.value), "assign")));
-        objects.extend(g.end.iter().map(|r| (format!("involvement:{}", r.value), "end")));
+        objects.extend(
+            g.assign
+                .iter()
+                .map(|r| (format!("involvement:{}", r.value), "assign")),
+        );
+        objects.extend(
+            g.end
+                .iter()
+                .map(|r| (format!("involvement:{}", r.value), "end")),
+        );
         for role in &g.roles {
             for (obj, act) in &objects {
                 let rule = Rule {

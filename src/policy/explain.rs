@@ -23,7 +23,11 @@ pub struct ExplainRow {
 
 /// The permissions of the agreement, optionally filtered by role and/or purpose, ordered
 /// by role, purpose, then object as declared in the agreement.
-pub fn explain(agreement: &Agreement, role: Option<&str>, purpose: Option<&str>) -> Vec<ExplainRow> {
+pub fn explain(
+    agreement: &Agreement,
+    role: Option<&str>,
+    purpose: Option<&str>,
+) -> Vec<ExplainRow> {
     let pos = |list: Vec<&str>, x: &str| list.iter().position(|y| *y == x).unwrap_or(usize::MAX);
     let role_ids: Vec<&str> = agreement.roles.iter().map(|r| r.id.as_str()).collect();
     let purpose_ids: Vec<&str> = agreement.purposes.iter().map(|p| p.id.as_str()).collect();

@@ -59,7 +59,8 @@ pub(crate) fn validate(field: &str, ty: &FieldType, value: &Value) -> Result<(),
 }
 
 fn valid_text(s: &str) -> bool {
-    s.chars().count() <= TEXT_MAX_CHARS && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+    s.chars().count() <= TEXT_MAX_CHARS
+        && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
 }
 
 fn valid_date(s: &str) -> bool {
@@ -96,7 +97,8 @@ fn valid_insz_shape(s: &str) -> bool {
 fn valid_phone(s: &str) -> bool {
     !s.is_empty()
         && s.chars().count() <= PHONE_MAX_CHARS
-        && s.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '+')
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '+')
         && s.chars().any(|c| c.is_ascii_digit())
 }
 

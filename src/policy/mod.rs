@@ -328,7 +328,12 @@ impl Policy {
             let allowed = enforcer
                 .enforce((r, p, o, a, c))
                 .map_err(|e| PolicyError::Casbin(e.to_string()))?;
-            let unknown = || PolicyError::Casbin(format!("policy row `{}` does not match the agreement", row.join(", ")));
+            let unknown = || {
+                PolicyError::Casbin(format!(
+                    "policy row `{}` does not match the agreement",
+                    row.join(", ")
+                ))
+            };
             let (Some(ri), Some(pi)) = (find(&roles, r), find(&purposes, p)) else {
                 return Err(unknown());
             };
@@ -560,6 +565,61 @@ impl Policy {
             .map_err(|e| PolicyError::Casbin(e.to_string()))
     }
 
+    /// Asks the casbin enforcer every (role, purpose, object, action, condition) of the
+    /// agreement and compares each answer with the decision table; returns how many
+    /// combinations agreed. Slow (seconds in debug builds): for `policy check` and tests,
+    /// not for start-up.
+    pub fn verify_against_enforcer(&self) -> Result<usize, PolicyError> {
+        let mut n = 0;
+        let mut compare = |r: RoleId, p: PurposeId, o: &str, a: &str, c: &str, table: bool| {
+            n += 1;
+            let casbin = self.enforce_uncached(self.role_name(r), self.purpose_name(p), o, a, c)?;
+            if casbin == table {
+                Ok(())
+            } else {
+                Err(PolicyError::Casbin(format!(
+                    "decision table disagrees with the enforcer on ({}, {}, {o}, {a}, {c}): table {table}, casbin {casbin}",
+                    self.role_name(r),
+                    self.purpose_name(p)
+                )))
+            }
+        };
+        for r in self.all_roles().iter() {
+            for p in self.all_purposes() {
+                let g = &self.base[r.index() * self.purposes.len() + p.index()];
+                for c in self.all_categories().iter() {
+                    let name = self.category_name(c);
+                    compare(r, p, name, "read", ALWAYS, g.read.contains(c))?;
+                    compare(r, p, name, "write", ALWAYS, g.write.contains(c))?;
+                    for (si, s) in self.scopes.iter().enumerate() {
+                        let cond = format!("consent:{s}");
+                        let entry = g.cond.iter().find(|(id, _, _)| id.index() == si);
+                        let rd = entry.is_some_and(|e| e.1.contains(c));
+                        let wr = entry.is_some_and(|e| e.2.contains(c));
+                        compare(r, p, name, "read", &cond, rd)?;
+                        compare(r, p, name, "write", &cond, wr)?;
+                    }
+                }
+                for (o, a, bit) in [
+                    ("participant", "lookup", flag::LOOKUP),
+                    ("consent", "record", flag::RECORD_CONSENT),
+                    ("audit", "read", flag::READ_AUDIT),
+                    ("dsr", "read", flag::READ_DSR),
+                    ("dsr", "write", flag::WRITE_DSR),
+                    ("reports", "read", flag::READ_REPORTS),
+                ] {
+                    compare(r, p, o, a, ALWAYS, g.flags & bit != 0)?;
+                }
+                for t in self.all_roles().iter() {
+                    let obj = format!("involvement:{}", self.role_name(t));
+                    compare(r, p, &obj, "assign", ALWAYS, g.assign.contains(t))?;
+                    compare(r, p, &obj, "end", ALWAYS, g.end.contains(t))?;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// The field with this full name (`category.name`).
     pub fn field(&self, name: &str) -> Option<FieldRef<'_>> {
         self.field_index.get(name).map(|&i| {
@@ -607,10 +667,7 @@ impl Policy {
 
 /// Field names come from callers: keep error messages short and free of control characters.
 fn truncate_name(name: &str) -> String {
-    name.chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect()
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 /// Builds a casbin enforcer from the compiled strings. casbin's constructors are async but

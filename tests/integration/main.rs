@@ -1,4 +1,6 @@
 //! Integration tests: the real binary, real mTLS, a real SQLite file, real crypto.
 
+mod fixtures;
 mod harness;
+mod participants;
 mod tls;

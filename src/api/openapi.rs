@@ -1,0 +1,40 @@
+//! The OpenAPI document served at `/v1/openapi.json`.
+
+use utoipa::OpenApi;
+
+use super::{audit, error, me, participants};
+
+/// The partnergate API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "partnergate",
+        description = "Privacy-preserving data-sharing gateway of an ESF+ local partnership. \
+            Every call is made over mutual TLS with a partnership client certificate. Calls about \
+            personal data carry X-Purpose (a purpose of the agreement) and X-Acting-User (your \
+            own staff id). Errors are {\"error\": code, \"message\": text}."
+    ),
+    paths(
+        me::me,
+        participants::register,
+        participants::lookup,
+        participants::read,
+        participants::update,
+        participants::start_involvement,
+        participants::end_involvement,
+        participants::record_consent,
+        participants::withdraw_consent,
+        participants::list_notes,
+        participants::add_note,
+        audit::search,
+        audit::verify,
+        audit::export,
+    ),
+    components(schemas(error::ErrorBody, crate::audit::VerifyReport))
+)]
+pub struct ApiDoc;
+
+/// The document as JSON.
+pub fn json() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+}

@@ -1,0 +1,114 @@
+//! A known participant, registered and involved through the API itself.
+
+use std::collections::HashMap;
+
+use partnergate::client::GatewayClient;
+use partnergate::vault::insz::Insz;
+use serde_json::{Value, json};
+
+use crate::harness::Gateway;
+
+/// Distinctive values that must never appear outside the vault.
+pub const GIVEN: &str = "Annelies";
+pub const FAMILY: &str = "Vandenbroucke-Zeewaeter";
+pub const PHONE: &str = "+32 470 99 88 71";
+pub const EMAIL: &str = "annelies.zeewaeter@example.be";
+pub const ADDRESS: &str = "Zeewaeterstraat 7, 9000 Gent";
+pub const ADDICTION: &str = "Gokverslaving sinds 2019, opvolging De Zeewaeterkliniek";
+pub const DEBT: &str = "Zeewaeter-schuldbemiddeling lopende";
+pub const NOTE: &str = "Zeewaeter vertelde over de deurwaarder";
+
+pub fn insz(serial: u16) -> String {
+    let d = time::Date::from_calendar_date(1990, time::Month::June, 2).unwrap();
+    Insz::synthetic(d, serial).as_str().to_string()
+}
+
+/// Every seeded secret, for grep tests.
+pub fn secrets(insz: &str) -> Vec<String> {
+    [GIVEN, FAMILY, PHONE, EMAIL, ADDRESS, ADDICTION, DEBT, NOTE, insz]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+pub fn as_(c: &GatewayClient, purpose: &str) -> GatewayClient {
+    c.acting(purpose, "staff-42")
+}
+
+pub fn field_names(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v["fields"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A case: OCMW registers (toeleider), becomes dossierbeheerder, assigns jobandco as
+/// trajectgezel; jobandco adds health and life data, a note, and assigns VDAB (spoc_vdab) and
+/// CAW (brugfiguur). Returns each partner's pid.
+pub struct Case {
+    pub insz: String,
+    pub pids: HashMap<&'static str, String>,
+}
+
+pub async fn showcase(gw: &Gateway, serial: u16) -> Case {
+    let insz = insz(serial);
+    let ocmw = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
+    let res = ocmw
+        .post(
+            "/v1/participants",
+            &json!({"fields": {
+                "identity.insz": insz, "identity.given_name": GIVEN, "identity.family_name": FAMILY,
+                "identity.birth_date": "1990-06-02", "identity.gender": "female",
+                "contact.phone": PHONE, "contact.email": EMAIL, "contact.address": ADDRESS,
+                "esf.labour_status_entry": "long_term_unemployed", "esf.education_level": "isced_0_2",
+                "trajectory.status": "intake"
+            }}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.json()["existing"], false);
+    let ocmw_pid = res.json()["pid"].as_str().unwrap().to_string();
+    let assign = |c: &GatewayClient, pid: &str, partner: &str, role: &str| {
+        let c = c.clone();
+        let path = format!("/v1/participants/{pid}/involvements");
+        let body = json!({"partner": partner, "role": role});
+        async move {
+            let r = c.post(&path, &body).await.unwrap();
+            assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        }
+    };
+    assign(&ocmw, &ocmw_pid, "ocmw-gent", "dossierbeheerder").await;
+    assign(&ocmw, &ocmw_pid, "jobandco", "trajectgezel").await;
+    let jobandco = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let look = as_(&gw.client("crm.jobandco"), "duplicate_check")
+        .post("/v1/lookup", &json!({"insz": insz}))
+        .await
+        .unwrap();
+    assert_eq!(look.status, 200);
+    let job_pid = look.json()["pid"].as_str().unwrap().to_string();
+    let path = format!("/v1/participants/{job_pid}");
+    let version = jobandco.get(&path).await.unwrap().json()["version"].as_i64().unwrap();
+    let res = jobandco
+        .send(
+            hyper::Method::PATCH,
+            &path,
+            &[("if-match", &version.to_string())],
+            Some(&json!({"fields": {"health.addiction": ADDICTION, "life.income_debt": DEBT, "measure.empowerment": 40}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let res = jobandco.post(&format!("{path}/notes"), &json!({"text": NOTE})).await.unwrap();
+    assert_eq!(res.status, 201);
+    assign(&jobandco, &job_pid, "vdab", "spoc_vdab").await;
+    assign(&jobandco, &job_pid, "caw-oost-vlaanderen", "brugfiguur").await;
+    let mut pids = HashMap::new();
+    pids.insert("ocmw-gent", ocmw_pid);
+    pids.insert("jobandco", job_pid);
+    for (partner, client) in [("vdab", "crm.vdab"), ("caw-oost-vlaanderen", "crm.caw-oost-vlaanderen")] {
+        let r = as_(&gw.client(client), "duplicate_check").post("/v1/lookup", &json!({"insz": insz})).await.unwrap();
+        assert_eq!(r.status, 200);
+        pids.insert(partner, r.json()["pid"].as_str().unwrap().to_string());
+    }
+    Case { insz, pids }
+}
