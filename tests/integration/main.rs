@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real mTLS, a real SQLite file, real crypto.
 
+mod audit;
 mod fixtures;
 mod harness;
 mod participants;
