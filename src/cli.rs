@@ -28,7 +28,9 @@ pub async fn init(home: &Path, policy_dir: Option<&Path>, force: bool) -> Result
              data_dir = \"data\"\n\
              log_format = \"text\"\n",
         );
-        let dir = policy_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("policies"));
+        let dir = policy_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("policies"));
         let _ = writeln!(text, "policy_dir = {:?}", dir.display().to_string());
         pki::write_file(&config_path, text.as_bytes(), 0o644).map_err(|e| e.to_string())?;
         let _ = writeln!(out, "created {}", config_path.display());
@@ -36,7 +38,8 @@ pub async fn init(home: &Path, policy_dir: Option<&Path>, force: bool) -> Result
     let settings = Settings::load(home).map_err(|e| e.to_string())?;
     let agreement = agreement(&settings.policy_dir())?;
     let clients: Vec<String> = agreement.clients.iter().map(|c| c.cn.to_string()).collect();
-    let report = pki::init_pki(&settings.certs_dir(), &clients, force).map_err(|e| e.to_string())?;
+    let report =
+        pki::init_pki(&settings.certs_dir(), &clients, force).map_err(|e| e.to_string())?;
     let _ = writeln!(
         out,
         "certificates: {} created, {} kept, in {}",
@@ -44,7 +47,9 @@ pub async fn init(home: &Path, policy_dir: Option<&Path>, force: bool) -> Result
         report.kept.len(),
         settings.certs_dir().display()
     );
-    let created = vault::init_keys(&settings, force).await.map_err(|e| e.to_string())?;
+    let created = vault::init_keys(&settings, force)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = writeln!(
         out,
         "keys: master key {} ({}), database {}",
@@ -70,7 +75,8 @@ pub async fn init(home: &Path, policy_dir: Option<&Path>, force: bool) -> Result
 /// `partnergate certs issue --client NAME`.
 pub fn certs_issue(settings: &Settings, client: &str) -> Result<(), String> {
     let known = agreement(&settings.policy_dir())?.client(client).is_some();
-    let ca = CertificateAuthority::load(PkiPaths::new(settings.certs_dir())).map_err(|e| e.to_string())?;
+    let ca = CertificateAuthority::load(PkiPaths::new(settings.certs_dir()))
+        .map_err(|e| e.to_string())?;
     ca.issue_client(client).map_err(|e| e.to_string())?;
     println!("issued {}", ca.paths().client_cert(client).display());
     if !known {
@@ -83,20 +89,16 @@ pub fn certs_issue(settings: &Settings, client: &str) -> Result<(), String> {
 
 /// `partnergate certs revoke --client NAME`.
 pub fn certs_revoke(settings: &Settings, client: &str) -> Result<(), String> {
-    let ca = CertificateAuthority::load(PkiPaths::new(settings.certs_dir())).map_err(|e| e.to_string())?;
+    let ca = CertificateAuthority::load(PkiPaths::new(settings.certs_dir()))
+        .map_err(|e| e.to_string())?;
     let serial = ca.revoke_client(client).map_err(|e| e.to_string())?;
-    println!(
-        "revoked {client} (serial {serial}); a running server refuses it within 2 seconds"
-    );
+    println!("revoked {client} (serial {serial}); a running server refuses it within 2 seconds");
     Ok(())
 }
 
 /// `partnergate policy compile`.
 pub fn policy_compile(dir: &Path) -> Result<(), String> {
-    let a = agreement(dir)?;
-    policy::ensure_safe(&a).map_err(|e| e.to_string())?;
-    let compiled = policy::compile(&a);
-    policy::write_compiled(&compiled, dir).map_err(|e| e.to_string())?;
+    policy::compile_dir(dir).map_err(|e| e.to_string())?;
     println!(
         "compiled {} into {} and {}",
         dir.join(policy::AGREEMENT_FILE).display(),
@@ -113,19 +115,37 @@ pub fn policy_check(dir: &Path) -> Result<(), String> {
     for f in &findings {
         println!("{f}");
     }
-    if findings.iter().any(|f| f.severity == policy::Severity::Error) {
+    if findings
+        .iter()
+        .any(|f| f.severity == policy::Severity::Error)
+    {
         return Err("the agreement is refused".into());
     }
-    println!("agreement ok: {} grants checked", a.grants.len());
+    // The compiled casbin policy must decide exactly like the agreement says, everywhere.
+    let combinations = policy::Policy::from_agreement_str(a.source())
+        .and_then(|p| p.verify_against_enforcer())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "agreement ok: {} grants, {combinations} decisions cross-checked against casbin",
+        a.grants.len()
+    );
     Ok(())
 }
 
 /// `partnergate policy explain`.
-pub fn policy_explain(dir: &Path, role: Option<&str>, purpose: Option<&str>, json: bool) -> Result<(), String> {
+pub fn policy_explain(
+    dir: &Path,
+    role: Option<&str>,
+    purpose: Option<&str>,
+    json: bool,
+) -> Result<(), String> {
     let a = agreement(dir)?;
     let rows = policy::explain(&a, role, purpose);
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+        );
     } else {
         print!("{}", policy::render_table(&rows));
     }
@@ -160,18 +180,24 @@ pub fn audit_verify(file: &Path, public_key: &Path) -> Result<(), String> {
 
 /// Opens the vault the way `serve` does (for commands that work on the data offline).
 pub async fn open_vault(settings: &Settings) -> Result<vault::Vault, String> {
-    let pool = store::open(&settings.database_path()).await.map_err(|e| e.to_string())?;
+    let pool = store::open(&settings.database_path())
+        .await
+        .map_err(|e| e.to_string())?;
     let keyring = vault::load_keyring(settings).map_err(|e| e.to_string())?;
-    vault::Vault::open(pool, keyring, None).await.map_err(|e| e.to_string())
+    vault::Vault::open(pool, keyring, None)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A progress bar on standard error (hidden when it is not a terminal).
 pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg:12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -179,9 +205,15 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
 
 /// Stores one synthetic participant through the vault, validating every field against the
 /// agreement first (the demo data is held to the same types as API input).
-async fn store_synthetic(v: &vault::Vault, policy: &policy::Policy, p: &crate::synthetic::SyntheticParticipant) -> Result<ParticipantId, String> {
+async fn store_synthetic(
+    v: &vault::Vault,
+    policy: &policy::Policy,
+    p: &crate::synthetic::SyntheticParticipant,
+) -> Result<ParticipantId, String> {
     for (name, value) in &p.fields {
-        policy.validate_value(name, value).map_err(|e| format!("synthetic data: {e}"))?;
+        policy
+            .validate_value(name, value)
+            .map_err(|e| format!("synthetic data: {e}"))?;
     }
     let insz = p
         .fields
@@ -189,22 +221,44 @@ async fn store_synthetic(v: &vault::Vault, policy: &policy::Policy, p: &crate::s
         .and_then(|v| v.as_str())
         .and_then(|s| vault::insz::Insz::parse(s).ok())
         .ok_or("synthetic data: invalid identity.insz")?;
-    let (first_partner, first_role) = p.involvements.first().ok_or("synthetic data: no involvement")?;
+    let (first_partner, first_role) = p
+        .involvements
+        .first()
+        .ok_or("synthetic data: no involvement")?;
     let id = ParticipantId::generate().map_err(|e| e.to_string())?;
-    if !v.register(&id, &insz, &p.fields, first_partner, first_role).await.map_err(|e| e.to_string())? {
+    if !v
+        .register(&id, &insz, &p.fields, first_partner, first_role)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         return Err("synthetic data: duplicate national number".into());
     }
     for (partner, role) in &p.involvements[1..] {
-        v.start_involvement(&id, partner, role, first_partner).await.map_err(|e| e.to_string())?;
+        v.start_involvement(&id, partner, role, first_partner)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     for scope in &p.consents {
-        v.record_consent(&id, scope, first_partner).await.map_err(|e| e.to_string())?;
+        v.record_consent(&id, scope, first_partner)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     if !p.notes.is_empty() {
-        let row = v.participant(&id).await.map_err(|e| e.to_string())?.ok_or("vanished")?;
-        let author = p.involvements.iter().find(|(_, r)| r == "trajectgezel").map(|(p, _)| p.as_str()).unwrap_or(first_partner);
+        let row = v
+            .participant(&id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("vanished")?;
+        let author = p
+            .involvements
+            .iter()
+            .find(|(_, r)| r == "trajectgezel")
+            .map(|(p, _)| p.as_str())
+            .unwrap_or(first_partner);
         for note in &p.notes {
-            v.add_note(&row, author, note).await.map_err(|e| e.to_string())?;
+            v.add_note(&row, author, note)
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(id)
@@ -220,11 +274,18 @@ pub struct DemoInfo {
 
 /// `partnergate demo`: loads the showcase participant and a synthetic caseload into an empty
 /// database (an existing caseload is kept), and returns what the printed commands need.
-pub async fn demo_load(settings: &Settings, participants: usize, seed: u64) -> Result<DemoInfo, String> {
+pub async fn demo_load(
+    settings: &Settings,
+    participants: usize,
+    seed: u64,
+) -> Result<DemoInfo, String> {
     let policy = policy::Policy::load(&settings.policy_dir()).map_err(|e| e.to_string())?;
     let v = open_vault(settings).await?;
     let showcase = crate::synthetic::demo_showcase();
-    let insz_text = showcase.fields["identity.insz"].as_str().unwrap_or_default().to_string();
+    let insz_text = showcase.fields["identity.insz"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let insz = vault::insz::Insz::parse(&insz_text).map_err(|e| e.to_string())?;
     let id = match v.find_by_insz(&insz).await.map_err(|e| e.to_string())? {
         Some(id) => {
@@ -240,7 +301,10 @@ pub async fn demo_load(settings: &Settings, participants: usize, seed: u64) -> R
                 bar.inc(1);
             }
             bar.finish();
-            eprintln!("loaded {} synthetic participants (seed {seed})", caseload.len() + 1);
+            eprintln!(
+                "loaded {} synthetic participants (seed {seed})",
+                caseload.len() + 1
+            );
             id
         }
     };
@@ -248,10 +312,18 @@ pub async fn demo_load(settings: &Settings, participants: usize, seed: u64) -> R
         .agreement()
         .partners
         .iter()
-        .map(|p| (p.id.to_string(), v.index().pid_for(&p.id, &id).into_string()))
+        .map(|p| {
+            (
+                p.id.to_string(),
+                v.index().pid_for(&p.id, &id).into_string(),
+            )
+        })
         .collect();
     v.pool().close().await;
-    Ok(DemoInfo { pids, insz: insz_text })
+    Ok(DemoInfo {
+        pids,
+        insz: insz_text,
+    })
 }
 
 /// The ready-to-paste curl commands the demo prints.
@@ -262,26 +334,75 @@ pub fn demo_commands(settings: &Settings, info: &DemoInfo) -> String {
         format!(
             "curl -s --cacert {ca} --cert {cert} --key {key}",
             ca = certs.join("ca.pem").display(),
-            cert = certs.join("clients").join(format!("{client}.pem")).display(),
-            key = certs.join("clients").join(format!("{client}.key")).display(),
+            cert = certs
+                .join("clients")
+                .join(format!("{client}.pem"))
+                .display(),
+            key = certs
+                .join("clients")
+                .join(format!("{client}.key"))
+                .display(),
         )
     };
-    let headers = |purpose: &str| format!("-H 'X-Purpose: {purpose}' -H 'X-Acting-User: demo-coach-1'");
+    let headers =
+        |purpose: &str| format!("-H 'X-Purpose: {purpose}' -H 'X-Acting-User: demo-coach-1'");
     let pid = |partner: &str| info.pids.get(partner).cloned().unwrap_or_default();
     let mut out = String::new();
     let _ = writeln!(out, "\nReady. In another terminal, paste any of these:\n");
     let _ = writeln!(out, "# Who am I, and what may I see for which purpose?");
     let _ = writeln!(out, "{} {base}/v1/me\n", curl("crm.ocmw-gent"));
-    let _ = writeln!(out, "# One participant (An Peeters, synthetic), three partners, three views:");
-    let _ = writeln!(out, "# jobandco is her trajectgezel: the full record, health and notes included");
-    let _ = writeln!(out, "{} {} {base}/v1/participants/{}\n", curl("crm.jobandco"), headers("trajectory_guidance"), pid("jobandco"));
-    let _ = writeln!(out, "# OCMW Gent is her dossierbeheerder: status and progress, no health, no notes");
-    let _ = writeln!(out, "{} {} {base}/v1/participants/{}\n", curl("crm.ocmw-gent"), headers("trajectory_guidance"), pid("ocmw-gent"));
-    let _ = writeln!(out, "# VDAB is spoc_vdab: identity, contact, ESF and trajectory; never life, health or notes");
-    let _ = writeln!(out, "{} {} {base}/v1/participants/{}\n", curl("crm.vdab"), headers("trajectory_guidance"), pid("vdab"));
-    let _ = writeln!(out, "# CAW is brugfiguur: health only because she consented (health_sharing)");
-    let _ = writeln!(out, "{} {} {base}/v1/participants/{}\n", curl("crm.caw-oost-vlaanderen"), headers("trajectory_guidance"), pid("caw-oost-vlaanderen"));
-    let _ = writeln!(out, "# Duplicate check by national number (VDAB's own pid comes back)");
+    let _ = writeln!(
+        out,
+        "# One participant (An Peeters, synthetic), three partners, three views:"
+    );
+    let _ = writeln!(
+        out,
+        "# jobandco is her trajectgezel: the full record, health and notes included"
+    );
+    let _ = writeln!(
+        out,
+        "{} {} {base}/v1/participants/{}\n",
+        curl("crm.jobandco"),
+        headers("trajectory_guidance"),
+        pid("jobandco")
+    );
+    let _ = writeln!(
+        out,
+        "# OCMW Gent is her dossierbeheerder: status and progress, no health, no notes"
+    );
+    let _ = writeln!(
+        out,
+        "{} {} {base}/v1/participants/{}\n",
+        curl("crm.ocmw-gent"),
+        headers("trajectory_guidance"),
+        pid("ocmw-gent")
+    );
+    let _ = writeln!(
+        out,
+        "# VDAB is spoc_vdab: identity, contact, ESF and trajectory; never life, health or notes"
+    );
+    let _ = writeln!(
+        out,
+        "{} {} {base}/v1/participants/{}\n",
+        curl("crm.vdab"),
+        headers("trajectory_guidance"),
+        pid("vdab")
+    );
+    let _ = writeln!(
+        out,
+        "# CAW is brugfiguur: health only because she consented (health_sharing)"
+    );
+    let _ = writeln!(
+        out,
+        "{} {} {base}/v1/participants/{}\n",
+        curl("crm.caw-oost-vlaanderen"),
+        headers("trajectory_guidance"),
+        pid("caw-oost-vlaanderen")
+    );
+    let _ = writeln!(
+        out,
+        "# Duplicate check by national number (VDAB's own pid comes back)"
+    );
     let _ = writeln!(
         out,
         "{} {} -H 'Content-Type: application/json' -d '{{\"insz\": \"{}\"}}' {base}/v1/lookup\n",
@@ -289,8 +410,21 @@ pub fn demo_commands(settings: &Settings, info: &DemoInfo) -> String {
         headers("duplicate_check"),
         info.insz
     );
-    let _ = writeln!(out, "# The DPO: verify the audit chain, then see who accessed what");
-    let _ = writeln!(out, "{} {} {base}/v1/audit/verify", curl("dpo.stad-gent"), headers("audit"));
-    let _ = writeln!(out, "{} {} '{base}/v1/audit?limit=5'\n", curl("dpo.stad-gent"), headers("audit"));
+    let _ = writeln!(
+        out,
+        "# The DPO: verify the audit chain, then see who accessed what"
+    );
+    let _ = writeln!(
+        out,
+        "{} {} {base}/v1/audit/verify",
+        curl("dpo.stad-gent"),
+        headers("audit")
+    );
+    let _ = writeln!(
+        out,
+        "{} {} '{base}/v1/audit?limit=5'\n",
+        curl("dpo.stad-gent"),
+        headers("audit")
+    );
     out
 }

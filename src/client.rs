@@ -66,7 +66,8 @@ impl Identity {
     /// Reads the three PEM files.
     pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<Self, ClientError> {
         let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|e| ClientError::Pem(format!("{}: {e}", p.display())))
+            std::fs::read_to_string(p)
+                .map_err(|e| ClientError::Pem(format!("{}: {e}", p.display())))
         };
         Ok(Self {
             ca_pem: read(ca)?,
@@ -153,7 +154,9 @@ impl GatewayClient {
         headers: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Result<Response, ClientError> {
-        let mut req = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         for (k, v) in self.defaults.iter() {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -178,7 +181,9 @@ impl GatewayClient {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Response, ClientError> {
-        let mut req = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         for (k, v) in self.defaults.iter() {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -213,7 +218,11 @@ impl GatewayClient {
     }
 
     /// POST with a JSON body.
-    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<Response, ClientError> {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Response, ClientError> {
         self.send(Method::POST, path, &[], Some(body)).await
     }
 }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod pki;
 pub mod policy;
@@ -17,4 +18,3 @@ pub mod store;
 pub mod synthetic;
 pub mod tls;
 pub mod vault;
-pub mod client;

@@ -209,7 +209,11 @@ impl CertificateAuthority {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         write_file(&self.paths.server_cert(), cert.pem().as_bytes(), 0o644)?;
-        write_file(&self.paths.server_key(), key.serialize_pem().as_bytes(), 0o600)
+        write_file(
+            &self.paths.server_key(),
+            key.serialize_pem().as_bytes(),
+            0o600,
+        )
     }
 
     /// Makes a client certificate with subject CN `client`, valid between the two times,
@@ -239,7 +243,8 @@ impl CertificateAuthority {
     /// Issues (or re-issues) `client`'s certificate and writes it under `clients/`.
     pub fn issue_client(&self, client: &str) -> Result<(), PkiError> {
         let now = OffsetDateTime::now_utc();
-        let (cert, key) = self.make_client(client, now - Duration::hours(1), now + CLIENT_VALIDITY)?;
+        let (cert, key) =
+            self.make_client(client, now - Duration::hours(1), now + CLIENT_VALIDITY)?;
         write_file(&self.paths.client_cert(client), cert.as_bytes(), 0o644)?;
         write_file(&self.paths.client_key(client), key.as_bytes(), 0o600)
     }
@@ -255,7 +260,10 @@ impl CertificateAuthority {
         let serial = certificate_serial(&read(&cert_path)?)
             .ok_or_else(|| PkiError::Parse(cert_path.clone()))?;
         let (mut revoked, number) = self.read_crl()?;
-        if !revoked.iter().any(|r| r.serial_number.as_ref() == serial.as_slice()) {
+        if !revoked
+            .iter()
+            .any(|r| r.serial_number.as_ref() == serial.as_slice())
+        {
             revoked.push(RevokedCertParams {
                 serial_number: SerialNumber::from_slice(&serial),
                 revocation_time: OffsetDateTime::now_utc(),
@@ -283,8 +291,8 @@ impl CertificateAuthority {
         let pem = read(&path)?;
         let der = rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
             .map_err(|_| PkiError::Parse(path.clone()))?;
-        let (_, crl) = x509_parser::parse_x509_crl(der.as_ref())
-            .map_err(|_| PkiError::Parse(path.clone()))?;
+        let (_, crl) =
+            x509_parser::parse_x509_crl(der.as_ref()).map_err(|_| PkiError::Parse(path.clone()))?;
         let number = crl
             .crl_number()
             .and_then(|n| u64::try_from(n).ok())
@@ -394,7 +402,11 @@ mod tests {
         assert_eq!(hex::encode(revoked[0].serial_number.as_ref()), serial);
         assert_eq!(number, 2);
         ca.revoke_client("crm.a").unwrap();
-        assert_eq!(ca.read_crl().unwrap().0.len(), 1, "revoking twice lists it once");
+        assert_eq!(
+            ca.read_crl().unwrap().0.len(),
+            1,
+            "revoking twice lists it once"
+        );
     }
 
     #[test]

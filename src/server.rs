@@ -49,7 +49,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the gateway until `shutdown` resolves. Prints the bound addresses to stdout (tests and
 /// scripts read them when asking for port 0).
-pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn serve(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
@@ -58,7 +61,9 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Re
     let pool = store::open(&db_path).await?;
     let signer = audit::load_signing_key(&settings.audit_signing_key_path())
         .map_err(|e| ServeError::Key(format!("{e}; run `partnergate init`")))?;
-    let public_key: Arc<[u8]> = ring::signature::KeyPair::public_key(&signer).as_ref().into();
+    let public_key: Arc<[u8]> = ring::signature::KeyPair::public_key(&signer)
+        .as_ref()
+        .into();
     let (audit_log, audit_task) = audit::writer::spawn(
         store::writer_connection(&db_path).await?,
         signer,
@@ -96,10 +101,12 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Re
     };
     let api_listener = bind(settings.config.listen).await?;
     let health_listener = bind(settings.config.health_listen).await?;
-    let api_addr = api_listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: settings.config.listen,
-        source,
-    })?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: settings.config.listen,
+            source,
+        })?;
     let health_addr = health_listener
         .local_addr()
         .map_err(|source| ServeError::Bind {
@@ -118,7 +125,8 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Re
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(2));
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -158,10 +166,12 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Re
             let app = app.clone();
             let graceful = graceful.clone();
             async move {
-                let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(identity.clone());
-                    app.clone().oneshot(req.map(axum::body::Body::new))
-                });
+                let service = hyper::service::service_fn(
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(identity.clone());
+                        app.clone().oneshot(req.map(axum::body::Body::new))
+                    },
+                );
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
                     .keep_alive(true)

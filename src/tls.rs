@@ -22,7 +22,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::pki::PkiPaths;
 use crate::policy::{Policy, RoleSet};
 
-
 /// How long a client may take to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most handshakes in progress at once; more wait, they do not spawn unbounded work.
@@ -66,7 +65,8 @@ pub static VERSIONS: &[&rustls::SupportedProtocolVersion] =
 /// Builds the server configuration from the PKI files: the server chain, the partnership CA as
 /// the only trust anchor for clients, and the revocation list (required: fail closed).
 pub fn server_config(pki: &PkiPaths) -> Result<Arc<ServerConfig>, TlsError> {
-    let ca = CertificateDer::from_pem_file(pki.ca_cert()).map_err(|e| pem_err(&pki.ca_cert(), e))?;
+    let ca =
+        CertificateDer::from_pem_file(pki.ca_cert()).map_err(|e| pem_err(&pki.ca_cert(), e))?;
     let mut roots = RootCertStore::empty();
     roots.add(ca)?;
     let crl = CertificateRevocationListDer::from_pem_file(pki.crl())
@@ -185,7 +185,9 @@ impl TlsReloader {
     /// Rebuilds the configuration if the revocation list changed on disk. A list that does
     /// not parse keeps the previous configuration and is logged: never fall back to none.
     pub fn reload_if_changed(&self) {
-        let mtime = std::fs::metadata(self.pki.crl()).and_then(|m| m.modified()).ok();
+        let mtime = std::fs::metadata(self.pki.crl())
+            .and_then(|m| m.modified())
+            .ok();
         let mut seen = self.crl_mtime.lock().expect("not poisoned");
         if *seen == mtime {
             return;
@@ -196,7 +198,9 @@ impl TlsReloader {
                 *seen = mtime;
                 tracing::info!("revocation list reloaded");
             }
-            Err(e) => tracing::error!(error = %e, "revocation list changed but does not load; keeping the previous one"),
+            Err(e) => {
+                tracing::error!(error = %e, "revocation list changed but does not load; keeping the previous one")
+            }
         }
     }
 }
@@ -237,8 +241,7 @@ pub async fn accept_loop<F, Fut>(
         let policy = policy.clone();
         let serve = serve.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     metrics::counter!("partnergate_tls_handshake_failures_total").increment(1);

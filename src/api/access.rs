@@ -1,9 +1,9 @@
 //! Who may do what with one participant: the caller's effective roles in that case, the
 //! decision for the stated purpose, and the consents in force. Plain functions, no HTTP.
 
+use super::AppState;
 use super::error::ApiError;
 use super::extract::Ctx;
-use super::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::policy::{CategorySet, Decision, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::Participant;
@@ -39,14 +39,32 @@ impl Access {
         role_names(policy, self.roles)
     }
     /// An audit event about this participant.
-    pub fn event(&self, ctx: &Ctx, policy: &Policy, action: &'static str, fields: Vec<String>, outcome: Outcome, reason: Option<String>) -> AuditEvent {
-        ctx.event(action, Some(self.audit_id.clone()), self.role_names(policy), fields, outcome, reason)
+    pub fn event(
+        &self,
+        ctx: &Ctx,
+        policy: &Policy,
+        action: &'static str,
+        fields: Vec<String>,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> AuditEvent {
+        ctx.event(
+            action,
+            Some(self.audit_id.clone()),
+            self.role_names(policy),
+            fields,
+            outcome,
+            reason,
+        )
     }
 }
 
 /// Names of a role set.
 pub fn role_names(policy: &Policy, roles: RoleSet) -> Vec<String> {
-    roles.iter().map(|r| policy.role_name(r).to_string()).collect()
+    roles
+        .iter()
+        .map(|r| policy.role_name(r).to_string())
+        .collect()
 }
 
 /// The client-level roles (dpo, administrator, ...) among a client's allowed roles.
@@ -59,7 +77,12 @@ pub fn client_level_roles(policy: &Policy, allowed: RoleSet) -> RoleSet {
 
 /// Appends events and maps an audit failure to 503.
 pub async fn audit(state: &AppState, events: Vec<AuditEvent>) -> Result<(), ApiError> {
-    state.audit.append(events).await.map(|_| ()).map_err(|_| ApiError::audit_unavailable())
+    state
+        .audit
+        .append(events)
+        .await
+        .map(|_| ())
+        .map_err(|_| ApiError::audit_unavailable())
 }
 
 /// Audits a refusal and returns `error` (or 503 when the audit log is down).
@@ -72,20 +95,44 @@ pub async fn refuse(state: &AppState, event: AuditEvent, error: ApiError) -> Api
 
 /// Resolves `pid` for the caller and computes its access. A participant the caller may not
 /// see at all is answered exactly like one that does not exist: 404, audited with the reason.
-pub async fn resolve(state: &AppState, ctx: &Ctx, pid: &str, action: &'static str) -> Result<Access, ApiError> {
+pub async fn resolve(
+    state: &AppState,
+    ctx: &Ctx,
+    pid: &str,
+    action: &'static str,
+) -> Result<Access, ApiError> {
     let policy = &state.policy;
     let vault = &state.vault;
     let not_found = |audit_id: Option<String>, roles: Vec<String>, reason: &str| {
-        ctx.event(action, audit_id, roles, Vec::new(), Outcome::Refused, Some(reason.to_string()))
+        ctx.event(
+            action,
+            audit_id,
+            roles,
+            Vec::new(),
+            Outcome::Refused,
+            Some(reason.to_string()),
+        )
     };
     let Some(participant) = vault.resolve(&ctx.caller.partner, pid).await? else {
-        return Err(refuse(state, not_found(None, Vec::new(), "unknown_pid"), ApiError::participant_not_found()).await);
+        return Err(refuse(
+            state,
+            not_found(None, Vec::new(), "unknown_pid"),
+            ApiError::participant_not_found(),
+        )
+        .await);
     };
     let audit_id = vault.index().audit_pseudonym(&participant.id);
     if participant.restricted && &*ctx.purpose_name != DSR_PURPOSE {
-        return Err(refuse(state, not_found(Some(audit_id), Vec::new(), "restricted"), ApiError::participant_not_found()).await);
+        return Err(refuse(
+            state,
+            not_found(Some(audit_id), Vec::new(), "restricted"),
+            ApiError::participant_not_found(),
+        )
+        .await);
     }
-    let involvements = vault.involvements(&participant.id, Some(&ctx.caller.partner)).await?;
+    let involvements = vault
+        .involvements(&participant.id, Some(&ctx.caller.partner))
+        .await?;
     let case_roles: RoleSet = involvements
         .iter()
         .filter_map(|i| policy.role(&i.role))
@@ -94,8 +141,17 @@ pub async fn resolve(state: &AppState, ctx: &Ctx, pid: &str, action: &'static st
     let roles = case_roles.union(client_level_roles(policy, ctx.caller.allowed_roles));
     let decision = policy.decide(roles, ctx.purpose);
     if decision.is_empty() {
-        let reason = if case_roles.is_empty() { "not_involved" } else { "no_grant_for_purpose" };
-        return Err(refuse(state, not_found(Some(audit_id), role_names(policy, roles), reason), ApiError::participant_not_found()).await);
+        let reason = if case_roles.is_empty() {
+            "not_involved"
+        } else {
+            "no_grant_for_purpose"
+        };
+        return Err(refuse(
+            state,
+            not_found(Some(audit_id), role_names(policy, roles), reason),
+            ApiError::participant_not_found(),
+        )
+        .await);
     }
     let consents: ScopeSet = vault
         .consents(&participant.id)

@@ -7,22 +7,41 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
 use super::access::{audit, client_level_roles, refuse, role_names};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Ctx;
-use super::AppState;
 use crate::audit::{self as log, AuditQuery, AuditRecord, Outcome, VerifyReport};
 use crate::vault::insz::Insz;
 
 /// Refuses anyone whose client-level roles do not grant reading the audit log for the purpose.
-async fn require_dpo(state: &AppState, ctx: &Ctx, action: &'static str) -> Result<Vec<String>, ApiError> {
+async fn require_dpo(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &'static str,
+) -> Result<Vec<String>, ApiError> {
     let roles = client_level_roles(&state.policy, ctx.caller.allowed_roles);
     let names = role_names(&state.policy, roles);
     if state.policy.decide(roles, ctx.purpose).may_read_audit() {
         return Ok(names);
     }
-    let e = ctx.event(action, None, names, Vec::new(), Outcome::Refused, Some("not_dpo".into()));
-    Err(refuse(state, e, ApiError::forbidden("not_allowed", "only a DPO may read the audit log, with purpose audit")).await)
+    let e = ctx.event(
+        action,
+        None,
+        names,
+        Vec::new(),
+        Outcome::Refused,
+        Some("not_dpo".into()),
+    );
+    Err(refuse(
+        state,
+        e,
+        ApiError::forbidden(
+            "not_allowed",
+            "only a DPO may read the audit log, with purpose audit",
+        ),
+    )
+    .await)
 }
 
 /// Query parameters of `GET /v1/audit`.
@@ -66,11 +85,16 @@ pub struct AuditPage {
 /// participants did client X or acting user Y access between t1 and t2".
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(SearchParams, ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = AuditPage), (status = 403, body = ErrorBody)))]
-pub async fn search(State(state): State<AppState>, ctx: Ctx, Query(p): Query<SearchParams>) -> ApiResult<Json<AuditPage>> {
+pub async fn search(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(p): Query<SearchParams>,
+) -> ApiResult<Json<AuditPage>> {
     let roles = require_dpo(&state, &ctx, "audit.search").await?;
     let participant = match &p.insz {
         Some(text) => {
-            let insz = Insz::parse(text).map_err(|e| ApiError::unprocessable("invalid_insz", format!("insz: {e}")))?;
+            let insz = Insz::parse(text)
+                .map_err(|e| ApiError::unprocessable("invalid_insz", format!("insz: {e}")))?;
             // Unknown numbers search for a pseudonym that matches nothing.
             Some(match state.vault.find_by_insz(&insz).await? {
                 Some(id) => state.vault.index().audit_pseudonym(&id),
@@ -83,7 +107,10 @@ pub async fn search(State(state): State<AppState>, ctx: Ctx, Query(p): Query<Sea
         && d != "granted"
         && d != "refused"
     {
-        return Err(ApiError::bad_request("invalid_decision", "decision is granted or refused"));
+        return Err(ApiError::bad_request(
+            "invalid_decision",
+            "decision is granted or refused",
+        ));
     }
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let q = AuditQuery {
@@ -99,9 +126,25 @@ pub async fn search(State(state): State<AppState>, ctx: Ctx, Query(p): Query<Sea
         limit: Some(limit),
     };
     let records = log::search(&state.pool, &q).await?;
-    audit(&state, vec![ctx.event("audit.search", participant, roles, Vec::new(), Outcome::Granted, Some(format!("{} records", records.len())))]).await?;
-    let next_after = (records.len() == limit as usize).then(|| records.last().map(|r| r.seq)).flatten();
-    Ok(Json(AuditPage { records, next_after }))
+    audit(
+        &state,
+        vec![ctx.event(
+            "audit.search",
+            participant,
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            Some(format!("{} records", records.len())),
+        )],
+    )
+    .await?;
+    let next_after = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(AuditPage {
+        records,
+        next_after,
+    }))
 }
 
 /// `GET /v1/audit/verify`: verify the whole chain and every checkpoint signature.
@@ -114,7 +157,18 @@ pub async fn verify(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<V
         None => "ok".to_string(),
         Some(s) => format!("broken at {s}"),
     };
-    audit(&state, vec![ctx.event("audit.verify", None, roles, Vec::new(), Outcome::Granted, Some(summary))]).await?;
+    audit(
+        &state,
+        vec![ctx.event(
+            "audit.verify",
+            None,
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            Some(summary),
+        )],
+    )
+    .await?;
     Ok(Json(report))
 }
 
@@ -132,12 +186,32 @@ pub struct ExportParams {
 /// `partnergate audit verify FILE --public-key certs/audit-signing.pub`.
 #[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(ExportParams, ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, content_type = "application/x-ndjson", body = String), (status = 403, body = ErrorBody)))]
-pub async fn export(State(state): State<AppState>, ctx: Ctx, Query(p): Query<ExportParams>) -> ApiResult<impl IntoResponse> {
+pub async fn export(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(p): Query<ExportParams>,
+) -> ApiResult<impl IntoResponse> {
     let roles = require_dpo(&state, &ctx, "audit.export").await?;
     // The export's own record goes first, then a checkpoint signs the head including it.
-    let head = state.audit.append(vec![ctx.event("audit.export", None, roles, Vec::new(), Outcome::Granted, None)]).await?;
+    let head = state
+        .audit
+        .append(vec![ctx.event(
+            "audit.export",
+            None,
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            None,
+        )])
+        .await?;
     state.audit.checkpoint().await?;
     let mut out = Vec::new();
-    log::export(&state.pool, p.from.unwrap_or(1), p.to.unwrap_or(head).min(head), &mut out).await?;
+    log::export(
+        &state.pool,
+        p.from.unwrap_or(1),
+        p.to.unwrap_or(head).min(head),
+        &mut out,
+    )
+    .await?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out))
 }

@@ -84,7 +84,10 @@ impl FromRequestParts<AppState> for Identified {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(identity) = parts.extensions.get::<Arc<ConnIdentity>>().cloned() else {
             // Only reachable if a route is mounted outside the mTLS listener: fail closed.
-            return Err(ApiError::forbidden("no_identity", "no client certificate identity"));
+            return Err(ApiError::forbidden(
+                "no_identity",
+                "no client certificate identity",
+            ));
         };
         match identity.as_ref() {
             ConnIdentity::UnknownClient { cn } => {

@@ -58,7 +58,9 @@ pub struct ConsentGrant {
 }
 
 fn names(policy: &Policy, set: CategorySet) -> Vec<String> {
-    set.iter().map(|c| policy.category_name(c).to_string()).collect()
+    set.iter()
+        .map(|c| policy.category_name(c).to_string())
+        .collect()
 }
 
 /// The permission matrix of a client's roles, for `/v1/me`.

@@ -53,7 +53,10 @@ pub fn router(state: AppState) -> Router {
         .route("/me", get(me::me))
         .route("/participants", post(participants::register))
         .route("/lookup", post(participants::lookup))
-        .route("/participants/{pid}", get(participants::read).patch(participants::update))
+        .route(
+            "/participants/{pid}",
+            get(participants::read).patch(participants::update),
+        )
         .route(
             "/participants/{pid}/involvements",
             post(participants::start_involvement).delete(participants::end_involvement),
@@ -62,7 +65,10 @@ pub fn router(state: AppState) -> Router {
             "/participants/{pid}/consents",
             post(participants::record_consent).delete(participants::withdraw_consent),
         )
-        .route("/participants/{pid}/notes", get(participants::list_notes).post(participants::add_note))
+        .route(
+            "/participants/{pid}/notes",
+            get(participants::list_notes).post(participants::add_note),
+        )
         .route("/audit", get(audit::search))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))

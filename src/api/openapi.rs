@@ -36,5 +36,7 @@ pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn json() -> String {
-    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
 }

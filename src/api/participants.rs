@@ -10,15 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::AppState;
 use super::access::{self, audit, refuse, role_names};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
-use super::AppState;
 use crate::audit::Outcome;
 use crate::policy::{CategorySet, Policy, RoleLevel, RoleSet, ScopeSet};
+use crate::vault::WriteError;
 use crate::vault::crypto::ParticipantId;
 use crate::vault::insz::Insz;
-use crate::vault::WriteError;
 
 /// The field holding the national register number.
 pub const INSZ_FIELD: &str = "identity.insz";
@@ -67,11 +67,18 @@ pub struct Registered {
 }
 
 /// Checks names, types and write permission of every field; nothing is written unless all pass.
-fn check_fields(policy: &Policy, fields: &BTreeMap<String, Value>, writable: CategorySet) -> Result<(), ApiError> {
+fn check_fields(
+    policy: &Policy,
+    fields: &BTreeMap<String, Value>,
+    writable: CategorySet,
+) -> Result<(), ApiError> {
     let mut not_writable = Vec::new();
     for (name, value) in fields {
         let Some(field) = policy.field(name) else {
-            return Err(ApiError::unprocessable("unknown_field", format!("unknown field `{}`", clean_name(name))));
+            return Err(ApiError::unprocessable(
+                "unknown_field",
+                format!("unknown field `{}`", clean_name(name)),
+            ));
         };
         policy
             .validate_value(name, value)
@@ -83,7 +90,10 @@ fn check_fields(policy: &Policy, fields: &BTreeMap<String, Value>, writable: Cat
     if !not_writable.is_empty() {
         return Err(ApiError::forbidden(
             "field_not_writable",
-            format!("not writable for your role and purpose: {}; nothing was written", not_writable.join(", ")),
+            format!(
+                "not writable for your role and purpose: {}; nothing was written",
+                not_writable.join(", ")
+            ),
         ));
     }
     Ok(())
@@ -98,10 +108,14 @@ fn clean_name(name: &str) -> String {
 }
 
 fn parse_insz(value: Option<&Value>) -> Result<Insz, ApiError> {
-    let text = value
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::unprocessable("missing_insz", "identity.insz is required to register a participant"))?;
-    Insz::parse(text).map_err(|e| ApiError::unprocessable("invalid_insz", format!("identity.insz: {e}")))
+    let text = value.and_then(Value::as_str).ok_or_else(|| {
+        ApiError::unprocessable(
+            "missing_insz",
+            "identity.insz is required to register a participant",
+        )
+    })?;
+    Insz::parse(text)
+        .map_err(|e| ApiError::unprocessable("invalid_insz", format!("identity.insz: {e}")))
 }
 
 fn today() -> time::Date {
@@ -113,25 +127,54 @@ fn today() -> time::Date {
     params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 201, body = Registered), (status = 200, body = Registered, description = "national number already registered"),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn register(State(state): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<RecordIn>) -> ApiResult<impl IntoResponse> {
+pub async fn register(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<RecordIn>,
+) -> ApiResult<impl IntoResponse> {
     let policy = &state.policy;
-    let referrer = policy.role(REFERRER_ROLE).filter(|r| ctx.caller.allowed_roles.contains(*r));
+    let referrer = policy
+        .role(REFERRER_ROLE)
+        .filter(|r| ctx.caller.allowed_roles.contains(*r));
     let refused = |code: &'static str, msg: &'static str| {
-        (ctx.event("participant.register", None, Vec::new(), Vec::new(), Outcome::Refused, Some(code.into())), ApiError::forbidden(code, msg))
+        (
+            ctx.event(
+                "participant.register",
+                None,
+                Vec::new(),
+                Vec::new(),
+                Outcome::Refused,
+                Some(code.into()),
+            ),
+            ApiError::forbidden(code, msg),
+        )
     };
     let Some(referrer) = referrer else {
-        let (e, err) = refused("role_not_allowed", "this client may not refer participants (role toeleider)");
+        let (e, err) = refused(
+            "role_not_allowed",
+            "this client may not refer participants (role toeleider)",
+        );
         return Err(refuse(&state, e, err).await);
     };
     let partner = policy.agreement().partner(&ctx.caller.partner);
     if !partner.is_some_and(|p| p.may_take_new_roles_on(today())) {
-        let (e, err) = refused("no_new_cases", "this partner is in its notice period or has left: it takes no new cases");
+        let (e, err) = refused(
+            "no_new_cases",
+            "this partner is in its notice period or has left: it takes no new cases",
+        );
         return Err(refuse(&state, e, err).await);
     }
     let roles = RoleSet::of(referrer);
     let decision = policy.decide(roles, ctx.purpose);
     if let Err(err) = check_fields(policy, &body.fields, decision.writable(ScopeSet::empty())) {
-        let e = ctx.event("participant.register", None, role_names(policy, roles), Vec::new(), Outcome::Refused, Some(err.code.into()));
+        let e = ctx.event(
+            "participant.register",
+            None,
+            role_names(policy, roles),
+            Vec::new(),
+            Outcome::Refused,
+            Some(err.code.into()),
+        );
         return Err(refuse(&state, e, err).await);
     }
     let insz = parse_insz(body.fields.get(INSZ_FIELD))?;
@@ -145,12 +188,29 @@ pub async fn register(State(state): State<AppState>, ctx: Ctx, ApiJson(body): Ap
     let id = ParticipantId::generate().map_err(|_| ApiError::storage())?;
     // The record of the write is durable before the write happens.
     let names: Vec<String> = fields.keys().cloned().collect();
-    let event = ctx.event("participant.register", Some(vault.index().audit_pseudonym(&id)), role_names(policy, roles), names, Outcome::Granted, None);
+    let event = ctx.event(
+        "participant.register",
+        Some(vault.index().audit_pseudonym(&id)),
+        role_names(policy, roles),
+        names,
+        Outcome::Granted,
+        None,
+    );
     audit(&state, vec![event]).await?;
-    match vault.register(&id, &insz, &fields, &ctx.caller.partner, REFERRER_ROLE).await? {
+    match vault
+        .register(&id, &insz, &fields, &ctx.caller.partner, REFERRER_ROLE)
+        .await?
+    {
         true => Ok((
             StatusCode::CREATED,
-            Json(Registered { pid: vault.index().pid_for(&ctx.caller.partner, &id).into_string(), version: 1, existing: false }),
+            Json(Registered {
+                pid: vault
+                    .index()
+                    .pid_for(&ctx.caller.partner, &id)
+                    .into_string(),
+                version: 1,
+                existing: false,
+            }),
         )),
         // Registered concurrently by someone else a moment ago.
         false => match vault.find_by_insz(&insz).await? {
@@ -161,13 +221,32 @@ pub async fn register(State(state): State<AppState>, ctx: Ctx, ApiJson(body): Ap
 }
 
 /// The answer for a national number that is already registered: the caller's pid, no write.
-async fn existing(state: &AppState, ctx: &Ctx, roles: RoleSet, id: &ParticipantId) -> ApiResult<(StatusCode, Json<Registered>)> {
+async fn existing(
+    state: &AppState,
+    ctx: &Ctx,
+    roles: RoleSet,
+    id: &ParticipantId,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
     let vault = &state.vault;
     let p = vault.participant(id).await?.ok_or_else(ApiError::storage)?;
-    let event = ctx.event("participant.register", Some(vault.index().audit_pseudonym(id)), role_names(&state.policy, roles), Vec::new(), Outcome::Granted, Some("existing".into()));
+    let event = ctx.event(
+        "participant.register",
+        Some(vault.index().audit_pseudonym(id)),
+        role_names(&state.policy, roles),
+        Vec::new(),
+        Outcome::Granted,
+        Some("existing".into()),
+    );
     audit(state, vec![event]).await?;
     let pid = vault.index().pid_for(&ctx.caller.partner, id).into_string();
-    Ok((StatusCode::OK, Json(Registered { pid, version: p.version, existing: true })))
+    Ok((
+        StatusCode::OK,
+        Json(Registered {
+            pid,
+            version: p.version,
+            existing: true,
+        }),
+    ))
 }
 
 /// Look-up body.
@@ -191,63 +270,158 @@ pub struct LookupOut {
 #[utoipa::path(post, path = "/v1/lookup", tag = "participants", request_body = LookupIn,
     params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = LookupOut), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn lookup(State(state): State<AppState>, ctx: Ctx, ApiJson(body): ApiJson<LookupIn>) -> ApiResult<Json<LookupOut>> {
+pub async fn lookup(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<LookupIn>,
+) -> ApiResult<Json<LookupOut>> {
     let policy = &state.policy;
     let roles = ctx.caller.allowed_roles;
     let names = role_names(policy, roles);
     if !policy.decide(roles, ctx.purpose).may_lookup() {
-        let e = ctx.event("participant.lookup", None, names, Vec::new(), Outcome::Refused, Some("no_grant_for_purpose".into()));
-        return Err(refuse(&state, e, ApiError::forbidden("not_allowed", "your roles may not look up participants for this purpose")).await);
+        let e = ctx.event(
+            "participant.lookup",
+            None,
+            names,
+            Vec::new(),
+            Outcome::Refused,
+            Some("no_grant_for_purpose".into()),
+        );
+        return Err(refuse(
+            &state,
+            e,
+            ApiError::forbidden(
+                "not_allowed",
+                "your roles may not look up participants for this purpose",
+            ),
+        )
+        .await);
     }
-    let insz = Insz::parse(&body.insz).map_err(|e| ApiError::unprocessable("invalid_insz", format!("insz: {e}")))?;
+    let insz = Insz::parse(&body.insz)
+        .map_err(|e| ApiError::unprocessable("invalid_insz", format!("insz: {e}")))?;
     let vault = &state.vault;
     let Some(id) = vault.find_by_insz(&insz).await? else {
-        audit(&state, vec![ctx.event("participant.lookup", None, names, Vec::new(), Outcome::Granted, Some("not_found".into()))]).await?;
+        audit(
+            &state,
+            vec![ctx.event(
+                "participant.lookup",
+                None,
+                names,
+                Vec::new(),
+                Outcome::Granted,
+                Some("not_found".into()),
+            )],
+        )
+        .await?;
         return Err(ApiError::participant_not_found());
     };
     let active = !vault.involvements(&id, None).await?.is_empty();
-    audit(&state, vec![ctx.event("participant.lookup", Some(vault.index().audit_pseudonym(&id)), names, Vec::new(), Outcome::Granted, Some("found".into()))]).await?;
-    Ok(Json(LookupOut { pid: vault.index().pid_for(&ctx.caller.partner, &id).into_string(), active }))
+    audit(
+        &state,
+        vec![ctx.event(
+            "participant.lookup",
+            Some(vault.index().audit_pseudonym(&id)),
+            names,
+            Vec::new(),
+            Outcome::Granted,
+            Some("found".into()),
+        )],
+    )
+    .await?;
+    Ok(Json(LookupOut {
+        pid: vault
+            .index()
+            .pid_for(&ctx.caller.partner, &id)
+            .into_string(),
+        active,
+    }))
 }
 
 /// `GET /v1/participants/{pid}`: the fields this caller may see for this purpose.
 #[utoipa::path(get, path = "/v1/participants/{pid}", tag = "participants",
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = RecordOut), (status = 404, body = ErrorBody)))]
-pub async fn read(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<String>) -> ApiResult<Json<RecordOut>> {
+pub async fn read(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+) -> ApiResult<Json<RecordOut>> {
     let access = access::resolve(&state, &ctx, &pid, "participant.read").await?;
     let policy = &state.policy;
     let readable = access.readable();
     let fields = state
         .vault
-        .read(&access.participant, |f| policy.field(f).is_some_and(|r| readable.contains(r.category)))
+        .read(&access.participant, |f| {
+            policy
+                .field(f)
+                .is_some_and(|r| readable.contains(r.category))
+        })
         .await?;
     let names = fields.keys().cloned().collect();
-    audit(&state, vec![access.event(&ctx, policy, "participant.read", names, Outcome::Granted, None)]).await?;
-    Ok(Json(RecordOut { pid, version: access.participant.version, fields }))
+    audit(
+        &state,
+        vec![access.event(
+            &ctx,
+            policy,
+            "participant.read",
+            names,
+            Outcome::Granted,
+            None,
+        )],
+    )
+    .await?;
+    Ok(Json(RecordOut {
+        pid,
+        version: access.participant.version,
+        fields,
+    }))
 }
 
 fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
-    let raw = headers
-        .get(axum::http::header::IF_MATCH)
-        .ok_or_else(|| ApiError::new(StatusCode::PRECONDITION_REQUIRED, "missing_if_match", "If-Match with the record version is required"))?;
+    let raw = headers.get(axum::http::header::IF_MATCH).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "missing_if_match",
+            "If-Match with the record version is required",
+        )
+    })?;
     raw.to_str()
         .ok()
         .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::bad_request("invalid_if_match", "If-Match must be the record version, e.g. \"3\""))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_if_match",
+                "If-Match must be the record version, e.g. \"3\"",
+            )
+        })
 }
 
 /// `PATCH /v1/participants/{pid}`: write fields, all or nothing.
 #[utoipa::path(patch, path = "/v1/participants/{pid}", tag = "participants", request_body = RecordIn,
     params(("pid" = String, Path), ("If-Match" = String, Header), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = Written), (status = 403, body = ErrorBody), (status = 412, body = ErrorBody), (status = 428, body = ErrorBody)))]
-pub async fn update(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<String>, headers: HeaderMap, ApiJson(body): ApiJson<RecordIn>) -> ApiResult<Json<Written>> {
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RecordIn>,
+) -> ApiResult<Json<Written>> {
     let expected = if_match(&headers)?;
     let access = access::resolve(&state, &ctx, &pid, "participant.write").await?;
     let policy = &state.policy;
     let names: Vec<String> = body.fields.keys().map(|n| clean_name(n)).collect();
-    let refused = |reason: &str| access.event(&ctx, policy, "participant.write", names.clone(), Outcome::Refused, Some(reason.to_string()));
+    let refused = |reason: &str| {
+        access.event(
+            &ctx,
+            policy,
+            "participant.write",
+            names.clone(),
+            Outcome::Refused,
+            Some(reason.to_string()),
+        )
+    };
     if let Err(err) = check_fields(policy, &body.fields, access.writable()) {
         return Err(refuse(&state, refused(err.code), err).await);
     }
@@ -256,16 +430,47 @@ pub async fn update(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<Str
         let insz = parse_insz(Some(v))?;
         fields.insert(INSZ_FIELD.into(), Value::String(insz.as_str().to_string()));
     } else if fields.contains_key(INSZ_FIELD) {
-        return Err(ApiError::unprocessable("insz_required", "identity.insz cannot be cleared"));
+        return Err(ApiError::unprocessable(
+            "insz_required",
+            "identity.insz cannot be cleared",
+        ));
     }
-    let stale = |current: i64| ApiError::new(StatusCode::PRECONDITION_FAILED, "stale_version", format!("the record is at version {current}; read it again and retry"));
+    let stale = |current: i64| {
+        ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "stale_version",
+            format!("the record is at version {current}; read it again and retry"),
+        )
+    };
     if access.participant.version != expected {
-        return Err(refuse(&state, refused("stale_version"), stale(access.participant.version)).await);
+        return Err(refuse(
+            &state,
+            refused("stale_version"),
+            stale(access.participant.version),
+        )
+        .await);
     }
-    audit(&state, vec![access.event(&ctx, policy, "participant.write", names.clone(), Outcome::Granted, None)]).await?;
-    let version = match state.vault.update(&access.participant, expected, &fields).await {
+    audit(
+        &state,
+        vec![access.event(
+            &ctx,
+            policy,
+            "participant.write",
+            names.clone(),
+            Outcome::Granted,
+            None,
+        )],
+    )
+    .await?;
+    let version = match state
+        .vault
+        .update(&access.participant, expected, &fields)
+        .await
+    {
         Ok(v) => v,
-        Err(WriteError::Stale(current)) => return Err(refuse(&state, refused("stale_version"), stale(current)).await),
+        Err(WriteError::Stale(current)) => {
+            return Err(refuse(&state, refused("stale_version"), stale(current)).await);
+        }
         Err(WriteError::NotFound) => return Err(ApiError::participant_not_found()),
         Err(WriteError::Vault(e)) => return Err(e.into()),
     };
@@ -284,51 +489,117 @@ pub struct InvolvementIn {
 
 /// Checks that `partner` may hold `role`: a case role, a partner that takes new cases, and a
 /// client of that partner allowed to use the role.
-fn check_assignable(policy: &Policy, body: &InvolvementIn, starting: bool) -> Result<crate::policy::RoleId, ApiError> {
+fn check_assignable(
+    policy: &Policy,
+    body: &InvolvementIn,
+    starting: bool,
+) -> Result<crate::policy::RoleId, ApiError> {
     let role = policy
         .role(&body.role)
         .filter(|r| policy.role_level(*r) == RoleLevel::Case)
-        .ok_or_else(|| ApiError::unprocessable("unknown_role", "role is not a case role of the agreement"))?;
+        .ok_or_else(|| {
+            ApiError::unprocessable("unknown_role", "role is not a case role of the agreement")
+        })?;
     let agreement = policy.agreement();
-    let partner = agreement
-        .partner(&body.partner)
-        .ok_or_else(|| ApiError::unprocessable("unknown_partner", "partner is not in the agreement"))?;
+    let partner = agreement.partner(&body.partner).ok_or_else(|| {
+        ApiError::unprocessable("unknown_partner", "partner is not in the agreement")
+    })?;
     if starting {
         if !partner.may_take_new_roles_on(today()) {
-            return Err(ApiError::conflict("no_new_cases", "that partner is in its notice period or has left: it takes no new roles"));
+            return Err(ApiError::conflict(
+                "no_new_cases",
+                "that partner is in its notice period or has left: it takes no new roles",
+            ));
         }
         let can_hold = agreement
             .clients
             .iter()
             .any(|c| *c.partner == body.partner && c.roles.iter().any(|r| **r == body.role));
         if !can_hold {
-            return Err(ApiError::unprocessable("role_not_held", "no client of that partner may use this role"));
+            return Err(ApiError::unprocessable(
+                "role_not_held",
+                "no client of that partner may use this role",
+            ));
         }
     }
     Ok(role)
 }
 
-async fn involvement(state: AppState, ctx: Ctx, pid: String, body: InvolvementIn, starting: bool) -> ApiResult<impl IntoResponse> {
-    let action = if starting { "involvement.start" } else { "involvement.end" };
+async fn involvement(
+    state: AppState,
+    ctx: Ctx,
+    pid: String,
+    body: InvolvementIn,
+    starting: bool,
+) -> ApiResult<impl IntoResponse> {
+    let action = if starting {
+        "involvement.start"
+    } else {
+        "involvement.end"
+    };
     let access = access::resolve(&state, &ctx, &pid, action).await?;
     let policy = &state.policy;
     let role = check_assignable(policy, &body, starting)?;
-    let allowed = if starting { access.decision.may_assign(role) } else { access.decision.may_end(role) };
+    let allowed = if starting {
+        access.decision.may_assign(role)
+    } else {
+        access.decision.may_end(role)
+    };
     let detail = format!("{}:{}", body.partner, body.role);
     if !allowed {
-        let e = access.event(&ctx, policy, action, Vec::new(), Outcome::Refused, Some(format!("not_allowed {detail}")));
-        return Err(refuse(&state, e, ApiError::forbidden("not_allowed", "your role may not assign or end this role")).await);
+        let e = access.event(
+            &ctx,
+            policy,
+            action,
+            Vec::new(),
+            Outcome::Refused,
+            Some(format!("not_allowed {detail}")),
+        );
+        return Err(refuse(
+            &state,
+            e,
+            ApiError::forbidden("not_allowed", "your role may not assign or end this role"),
+        )
+        .await);
     }
-    audit(&state, vec![access.event(&ctx, policy, action, Vec::new(), Outcome::Granted, Some(detail))]).await?;
+    audit(
+        &state,
+        vec![access.event(
+            &ctx,
+            policy,
+            action,
+            Vec::new(),
+            Outcome::Granted,
+            Some(detail),
+        )],
+    )
+    .await?;
     let id = &access.participant.id;
     let by = &*ctx.caller.partner;
     if starting {
-        let created = state.vault.start_involvement(id, &body.partner, &body.role, by).await?;
-        Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(body)).into_response())
-    } else if state.vault.end_involvement(id, &body.partner, &body.role, by).await? {
+        let created = state
+            .vault
+            .start_involvement(id, &body.partner, &body.role, by)
+            .await?;
+        Ok((
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            Json(body),
+        )
+            .into_response())
+    } else if state
+        .vault
+        .end_involvement(id, &body.partner, &body.role, by)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(ApiError::not_found("that partner does not hold that role in this case"))
+        Err(ApiError::not_found(
+            "that partner does not hold that role in this case",
+        ))
     }
 }
 
@@ -336,7 +607,12 @@ async fn involvement(state: AppState, ctx: Ctx, pid: String, body: InvolvementIn
 #[utoipa::path(post, path = "/v1/participants/{pid}/involvements", tag = "cases", request_body = InvolvementIn,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 201, body = InvolvementIn), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn start_involvement(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<String>, ApiJson(body): ApiJson<InvolvementIn>) -> ApiResult<impl IntoResponse> {
+pub async fn start_involvement(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+    ApiJson(body): ApiJson<InvolvementIn>,
+) -> ApiResult<impl IntoResponse> {
     involvement(state, ctx, pid, body, true).await
 }
 
@@ -344,7 +620,12 @@ pub async fn start_involvement(State(state): State<AppState>, ctx: Ctx, Path(pid
 #[utoipa::path(delete, path = "/v1/participants/{pid}/involvements", tag = "cases", request_body = InvolvementIn,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn end_involvement(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<String>, ApiJson(body): ApiJson<InvolvementIn>) -> ApiResult<impl IntoResponse> {
+pub async fn end_involvement(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+    ApiJson(body): ApiJson<InvolvementIn>,
+) -> ApiResult<impl IntoResponse> {
     involvement(state, ctx, pid, body, false).await
 }
 
@@ -356,23 +637,74 @@ pub struct ConsentIn {
     pub scope: String,
 }
 
-async fn consent(state: AppState, ctx: Ctx, pid: String, body: ConsentIn, recording: bool) -> ApiResult<impl IntoResponse> {
-    let action = if recording { "consent.record" } else { "consent.withdraw" };
+async fn consent(
+    state: AppState,
+    ctx: Ctx,
+    pid: String,
+    body: ConsentIn,
+    recording: bool,
+) -> ApiResult<impl IntoResponse> {
+    let action = if recording {
+        "consent.record"
+    } else {
+        "consent.withdraw"
+    };
     let access = access::resolve(&state, &ctx, &pid, action).await?;
     let policy = &state.policy;
     if policy.scope(&body.scope).is_none() {
-        return Err(ApiError::unprocessable("unknown_scope", "scope is not a consent scope of the agreement"));
+        return Err(ApiError::unprocessable(
+            "unknown_scope",
+            "scope is not a consent scope of the agreement",
+        ));
     }
     if !access.decision.may_record_consent() {
-        let e = access.event(&ctx, policy, action, Vec::new(), Outcome::Refused, Some(format!("not_allowed {}", body.scope)));
-        return Err(refuse(&state, e, ApiError::forbidden("not_allowed", "your role may not record consents")).await);
+        let e = access.event(
+            &ctx,
+            policy,
+            action,
+            Vec::new(),
+            Outcome::Refused,
+            Some(format!("not_allowed {}", body.scope)),
+        );
+        return Err(refuse(
+            &state,
+            e,
+            ApiError::forbidden("not_allowed", "your role may not record consents"),
+        )
+        .await);
     }
-    audit(&state, vec![access.event(&ctx, policy, action, Vec::new(), Outcome::Granted, Some(body.scope.clone()))]).await?;
+    audit(
+        &state,
+        vec![access.event(
+            &ctx,
+            policy,
+            action,
+            Vec::new(),
+            Outcome::Granted,
+            Some(body.scope.clone()),
+        )],
+    )
+    .await?;
     let id = &access.participant.id;
     if recording {
-        let created = state.vault.record_consent(id, &body.scope, &ctx.caller.partner).await?;
-        Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(body)).into_response())
-    } else if state.vault.withdraw_consent(id, &body.scope, &ctx.caller.partner).await? {
+        let created = state
+            .vault
+            .record_consent(id, &body.scope, &ctx.caller.partner)
+            .await?;
+        Ok((
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            Json(body),
+        )
+            .into_response())
+    } else if state
+        .vault
+        .withdraw_consent(id, &body.scope, &ctx.caller.partner)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found("no consent for that scope is in force"))
@@ -383,7 +715,12 @@ async fn consent(state: AppState, ctx: Ctx, pid: String, body: ConsentIn, record
 #[utoipa::path(post, path = "/v1/participants/{pid}/consents", tag = "cases", request_body = ConsentIn,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 201, body = ConsentIn), (status = 403, body = ErrorBody)))]
-pub async fn record_consent(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<String>, ApiJson(body): ApiJson<ConsentIn>) -> ApiResult<impl IntoResponse> {
+pub async fn record_consent(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+    ApiJson(body): ApiJson<ConsentIn>,
+) -> ApiResult<impl IntoResponse> {
     consent(state, ctx, pid, body, true).await
 }
 
@@ -391,7 +728,12 @@ pub async fn record_consent(State(state): State<AppState>, ctx: Ctx, Path(pid): 
 #[utoipa::path(delete, path = "/v1/participants/{pid}/consents", tag = "cases", request_body = ConsentIn,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn withdraw_consent(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<String>, ApiJson(body): ApiJson<ConsentIn>) -> ApiResult<impl IntoResponse> {
+pub async fn withdraw_consent(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+    ApiJson(body): ApiJson<ConsentIn>,
+) -> ApiResult<impl IntoResponse> {
     consent(state, ctx, pid, body, false).await
 }
 
@@ -442,20 +784,51 @@ fn notes_category(policy: &Policy) -> Option<crate::policy::CategoryId> {
 #[utoipa::path(get, path = "/v1/participants/{pid}/notes", tag = "notes",
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = NotesOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn list_notes(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<String>) -> ApiResult<Json<NotesOut>> {
+pub async fn list_notes(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+) -> ApiResult<Json<NotesOut>> {
     let access = access::resolve(&state, &ctx, &pid, "notes.read").await?;
     let policy = &state.policy;
     if !notes_category(policy).is_some_and(|c| access.readable().contains(c)) {
-        let e = access.event(&ctx, policy, "notes.read", Vec::new(), Outcome::Refused, Some("no_grant".into()));
-        return Err(refuse(&state, e, ApiError::forbidden("not_allowed", "your role may not read case notes for this purpose")).await);
+        let e = access.event(
+            &ctx,
+            policy,
+            "notes.read",
+            Vec::new(),
+            Outcome::Refused,
+            Some("no_grant".into()),
+        );
+        return Err(refuse(
+            &state,
+            e,
+            ApiError::forbidden(
+                "not_allowed",
+                "your role may not read case notes for this purpose",
+            ),
+        )
+        .await);
     }
     let notes = state.vault.notes(&access.participant).await?;
-    let fields = notes.iter().map(|n| format!("notes.text/{}", n.id)).collect();
-    audit(&state, vec![access.event(&ctx, policy, "notes.read", fields, Outcome::Granted, None)]).await?;
+    let fields = notes
+        .iter()
+        .map(|n| format!("notes.text/{}", n.id))
+        .collect();
+    audit(
+        &state,
+        vec![access.event(&ctx, policy, "notes.read", fields, Outcome::Granted, None)],
+    )
+    .await?;
     Ok(Json(NotesOut {
         notes: notes
             .into_iter()
-            .map(|n| NoteOut { id: n.id, author_partner: n.author_partner, created_at: n.created_at, text: n.text })
+            .map(|n| NoteOut {
+                id: n.id,
+                author_partner: n.author_partner,
+                created_at: n.created_at,
+                text: n.text,
+            })
             .collect(),
     }))
 }
@@ -464,20 +837,64 @@ pub async fn list_notes(State(state): State<AppState>, ctx: Ctx, Path(pid): Path
 #[utoipa::path(post, path = "/v1/participants/{pid}/notes", tag = "notes", request_body = NoteIn,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 201, body = NoteCreated), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn add_note(State(state): State<AppState>, ctx: Ctx, Path(pid): Path<String>, ApiJson(body): ApiJson<NoteIn>) -> ApiResult<impl IntoResponse> {
+pub async fn add_note(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+    ApiJson(body): ApiJson<NoteIn>,
+) -> ApiResult<impl IntoResponse> {
     let access = access::resolve(&state, &ctx, &pid, "notes.write").await?;
     let policy = &state.policy;
     if !notes_category(policy).is_some_and(|c| access.writable().contains(c)) {
-        let e = access.event(&ctx, policy, "notes.write", Vec::new(), Outcome::Refused, Some("no_grant".into()));
-        return Err(refuse(&state, e, ApiError::forbidden("not_allowed", "your role may not write case notes for this purpose")).await);
+        let e = access.event(
+            &ctx,
+            policy,
+            "notes.write",
+            Vec::new(),
+            Outcome::Refused,
+            Some("no_grant".into()),
+        );
+        return Err(refuse(
+            &state,
+            e,
+            ApiError::forbidden(
+                "not_allowed",
+                "your role may not write case notes for this purpose",
+            ),
+        )
+        .await);
     }
     policy
         .validate_value("notes.text", &Value::String(body.text.clone()))
         .map_err(|e| ApiError::unprocessable("invalid_value", e.to_string()))?;
     if body.text.trim().is_empty() {
-        return Err(ApiError::unprocessable("invalid_value", "a note needs text"));
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            "a note needs text",
+        ));
     }
-    audit(&state, vec![access.event(&ctx, policy, "notes.write", vec!["notes.text".into()], Outcome::Granted, None)]).await?;
-    let note = state.vault.add_note(&access.participant, &ctx.caller.partner, &body.text).await?;
-    Ok((StatusCode::CREATED, Json(NoteCreated { id: note.id, author_partner: note.author_partner, created_at: note.created_at })))
+    audit(
+        &state,
+        vec![access.event(
+            &ctx,
+            policy,
+            "notes.write",
+            vec!["notes.text".into()],
+            Outcome::Granted,
+            None,
+        )],
+    )
+    .await?;
+    let note = state
+        .vault
+        .add_note(&access.participant, &ctx.caller.partner, &body.text)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NoteCreated {
+            id: note.id,
+            author_partner: note.author_partner,
+            created_at: note.created_at,
+        }),
+    ))
 }

@@ -57,7 +57,8 @@ fn write_public(path: &Path, key: &Ed25519KeyPair) -> Result<(), KeyError> {
 pub fn load_signing_key(path: &Path) -> Result<Ed25519KeyPair, KeyError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
-    let der = hex::decode(text.trim()).map_err(|_| KeyError::Invalid(path.display().to_string()))?;
+    let der =
+        hex::decode(text.trim()).map_err(|_| KeyError::Invalid(path.display().to_string()))?;
     Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::Invalid(path.display().to_string()))
 }
 
@@ -65,14 +66,19 @@ pub fn load_signing_key(path: &Path) -> Result<Ed25519KeyPair, KeyError> {
 pub fn load_public_key(path: &Path) -> Result<Vec<u8>, KeyError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
-    let key = hex::decode(text.trim()).map_err(|_| KeyError::Invalid(path.display().to_string()))?;
+    let key =
+        hex::decode(text.trim()).map_err(|_| KeyError::Invalid(path.display().to_string()))?;
     if key.len() != 32 {
         return Err(KeyError::Invalid(path.display().to_string()));
     }
     Ok(key)
 }
 
-async fn checkpoints(pool: &SqlitePool, from: u64, to: u64) -> Result<Vec<Checkpoint>, sqlx::Error> {
+async fn checkpoints(
+    pool: &SqlitePool,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Checkpoint>, sqlx::Error> {
     let rows: Vec<(i64, Vec<u8>, String, Vec<u8>)> = sqlx::query_as(
         "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
     )
@@ -92,7 +98,10 @@ async fn checkpoints(pool: &SqlitePool, from: u64, to: u64) -> Result<Vec<Checkp
 }
 
 /// Verifies the whole live chain: every record's hash and link, every checkpoint's signature.
-pub async fn verify_database(pool: &SqlitePool, public_key: &[u8]) -> Result<VerifyReport, sqlx::Error> {
+pub async fn verify_database(
+    pool: &SqlitePool,
+    public_key: &[u8],
+) -> Result<VerifyReport, sqlx::Error> {
     use futures_util::TryStreamExt;
     let cps = checkpoints(pool, 0, i64::MAX as u64).await?;
     let mut v = verify::ChainVerifier::new(public_key, cps, None);
@@ -119,11 +128,15 @@ pub async fn export(
 ) -> Result<ExportHeader, sqlx::Error> {
     use futures_util::TryStreamExt;
     let from = from.max(1);
-    let end: Option<(i64,)> = sqlx::query_as("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
-        .bind(to as i64)
-        .fetch_optional(pool)
-        .await?;
-    let to = end.and_then(|e| u64::try_from(e.0).ok()).unwrap_or(to).max(from);
+    let end: Option<(i64,)> =
+        sqlx::query_as("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
+            .bind(to as i64)
+            .fetch_optional(pool)
+            .await?;
+    let to = end
+        .and_then(|e| u64::try_from(e.0).ok())
+        .unwrap_or(to)
+        .max(from);
     let anchor: Option<(i64, Vec<u8>, String, Vec<u8>)> = sqlx::query_as(
         "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq < ? ORDER BY seq DESC LIMIT 1",
     )

@@ -170,7 +170,10 @@ impl<'k> ChainVerifier<'k> {
             } else if require_signed_tail && self.report.records > 0 {
                 let last = next - 1;
                 if !self.checkpoints.contains_key(&last) {
-                    self.fail(last, "the last record is not covered by a signed checkpoint");
+                    self.fail(
+                        last,
+                        "the last record is not covered by a signed checkpoint",
+                    );
                 }
             }
         }

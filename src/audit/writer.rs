@@ -180,7 +180,13 @@ impl Writer {
         let head = self.head.seq;
         for job in batch.drain(..) {
             let ok = result.is_ok();
-            let reply = |end: u64| if ok { Ok(end) } else { Err(AuditError::Unavailable) };
+            let reply = |end: u64| {
+                if ok {
+                    Ok(end)
+                } else {
+                    Err(AuditError::Unavailable)
+                }
+            };
             match job {
                 Job::Append(events, done) => {
                     running += events.len() as u64;
@@ -213,12 +219,14 @@ impl Writer {
                         );
                         let text = record.canonical();
                         prev = hash(text.as_bytes());
-                        sqlx::query("INSERT INTO audit_records (seq, record, hash) VALUES (?, ?, ?)")
-                            .bind(seq as i64)
-                            .bind(text)
-                            .bind(&prev[..])
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "INSERT INTO audit_records (seq, record, hash) VALUES (?, ?, ?)",
+                        )
+                        .bind(seq as i64)
+                        .bind(text)
+                        .bind(&prev[..])
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
                 Job::Checkpoint(_) => force_checkpoint = true,

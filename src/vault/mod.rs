@@ -86,7 +86,10 @@ pub async fn init_keys(settings: &Settings, force: bool) -> Result<bool, VaultEr
 }
 
 /// Reads and unwraps the index secret, and derives the look-up and pseudonym keys from it.
-pub async fn load_index_keys(pool: &SqlitePool, keyring: &MasterKeyring) -> Result<IndexKeys, VaultError> {
+pub async fn load_index_keys(
+    pool: &SqlitePool,
+    keyring: &MasterKeyring,
+) -> Result<IndexKeys, VaultError> {
     let (version, bytes): (i64, Vec<u8>) =
         sqlx::query_as("SELECT master_version, wrapped FROM system_secrets WHERE name = ?")
             .bind(INDEX_SECRET)
@@ -97,5 +100,7 @@ pub async fn load_index_keys(pool: &SqlitePool, keyring: &MasterKeyring) -> Resu
         master_version: version as u32,
         bytes,
     };
-    Ok(IndexKeys::derive(&IndexSecret::unwrap_from(keyring, &wrapped)?))
+    Ok(IndexKeys::derive(&IndexSecret::unwrap_from(
+        keyring, &wrapped,
+    )?))
 }

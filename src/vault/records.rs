@@ -13,10 +13,10 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use super::VaultError;
 use super::crypto::{DataKey, ParticipantId, WrappedKey};
 use super::insz::Insz;
 use super::keys::{IndexKeys, MasterKeyring};
-use super::VaultError;
 
 /// The data-key version of newly registered participants.
 const DEK_VERSION: u32 = 1;
@@ -118,7 +118,9 @@ impl Vault {
     /// Re-reads the key file if it changed (after `keys rotate`), so new data keys are wrapped
     /// under the newest version and keys re-wrapped by the rotation can be opened.
     pub fn reload_keyring_if_changed(&self) {
-        let Some(path) = &self.keyring_source else { return };
+        let Some(path) = &self.keyring_source else {
+            return;
+        };
         let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let mut seen = self.keyring_mtime.lock().expect("not poisoned");
         if *seen == mtime {
@@ -126,11 +128,16 @@ impl Vault {
         }
         match MasterKeyring::load(path) {
             Ok(k) => {
-                tracing::info!(current_version = k.current_version(), "master keyring reloaded");
+                tracing::info!(
+                    current_version = k.current_version(),
+                    "master keyring reloaded"
+                );
                 self.keyring.store(Arc::new(k));
                 *seen = mtime;
             }
-            Err(e) => tracing::error!(error = %e, "master key file changed but does not load; keeping the previous keyring"),
+            Err(e) => {
+                tracing::error!(error = %e, "master key file changed but does not load; keeping the previous keyring")
+            }
         }
     }
 
@@ -146,7 +153,11 @@ impl Vault {
     }
 
     /// The internal id behind a partner's pid, if that participant exists.
-    pub async fn resolve(&self, partner: &str, pid: &str) -> Result<Option<Participant>, VaultError> {
+    pub async fn resolve(
+        &self,
+        partner: &str,
+        pid: &str,
+    ) -> Result<Option<Participant>, VaultError> {
         match self.index.resolve_pid(partner, pid) {
             Some(id) => self.participant(&id).await,
             None => Ok(None),
@@ -161,25 +172,28 @@ impl Vault {
         .bind(&id.as_bytes()[..])
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(version, restricted, dek_version, mv, wrapped)| Participant {
-            id: id.clone(),
-            version,
-            restricted,
-            dek_version: dek_version as u32,
-            wrapped: WrappedKey {
-                master_version: mv as u32,
-                bytes: wrapped,
+        Ok(row.map(
+            |(version, restricted, dek_version, mv, wrapped)| Participant {
+                id: *id,
+                version,
+                restricted,
+                dek_version: dek_version as u32,
+                wrapped: WrappedKey {
+                    master_version: mv as u32,
+                    bytes: wrapped,
+                },
             },
-        }))
+        ))
     }
 
     /// The participant with this national number, if registered.
     pub async fn find_by_insz(&self, insz: &Insz) -> Result<Option<ParticipantId>, VaultError> {
         let hash = self.index.insz_lookup_hash(insz);
-        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT id FROM participants WHERE insz_hash = ?")
-            .bind(&hash[..])
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT id FROM participants WHERE insz_hash = ?")
+                .bind(&hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.and_then(|(id,)| ParticipantId::from_slice(&id)))
     }
 
@@ -253,7 +267,8 @@ impl Vault {
             };
             let plain = key.open(&p.id, &field, p.dek_version, &sealed)?;
             // A value that decrypts but does not parse was written by a bug; fail closed.
-            let value = serde_json::from_slice(&plain).map_err(|_| super::crypto::CryptoError::Malformed)?;
+            let value = serde_json::from_slice(&plain)
+                .map_err(|_| super::crypto::CryptoError::Malformed)?;
             out.insert(field, value);
         }
         Ok(out)
@@ -269,7 +284,10 @@ impl Vault {
     ) -> Result<i64, WriteError> {
         let dek = self.unwrap(p)?;
         let (clear, set): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_null());
-        let set: BTreeMap<String, Value> = set.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let set: BTreeMap<String, Value> = set
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let sealed = seal_all(&dek, &p.id, p.dek_version, &set)?;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
@@ -395,7 +413,12 @@ impl Vault {
     }
 
     /// Records a consent; `false` if it was already in force.
-    pub async fn record_consent(&self, id: &ParticipantId, scope: &str, by: &str) -> Result<bool, VaultError> {
+    pub async fn record_consent(
+        &self,
+        id: &ParticipantId,
+        scope: &str,
+        by: &str,
+    ) -> Result<bool, VaultError> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -415,7 +438,12 @@ impl Vault {
     }
 
     /// Withdraws a consent; `false` if none was in force.
-    pub async fn withdraw_consent(&self, id: &ParticipantId, scope: &str, by: &str) -> Result<bool, VaultError> {
+    pub async fn withdraw_consent(
+        &self,
+        id: &ParticipantId,
+        scope: &str,
+        by: &str,
+    ) -> Result<bool, VaultError> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE consents SET withdrawn_at = ?, withdrawn_by = ? WHERE participant_id = ? AND scope = ? AND withdrawn_at IS NULL",
@@ -435,7 +463,12 @@ impl Vault {
     }
 
     /// Adds a case note, sealed like a field (bound to its own id). Returns the note.
-    pub async fn add_note(&self, p: &Participant, author_partner: &str, text: &str) -> Result<Note, VaultError> {
+    pub async fn add_note(
+        &self,
+        p: &Participant,
+        author_partner: &str,
+        text: &str,
+    ) -> Result<Note, VaultError> {
         let dek = self.unwrap(p)?;
         let id = ParticipantId::generate()?; // 16 random bytes serve as a note id too
         let id_hex = hex::encode(id.as_bytes());
@@ -475,7 +508,8 @@ impl Vault {
             .map(|(id, author_partner, created_at, sealed)| {
                 let id = hex::encode(id);
                 let plain = dek.open(&p.id, &note_field(&id), p.dek_version, &sealed)?;
-                let text = String::from_utf8(plain.to_vec()).map_err(|_| super::crypto::CryptoError::Malformed)?;
+                let text = String::from_utf8(plain.to_vec())
+                    .map_err(|_| super::crypto::CryptoError::Malformed)?;
                 Ok(Note {
                     id,
                     author_partner,
@@ -498,12 +532,20 @@ impl Vault {
         .fetch_optional(&self.pool)
         .await?;
         if let Some((v, bytes)) = secret {
-            let w = super::keys::IndexSecret::rewrap(keyring, &WrappedKey { master_version: v as u32, bytes })?;
-            sqlx::query("UPDATE system_secrets SET master_version = ?, wrapped = ? WHERE name = 'index'")
-                .bind(i64::from(w.master_version))
-                .bind(&w.bytes)
-                .execute(&self.pool)
-                .await?;
+            let w = super::keys::IndexSecret::rewrap(
+                keyring,
+                &WrappedKey {
+                    master_version: v as u32,
+                    bytes,
+                },
+            )?;
+            sqlx::query(
+                "UPDATE system_secrets SET master_version = ?, wrapped = ? WHERE name = 'index'",
+            )
+            .bind(i64::from(w.master_version))
+            .bind(&w.bytes)
+            .execute(&self.pool)
+            .await?;
             done += 1;
         }
         loop {
@@ -518,8 +560,16 @@ impl Vault {
             }
             let mut tx = self.pool.begin().await?;
             for (id, v, bytes) in rows {
-                let Some(pid) = ParticipantId::from_slice(&id) else { continue };
-                let w = keyring.rewrap(&pid, &WrappedKey { master_version: v as u32, bytes: bytes.clone() })?;
+                let Some(pid) = ParticipantId::from_slice(&id) else {
+                    continue;
+                };
+                let w = keyring.rewrap(
+                    &pid,
+                    &WrappedKey {
+                        master_version: v as u32,
+                        bytes: bytes.clone(),
+                    },
+                )?;
                 // Compare-and-set: a concurrent erasure or rotation wins; we never resurrect.
                 sqlx::query(
                     "UPDATE participants SET master_version = ?, wrapped_dek = ? WHERE id = ? AND wrapped_dek = ?",
@@ -577,7 +627,10 @@ async fn write_sealed(
 }
 
 /// Notes that a participant changed, for the partners' sync feeds.
-async fn record_change(tx: &mut Transaction<'_, Sqlite>, id: &ParticipantId) -> Result<(), sqlx::Error> {
+async fn record_change(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ParticipantId,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO changes (participant_id, time) VALUES (?, ?)")
         .bind(&id.as_bytes()[..])
         .bind(now())

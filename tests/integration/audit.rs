@@ -17,7 +17,10 @@ fn dpo(gw: &Gateway) -> GatewayClient {
 }
 
 async fn db(home: &Home) -> SqliteConnection {
-    let url = format!("sqlite://{}", home.path().join("data/partnergate.db").display());
+    let url = format!(
+        "sqlite://{}",
+        home.path().join("data/partnergate.db").display()
+    );
     SqliteConnection::connect(&url).await.unwrap()
 }
 
@@ -38,7 +41,10 @@ async fn all_records(gw: &Gateway) -> Vec<Value> {
 }
 
 fn count(records: &[Value], action: &str, decision: &str) -> usize {
-    records.iter().filter(|r| r["action"] == action && r["decision"] == decision).count()
+    records
+        .iter()
+        .filter(|r| r["action"] == action && r["decision"] == decision)
+        .count()
 }
 
 #[tokio::test]
@@ -46,7 +52,14 @@ async fn every_kind_of_access_writes_its_records_including_refusals() {
     let home = Home::new();
     let gw = home.start();
     let case = showcase(&gw, 21).await;
-    let intro_pid = as_(&gw.client("crm.intro"), "duplicate_check").post("/v1/lookup", &json!({"insz": case.insz})).await.unwrap().json()["pid"].as_str().unwrap().to_string();
+    let intro_pid = as_(&gw.client("crm.intro"), "duplicate_check")
+        .post("/v1/lookup", &json!({"insz": case.insz}))
+        .await
+        .unwrap()
+        .json()["pid"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = all_records(&gw).await;
     // showcase: 1 registration, 4 involvement starts, 1 write, 1 note, 3 + 1 look-ups, 1 read.
     assert_eq!(count(&before, "participant.register", "granted"), 1);
@@ -59,13 +72,33 @@ async fn every_kind_of_access_writes_its_records_including_refusals() {
     let jpath = format!("/v1/participants/{}", case.pids["jobandco"]);
     job.get(&jpath).await.unwrap();
     job.get(&format!("{jpath}/notes")).await.unwrap();
-    job.post(&format!("{jpath}/consents"), &json!({"scope": "health_sharing"})).await.unwrap();
+    job.post(
+        &format!("{jpath}/consents"),
+        &json!({"scope": "health_sharing"}),
+    )
+    .await
+    .unwrap();
     // Refusals: not involved, wrong purpose header, no grant for notes, non-DPO reading the log.
     let intro = as_(&gw.client("crm.intro"), "trajectory_guidance");
-    intro.get(&format!("/v1/participants/{intro_pid}")).await.unwrap();
-    gw.client("crm.vdab").send(hyper::Method::GET, &jpath, &[("x-acting-user", "u")], None).await.unwrap();
-    as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance").get(&format!("/v1/participants/{}/notes", case.pids["ocmw-gent"])).await.unwrap();
-    let r = as_(&gw.client("crm.vdab"), "audit").get("/v1/audit/verify").await.unwrap();
+    intro
+        .get(&format!("/v1/participants/{intro_pid}"))
+        .await
+        .unwrap();
+    gw.client("crm.vdab")
+        .send(hyper::Method::GET, &jpath, &[("x-acting-user", "u")], None)
+        .await
+        .unwrap();
+    as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance")
+        .get(&format!(
+            "/v1/participants/{}/notes",
+            case.pids["ocmw-gent"]
+        ))
+        .await
+        .unwrap();
+    let r = as_(&gw.client("crm.vdab"), "audit")
+        .get("/v1/audit/verify")
+        .await
+        .unwrap();
     assert_eq!(r.status, 403);
 
     let after = all_records(&gw).await;
@@ -77,27 +110,51 @@ async fn every_kind_of_access_writes_its_records_including_refusals() {
     assert_eq!(count(&new, "request", "refused"), 1);
     assert_eq!(count(&new, "notes.read", "refused"), 1);
     assert_eq!(count(&new, "audit.verify", "refused"), 1);
-    assert_eq!(count(&new, "audit.export", "granted"), 1, "the first export read is itself logged");
+    assert_eq!(
+        count(&new, "audit.export", "granted"),
+        1,
+        "the first export read is itself logged"
+    );
 
     // A read record names the fields disclosed, never their values, and the purpose and actor.
-    let read = new.iter().find(|r| r["action"] == "participant.read" && r["decision"] == "granted").unwrap();
+    let read = new
+        .iter()
+        .find(|r| r["action"] == "participant.read" && r["decision"] == "granted")
+        .unwrap();
     assert_eq!(read["partner"], "jobandco");
     assert_eq!(read["acting_user"], "staff-42");
     assert_eq!(read["purpose"], "trajectory_guidance");
     assert_eq!(read["roles"], json!(["trajectgezel"]));
-    assert!(read["fields"].as_array().unwrap().contains(&json!("health.addiction")));
+    assert!(
+        read["fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("health.addiction"))
+    );
     assert_eq!(read["participant"].as_str().unwrap().len(), 32);
-    let refused = new.iter().find(|r| r["action"] == "participant.read" && r["decision"] == "refused").unwrap();
+    let refused = new
+        .iter()
+        .find(|r| r["action"] == "participant.read" && r["decision"] == "refused")
+        .unwrap();
     assert_eq!(refused["reason"], "not_involved");
-    assert_eq!(refused["participant"], read["participant"], "one audit pseudonym per participant");
+    assert_eq!(
+        refused["participant"], read["participant"],
+        "one audit pseudonym per participant"
+    );
 
     // The DPO finds this person's accesses by national number.
-    let r = dpo(&gw).get(&format!("/v1/audit?insz={}&limit=1000", case.insz)).await.unwrap();
+    let r = dpo(&gw)
+        .get(&format!("/v1/audit?insz={}&limit=1000", case.insz))
+        .await
+        .unwrap();
     let recs = r.json()["records"].as_array().unwrap().clone();
     assert!(recs.len() >= 10);
     assert!(recs.iter().all(|x| x["participant"] == read["participant"]));
     // Breach question: what did VDAB's client access, and refused filters work.
-    let r = dpo(&gw).get("/v1/audit?client=crm.intro&decision=refused").await.unwrap();
+    let r = dpo(&gw)
+        .get("/v1/audit?client=crm.intro&decision=refused")
+        .await
+        .unwrap();
     assert_eq!(r.json()["records"].as_array().unwrap().len(), 1);
 }
 
@@ -111,35 +168,86 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
     let ok = verify(&gw).await;
     assert_eq!(ok["ok"], true, "{ok}");
     let mut conn = db(&home).await;
-    let (record5, hash5): (String, Vec<u8>) = sqlx::query_as("SELECT record, hash FROM audit_records WHERE seq = 5").fetch_one(&mut conn).await.unwrap();
-    let (record6, hash6): (String, Vec<u8>) = sqlx::query_as("SELECT record, hash FROM audit_records WHERE seq = 6").fetch_one(&mut conn).await.unwrap();
+    let (record5, hash5): (String, Vec<u8>) =
+        sqlx::query_as("SELECT record, hash FROM audit_records WHERE seq = 5")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let (record6, hash6): (String, Vec<u8>) =
+        sqlx::query_as("SELECT record, hash FROM audit_records WHERE seq = 6")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
 
     // One changed byte.
     let changed = record5.replacen("participant.", "participant,", 1);
     assert_ne!(changed, record5);
-    sqlx::query("UPDATE audit_records SET record = ? WHERE seq = 5").bind(&changed).execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE audit_records SET record = ? WHERE seq = 5")
+        .bind(&changed)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(verify(&gw).await["first_bad"], 5);
-    sqlx::query("UPDATE audit_records SET record = ? WHERE seq = 5").bind(&record5).execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE audit_records SET record = ? WHERE seq = 5")
+        .bind(&record5)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(verify(&gw).await["ok"], true);
 
     // Two records swapped.
-    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 5").bind(&record6).bind(&hash6).execute(&mut conn).await.unwrap();
-    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 6").bind(&record5).bind(&hash5).execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 5")
+        .bind(&record6)
+        .bind(&hash6)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 6")
+        .bind(&record5)
+        .bind(&hash5)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(verify(&gw).await["first_bad"], 5);
-    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 5").bind(&record5).bind(&hash5).execute(&mut conn).await.unwrap();
-    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 6").bind(&record6).bind(&hash6).execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 5")
+        .bind(&record5)
+        .bind(&hash5)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 6")
+        .bind(&record6)
+        .bind(&hash6)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(verify(&gw).await["ok"], true);
 
     // One record deleted.
-    sqlx::query("DELETE FROM audit_records WHERE seq = 5").execute(&mut conn).await.unwrap();
+    sqlx::query("DELETE FROM audit_records WHERE seq = 5")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(verify(&gw).await["first_bad"], 5);
-    sqlx::query("INSERT INTO audit_records (seq, record, hash) VALUES (5, ?, ?)").bind(&record5).bind(&hash5).execute(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO audit_records (seq, record, hash) VALUES (5, ?, ?)")
+        .bind(&record5)
+        .bind(&hash5)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(verify(&gw).await["ok"], true);
 
     // The tail truncated (below a signed checkpoint).
     all_records(&gw).await;
-    let (last_cp,): (i64,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints").fetch_one(&mut conn).await.unwrap();
-    sqlx::query("DELETE FROM audit_records WHERE seq > ?").bind(last_cp - 3).execute(&mut conn).await.unwrap();
+    let (last_cp,): (i64,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_records WHERE seq > ?")
+        .bind(last_cp - 3)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let v = verify(&gw).await;
     assert_eq!(v["ok"], false);
     assert_eq!(v["first_bad"], last_cp - 2, "{v}");
@@ -161,18 +269,49 @@ async fn when_the_audit_store_refuses_writes_reads_answer_503_and_disclose_nothi
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"], "audit_unavailable");
     let body = String::from_utf8_lossy(&r.body);
-    assert!(!body.contains(fixtures::GIVEN) && !body.contains(fixtures::ADDICTION), "{body}");
+    assert!(
+        !body.contains(fixtures::GIVEN) && !body.contains(fixtures::ADDICTION),
+        "{body}"
+    );
     // Writes are refused too, and nothing is written.
-    let r = job.send(hyper::Method::PATCH, &path, &[("if-match", "2")], Some(&json!({"fields": {"trajectory.status": "paused"}}))).await.unwrap();
+    let r = job
+        .send(
+            hyper::Method::PATCH,
+            &path,
+            &[("if-match", "2")],
+            Some(&json!({"fields": {"trajectory.status": "paused"}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 503);
     // Refusals also need their record: an unknown purpose is 503 rather than an unlogged 400.
-    let r = gw.client("crm.vdab").send(hyper::Method::GET, &path, &[("x-acting-user", "u"), ("x-purpose", "x")], None).await.unwrap();
+    let r = gw
+        .client("crm.vdab")
+        .send(
+            hyper::Method::GET,
+            &path,
+            &[("x-acting-user", "u"), ("x-purpose", "x")],
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 503);
-    sqlx::query("DROP TRIGGER audit_down").execute(&mut conn).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_down")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let r = job.get(&path).await.unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["fields"]["trajectory.status"], "intake", "the refused write did not happen");
-    assert_eq!(verify(&gw).await["ok"], true, "the chain survives a failed batch");
+    assert_eq!(
+        r.json()["fields"]["trajectory.status"],
+        "intake",
+        "the refused write did not happen"
+    );
+    assert_eq!(
+        verify(&gw).await["ok"],
+        true,
+        "the chain survives a failed batch"
+    );
 }
 
 #[tokio::test]
@@ -190,7 +329,9 @@ async fn a_crash_under_load_loses_no_answered_access_and_keeps_the_chain() {
             let mut answered = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 match c.get(&path).await {
-                    Ok(r) if r.status == 200 => answered.push(r.headers["x-request-id"].to_str().unwrap().to_string()),
+                    Ok(r) if r.status == 200 => {
+                        answered.push(r.headers["x-request-id"].to_str().unwrap().to_string())
+                    }
                     Ok(_) => {}
                     Err(_) => break,
                 }
@@ -205,13 +346,28 @@ async fn a_crash_under_load_loses_no_answered_access_and_keeps_the_chain() {
     for t in tasks {
         answered.extend(t.await.unwrap());
     }
-    assert!(answered.len() > 20, "the load produced answers: {}", answered.len());
+    assert!(
+        answered.len() > 20,
+        "the load produced answers: {}",
+        answered.len()
+    );
     let gw = home.start();
     let v = verify(&gw).await;
     assert_eq!(v["ok"], true, "{v}");
-    let ids: HashMap<String, ()> = all_records(&gw).await.into_iter().map(|r| (r["request_id"].as_str().unwrap().to_string(), ())).collect();
-    let missing: Vec<&String> = answered.iter().filter(|id| !ids.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} answered requests have no audit record", missing.len());
+    let ids: HashMap<String, ()> = all_records(&gw)
+        .await
+        .into_iter()
+        .map(|r| (r["request_id"].as_str().unwrap().to_string(), ()))
+        .collect();
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|id| !ids.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} answered requests have no audit record",
+        missing.len()
+    );
 }
 
 #[tokio::test]
@@ -227,13 +383,24 @@ async fn an_export_verifies_offline_and_each_kind_of_tampering_is_found() {
     let check = |name: &str, content: &str| {
         let f = dir.path().join(name);
         std::fs::write(&f, content).unwrap();
-        crate::harness::run(dir.path(), &["audit", "verify", f.to_str().unwrap(), "--public-key", key.to_str().unwrap()])
+        crate::harness::run(
+            dir.path(),
+            &[
+                "audit",
+                "verify",
+                f.to_str().unwrap(),
+                "--public-key",
+                key.to_str().unwrap(),
+            ],
+        )
     };
     let (ok, out) = check("good.jsonl", &text);
     assert!(ok, "{out}");
     assert!(out.contains("\"ok\":true"));
     let lines: Vec<&str> = text.lines().collect();
-    let recs: Vec<usize> = (0..lines.len()).filter(|i| lines[*i].starts_with("{\"v\":")).collect();
+    let recs: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].starts_with("{\"v\":"))
+        .collect();
     let join = |v: Vec<&str>| v.join("\n") + "\n";
     let mut changed = lines.clone();
     let altered = lines[recs[3]].replacen("staff-42", "staff-43", 1);
@@ -244,11 +411,15 @@ async fn an_export_verifies_offline_and_each_kind_of_tampering_is_found() {
     inserted.insert(recs[3], lines[recs[2]]);
     let mut swapped = lines.clone();
     swapped.swap(recs[3], recs[4]);
-    let cp = lines.iter().position(|l| l.starts_with("{\"checkpoint\"")).unwrap();
+    let cp = lines
+        .iter()
+        .position(|l| l.starts_with("{\"checkpoint\""))
+        .unwrap();
     let forged_line = {
         let mut v: Value = serde_json::from_str(lines[cp]).unwrap();
         let sig = v["checkpoint"]["signature"].as_str().unwrap().to_string();
-        let flipped = if sig.starts_with('0') { format!("1{}", &sig[1..]) } else { format!("0{}", &sig[1..]) };
+        let first = if sig.starts_with('0') { '1' } else { '0' };
+        let flipped = format!("{first}{}", &sig[1..]);
         v["checkpoint"]["signature"] = json!(flipped);
         v.to_string()
     };
@@ -256,7 +427,14 @@ async fn an_export_verifies_offline_and_each_kind_of_tampering_is_found() {
     forged[cp] = &forged_line;
     let mut truncated = lines.clone();
     truncated.remove(*recs.last().unwrap());
-    for (name, content) in [("changed", join(changed)), ("deleted", join(deleted)), ("inserted", join(inserted)), ("swapped", join(swapped)), ("forged", join(forged)), ("truncated", join(truncated))] {
+    for (name, content) in [
+        ("changed", join(changed)),
+        ("deleted", join(deleted)),
+        ("inserted", join(inserted)),
+        ("swapped", join(swapped)),
+        ("forged", join(forged)),
+        ("truncated", join(truncated)),
+    ] {
         let (ok, out) = check(name, &content);
         assert!(!ok, "{name} was not detected: {out}");
         assert!(out.contains("verification failed"), "{name}: {out}");

@@ -25,10 +25,12 @@ pub fn insz(serial: u16) -> String {
 
 /// Every seeded secret, for grep tests.
 pub fn secrets(insz: &str) -> Vec<String> {
-    [GIVEN, FAMILY, PHONE, EMAIL, ADDRESS, ADDICTION, DEBT, NOTE, insz]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        GIVEN, FAMILY, PHONE, EMAIL, ADDRESS, ADDICTION, DEBT, NOTE, insz,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 pub fn as_(c: &GatewayClient, purpose: &str) -> GatewayClient {
@@ -36,7 +38,10 @@ pub fn as_(c: &GatewayClient, purpose: &str) -> GatewayClient {
 }
 
 pub fn field_names(v: &Value) -> Vec<String> {
-    let mut names: Vec<String> = v["fields"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let mut names: Vec<String> = v["fields"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     names.sort();
     names
 }
@@ -87,7 +92,9 @@ pub async fn showcase(gw: &Gateway, serial: u16) -> Case {
     assert_eq!(look.status, 200);
     let job_pid = look.json()["pid"].as_str().unwrap().to_string();
     let path = format!("/v1/participants/{job_pid}");
-    let version = jobandco.get(&path).await.unwrap().json()["version"].as_i64().unwrap();
+    let version = jobandco.get(&path).await.unwrap().json()["version"]
+        .as_i64()
+        .unwrap();
     let res = jobandco
         .send(
             hyper::Method::PATCH,
@@ -98,15 +105,24 @@ pub async fn showcase(gw: &Gateway, serial: u16) -> Case {
         .await
         .unwrap();
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
-    let res = jobandco.post(&format!("{path}/notes"), &json!({"text": NOTE})).await.unwrap();
+    let res = jobandco
+        .post(&format!("{path}/notes"), &json!({"text": NOTE}))
+        .await
+        .unwrap();
     assert_eq!(res.status, 201);
     assign(&jobandco, &job_pid, "vdab", "spoc_vdab").await;
     assign(&jobandco, &job_pid, "caw-oost-vlaanderen", "brugfiguur").await;
     let mut pids = HashMap::new();
     pids.insert("ocmw-gent", ocmw_pid);
     pids.insert("jobandco", job_pid);
-    for (partner, client) in [("vdab", "crm.vdab"), ("caw-oost-vlaanderen", "crm.caw-oost-vlaanderen")] {
-        let r = as_(&gw.client(client), "duplicate_check").post("/v1/lookup", &json!({"insz": insz})).await.unwrap();
+    for (partner, client) in [
+        ("vdab", "crm.vdab"),
+        ("caw-oost-vlaanderen", "crm.caw-oost-vlaanderen"),
+    ] {
+        let r = as_(&gw.client(client), "duplicate_check")
+            .post("/v1/lookup", &json!({"insz": insz}))
+            .await
+            .unwrap();
         assert_eq!(r.status, 200);
         pids.insert(partner, r.json()["pid"].as_str().unwrap().to_string());
     }

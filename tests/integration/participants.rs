@@ -12,7 +12,13 @@ fn sorted(v: &[&str]) -> Vec<String> {
     v
 }
 
-const IDENTITY: [&str; 5] = ["identity.birth_date", "identity.family_name", "identity.gender", "identity.given_name", "identity.insz"];
+const IDENTITY: [&str; 5] = [
+    "identity.birth_date",
+    "identity.family_name",
+    "identity.gender",
+    "identity.given_name",
+    "identity.insz",
+];
 const CONTACT: [&str; 3] = ["contact.address", "contact.email", "contact.phone"];
 const ESF: [&str; 2] = ["esf.education_level", "esf.labour_status_entry"];
 
@@ -34,33 +40,100 @@ async fn each_role_sees_exactly_the_fields_its_grants_allow() {
     // trajectgezel: everything that was stored.
     let (s, v) = read("crm.jobandco", "jobandco", "trajectory_guidance").await;
     assert_eq!(s, 200);
-    assert_eq!(field_names(&v), all(&[&IDENTITY, &CONTACT, &ESF, &["trajectory.status", "health.addiction", "life.income_debt", "measure.empowerment"]]));
+    assert_eq!(
+        field_names(&v),
+        all(&[
+            &IDENTITY,
+            &CONTACT,
+            &ESF,
+            &[
+                "trajectory.status",
+                "health.addiction",
+                "life.income_debt",
+                "measure.empowerment"
+            ]
+        ])
+    );
     assert_eq!(v["fields"]["identity.given_name"], fixtures::GIVEN);
     assert_eq!(v["fields"]["health.addiction"], fixtures::ADDICTION);
 
     // dossierbeheerder (+ toeleider): status and progress, no health, no life, no notes.
     let (_, v) = read("crm.ocmw-gent", "ocmw-gent", "trajectory_guidance").await;
-    assert_eq!(field_names(&v), all(&[&IDENTITY, &CONTACT, &ESF, &["trajectory.status", "measure.empowerment"]]));
+    assert_eq!(
+        field_names(&v),
+        all(&[
+            &IDENTITY,
+            &CONTACT,
+            &ESF,
+            &["trajectory.status", "measure.empowerment"]
+        ])
+    );
 
     // spoc_vdab: identity, contact, esf, trajectory; never life, health, justice, notes.
     let (_, v) = read("crm.vdab", "vdab", "trajectory_guidance").await;
-    assert_eq!(field_names(&v), all(&[&IDENTITY, &CONTACT, &ESF, &["trajectory.status"]]));
+    assert_eq!(
+        field_names(&v),
+        all(&[&IDENTITY, &CONTACT, &ESF, &["trajectory.status"]])
+    );
 
     // brugfiguur without consent: life but no health.
-    let (_, v) = read("crm.caw-oost-vlaanderen", "caw-oost-vlaanderen", "trajectory_guidance").await;
-    assert_eq!(field_names(&v), all(&[&IDENTITY, &CONTACT, &["trajectory.status", "life.income_debt"]]));
+    let (_, v) = read(
+        "crm.caw-oost-vlaanderen",
+        "caw-oost-vlaanderen",
+        "trajectory_guidance",
+    )
+    .await;
+    assert_eq!(
+        field_names(&v),
+        all(&[
+            &IDENTITY,
+            &CONTACT,
+            &["trajectory.status", "life.income_debt"]
+        ])
+    );
 
     // With consent for health_sharing, the brugfiguur sees health on the next request.
     let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
     let consents = format!("/v1/participants/{}/consents", case.pids["jobandco"]);
-    assert_eq!(job.post(&consents, &json!({"scope": "health_sharing"})).await.unwrap().status, 201);
-    let (_, v) = read("crm.caw-oost-vlaanderen", "caw-oost-vlaanderen", "trajectory_guidance").await;
-    assert_eq!(field_names(&v), all(&[&IDENTITY, &CONTACT, &["trajectory.status", "life.income_debt", "health.addiction"]]));
+    assert_eq!(
+        job.post(&consents, &json!({"scope": "health_sharing"}))
+            .await
+            .unwrap()
+            .status,
+        201
+    );
+    let (_, v) = read(
+        "crm.caw-oost-vlaanderen",
+        "caw-oost-vlaanderen",
+        "trajectory_guidance",
+    )
+    .await;
+    assert_eq!(
+        field_names(&v),
+        all(&[
+            &IDENTITY,
+            &CONTACT,
+            &["trajectory.status", "life.income_debt", "health.addiction"]
+        ])
+    );
 
     // Withdrawal takes effect on the next request.
-    let r = job.send(Method::DELETE, &consents, &[], Some(&json!({"scope": "health_sharing"}))).await.unwrap();
+    let r = job
+        .send(
+            Method::DELETE,
+            &consents,
+            &[],
+            Some(&json!({"scope": "health_sharing"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 204);
-    let (_, v) = read("crm.caw-oost-vlaanderen", "caw-oost-vlaanderen", "trajectory_guidance").await;
+    let (_, v) = read(
+        "crm.caw-oost-vlaanderen",
+        "caw-oost-vlaanderen",
+        "trajectory_guidance",
+    )
+    .await;
     assert!(!field_names(&v).contains(&"health.addiction".to_string()));
 
     // administrator (client-level): only ESF fields, only for esf_reporting.
@@ -72,12 +145,29 @@ async fn each_role_sees_exactly_the_fields_its_grants_allow() {
 
     // case_discussion narrows the trajectgezel's view.
     let (_, v) = read("crm.jobandco", "jobandco", "case_discussion").await;
-    assert_eq!(field_names(&v), sorted(&["trajectory.status", "life.income_debt", "measure.empowerment"]));
+    assert_eq!(
+        field_names(&v),
+        sorted(&[
+            "trajectory.status",
+            "life.income_debt",
+            "measure.empowerment"
+        ])
+    );
 
     // A partner with no role in the case does not see it exist.
     let intro = as_(&gw.client("crm.intro"), "duplicate_check");
-    let intro_pid = intro.post("/v1/lookup", &json!({"insz": case.insz})).await.unwrap().json()["pid"].as_str().unwrap().to_string();
-    let r = as_(&gw.client("crm.intro"), "trajectory_guidance").get(&format!("/v1/participants/{intro_pid}")).await.unwrap();
+    let intro_pid = intro
+        .post("/v1/lookup", &json!({"insz": case.insz}))
+        .await
+        .unwrap()
+        .json()["pid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = as_(&gw.client("crm.intro"), "trajectory_guidance")
+        .get(&format!("/v1/participants/{intro_pid}"))
+        .await
+        .unwrap();
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"], "not_found");
 }
@@ -91,13 +181,25 @@ async fn pids_differ_per_partner_and_a_foreign_pid_is_unknown() {
     assert_eq!(pids.len(), case.pids.len(), "every partner has its own pid");
     // VDAB using jobandco's pid: unknown, 404, whatever VDAB's own standing.
     let vdab = as_(&gw.client("crm.vdab"), "trajectory_guidance");
-    let r = vdab.get(&format!("/v1/participants/{}", case.pids["jobandco"])).await.unwrap();
+    let r = vdab
+        .get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+        .await
+        .unwrap();
     assert_eq!(r.status, 404);
-    let r = vdab.get(&format!("/v1/participants/{}", case.pids["vdab"])).await.unwrap();
+    let r = vdab
+        .get(&format!("/v1/participants/{}", case.pids["vdab"]))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     // Malformed pids are 404 too, never 500.
     for bad in ["x", "ZZZZ", &"a".repeat(300)] {
-        assert_eq!(vdab.get(&format!("/v1/participants/{bad}")).await.unwrap().status, 404);
+        assert_eq!(
+            vdab.get(&format!("/v1/participants/{bad}"))
+                .await
+                .unwrap()
+                .status,
+            404
+        );
     }
 }
 
@@ -107,12 +209,22 @@ async fn registering_a_known_insz_returns_the_callers_pid_without_a_duplicate() 
     let gw = home.start();
     let case = showcase(&gw, 13).await;
     let vdab = as_(&gw.client("crm.vdab"), "trajectory_guidance");
-    let r = vdab.post("/v1/participants", &json!({"fields": {"identity.insz": case.insz, "identity.given_name": "Other"}})).await.unwrap();
+    let r = vdab
+        .post(
+            "/v1/participants",
+            &json!({"fields": {"identity.insz": case.insz, "identity.given_name": "Other"}}),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["existing"], true);
     assert_eq!(r.json()["pid"], case.pids["vdab"].as_str());
     // The stored name is unchanged: nothing was written.
-    let v = as_(&gw.client("crm.jobandco"), "trajectory_guidance").get(&format!("/v1/participants/{}", case.pids["jobandco"])).await.unwrap().json();
+    let v = as_(&gw.client("crm.jobandco"), "trajectory_guidance")
+        .get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+        .await
+        .unwrap()
+        .json();
     assert_eq!(v["fields"]["identity.given_name"], fixtures::GIVEN);
 }
 
@@ -125,23 +237,52 @@ async fn writes_need_if_match_are_all_or_nothing_and_stale_versions_get_412() {
     let vdab = as_(&gw.client("crm.vdab"), "trajectory_guidance");
     let path = format!("/v1/participants/{}", case.pids["jobandco"]);
     let vpath = format!("/v1/participants/{}", case.pids["vdab"]);
-    let v = job.get(&path).await.unwrap().json()["version"].as_i64().unwrap();
+    let v = job.get(&path).await.unwrap().json()["version"]
+        .as_i64()
+        .unwrap();
     let body = json!({"fields": {"trajectory.status": "active"}});
-    let r = job.send(Method::PATCH, &path, &[], Some(&body)).await.unwrap();
+    let r = job
+        .send(Method::PATCH, &path, &[], Some(&body))
+        .await
+        .unwrap();
     assert_eq!(r.status, 428);
-    let r = job.send(Method::PATCH, &path, &[("if-match", &(v - 1).to_string())], Some(&body)).await.unwrap();
+    let r = job
+        .send(
+            Method::PATCH,
+            &path,
+            &[("if-match", &(v - 1).to_string())],
+            Some(&body),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 412);
     assert_eq!(r.json()["error"], "stale_version");
     // spoc_vdab may write trajectory but not life: the whole write is refused.
     let mixed = json!({"fields": {"trajectory.status": "paused", "life.housing": "x"}});
-    let r = vdab.send(Method::PATCH, &vpath, &[("if-match", &v.to_string())], Some(&mixed)).await.unwrap();
+    let r = vdab
+        .send(
+            Method::PATCH,
+            &vpath,
+            &[("if-match", &v.to_string())],
+            Some(&mixed),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"], "field_not_writable");
     let after = job.get(&path).await.unwrap().json();
     assert_eq!(after["version"].as_i64().unwrap(), v, "nothing written");
     assert_eq!(after["fields"]["trajectory.status"], "intake");
     // A correct write bumps the version; null clears a field.
-    let r = job.send(Method::PATCH, &path, &[("if-match", &format!("\"{v}\""))], Some(&json!({"fields": {"trajectory.status": "active", "life.income_debt": null}}))).await.unwrap();
+    let r = job
+        .send(
+            Method::PATCH,
+            &path,
+            &[("if-match", &format!("\"{v}\""))],
+            Some(&json!({"fields": {"trajectory.status": "active", "life.income_debt": null}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.json()["version"].as_i64().unwrap(), v + 1);
     let after = job.get(&path).await.unwrap().json();
@@ -155,16 +296,31 @@ async fn notes_are_for_the_roles_granted_the_notes_category() {
     let gw = home.start();
     let case = showcase(&gw, 15).await;
     let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
-    let r = job.get(&format!("/v1/participants/{}/notes", case.pids["jobandco"])).await.unwrap();
+    let r = job
+        .get(&format!("/v1/participants/{}/notes", case.pids["jobandco"]))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     let notes = r.json()["notes"].as_array().unwrap().clone();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["text"], fixtures::NOTE);
     assert_eq!(notes[0]["author_partner"], "jobandco");
     let ocmw = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
-    let r = ocmw.get(&format!("/v1/participants/{}/notes", case.pids["ocmw-gent"])).await.unwrap();
+    let r = ocmw
+        .get(&format!(
+            "/v1/participants/{}/notes",
+            case.pids["ocmw-gent"]
+        ))
+        .await
+        .unwrap();
     assert_eq!(r.status, 403);
-    let r = ocmw.post(&format!("/v1/participants/{}/notes", case.pids["ocmw-gent"]), &json!({"text": "x"})).await.unwrap();
+    let r = ocmw
+        .post(
+            &format!("/v1/participants/{}/notes", case.pids["ocmw-gent"]),
+            &json!({"text": "x"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 403);
 }
 
@@ -174,13 +330,41 @@ async fn bad_input_gets_a_clear_4xx_json_error_never_a_500() {
     let gw = home.start();
     let ocmw = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
     let cases: Vec<(serde_json::Value, u16, &str)> = vec![
-        (json!({"fields": {"identity.insz": "12345"}}), 422, "invalid_value"),
-        (json!({"fields": {"identity.insz": "90060211100"}}), 422, "invalid_insz"),
-        (json!({"fields": {"identity.given_name": "A"}}), 422, "missing_insz"),
-        (json!({"fields": {"identity.insz": fixtures::insz(16), "esf.education_level": "phd"}}), 422, "invalid_value"),
-        (json!({"fields": {"identity.insz": fixtures::insz(16), "identity.birth_date": "1990-02-30"}}), 422, "invalid_value"),
-        (json!({"fields": {"identity.insz": fixtures::insz(16), "nope.field": 1}}), 422, "unknown_field"),
-        (json!({"fields": {"identity.insz": fixtures::insz(16), "health.addiction": "x"}}), 403, "field_not_writable"),
+        (
+            json!({"fields": {"identity.insz": "12345"}}),
+            422,
+            "invalid_value",
+        ),
+        (
+            json!({"fields": {"identity.insz": "90060211100"}}),
+            422,
+            "invalid_insz",
+        ),
+        (
+            json!({"fields": {"identity.given_name": "A"}}),
+            422,
+            "missing_insz",
+        ),
+        (
+            json!({"fields": {"identity.insz": fixtures::insz(16), "esf.education_level": "phd"}}),
+            422,
+            "invalid_value",
+        ),
+        (
+            json!({"fields": {"identity.insz": fixtures::insz(16), "identity.birth_date": "1990-02-30"}}),
+            422,
+            "invalid_value",
+        ),
+        (
+            json!({"fields": {"identity.insz": fixtures::insz(16), "nope.field": 1}}),
+            422,
+            "unknown_field",
+        ),
+        (
+            json!({"fields": {"identity.insz": fixtures::insz(16), "health.addiction": "x"}}),
+            403,
+            "field_not_writable",
+        ),
         (json!({"fields": {}, "extra": 1}), 422, "invalid_body"),
         (json!([1, 2]), 422, "invalid_body"),
     ];
@@ -194,28 +378,72 @@ async fn bad_input_gets_a_clear_4xx_json_error_never_a_500() {
     let send = |ctype: Option<&'static str>, body: Vec<u8>| {
         let c = gw.client("crm.ocmw-gent");
         async move {
-            let mut h = vec![("x-purpose", "trajectory_guidance"), ("x-acting-user", "u1")];
+            let mut h = vec![
+                ("x-purpose", "trajectory_guidance"),
+                ("x-acting-user", "u1"),
+            ];
             if let Some(t) = ctype {
                 h.push(("content-type", t));
             }
-            c.send_raw(Method::POST, "/v1/participants", &h, body).await.unwrap()
+            c.send_raw(Method::POST, "/v1/participants", &h, body)
+                .await
+                .unwrap()
         }
     };
     let r = send(Some("application/json"), b"{not json".to_vec()).await;
-    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("invalid_json")));
+    assert_eq!(
+        (r.status.as_u16(), r.json()["error"].as_str()),
+        (400, Some("invalid_json"))
+    );
     let r = send(Some("text/plain"), b"{}".to_vec()).await;
     assert_eq!(r.status, 415);
-    let big = format!("{{\"fields\": {{\"identity.given_name\": \"{}\"}}}}", "a".repeat(2 * 1024 * 1024));
+    let big = format!(
+        "{{\"fields\": {{\"identity.given_name\": \"{}\"}}}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
     let r = send(Some("application/json"), big.into_bytes()).await;
     assert_eq!(r.status, 413);
     // Missing and unknown purpose or actor.
     let c = gw.client("crm.ocmw-gent");
-    let r = c.send(Method::GET, "/v1/participants/00", &[("x-acting-user", "u1")], None).await.unwrap();
-    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("missing_purpose")));
-    let r = c.send(Method::GET, "/v1/participants/00", &[("x-acting-user", "u1"), ("x-purpose", "marketing")], None).await.unwrap();
-    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("unknown_purpose")));
-    let r = c.send(Method::GET, "/v1/participants/00", &[("x-purpose", "trajectory_guidance")], None).await.unwrap();
-    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("missing_acting_user")));
+    let r = c
+        .send(
+            Method::GET,
+            "/v1/participants/00",
+            &[("x-acting-user", "u1")],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.json()["error"].as_str()),
+        (400, Some("missing_purpose"))
+    );
+    let r = c
+        .send(
+            Method::GET,
+            "/v1/participants/00",
+            &[("x-acting-user", "u1"), ("x-purpose", "marketing")],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.json()["error"].as_str()),
+        (400, Some("unknown_purpose"))
+    );
+    let r = c
+        .send(
+            Method::GET,
+            "/v1/participants/00",
+            &[("x-purpose", "trajectory_guidance")],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.json()["error"].as_str()),
+        (400, Some("missing_acting_user"))
+    );
     let r = c.get("/v1/nowhere").await.unwrap();
     assert_eq!(r.status, 404);
     assert!(!gw.logs().contains("panicked"));
@@ -228,7 +456,18 @@ async fn the_openapi_document_describes_every_endpoint() {
     let r = gw.client("crm.vdab").get("/v1/openapi.json").await.unwrap();
     assert_eq!(r.status, 200);
     let doc = r.json();
-    for path in ["/v1/me", "/v1/participants", "/v1/lookup", "/v1/participants/{pid}", "/v1/participants/{pid}/involvements", "/v1/participants/{pid}/consents", "/v1/participants/{pid}/notes", "/v1/audit", "/v1/audit/verify", "/v1/audit/export"] {
+    for path in [
+        "/v1/me",
+        "/v1/participants",
+        "/v1/lookup",
+        "/v1/participants/{pid}",
+        "/v1/participants/{pid}/involvements",
+        "/v1/participants/{pid}/consents",
+        "/v1/participants/{pid}/notes",
+        "/v1/audit",
+        "/v1/audit/verify",
+        "/v1/audit/export",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "missing {path}");
     }
 }
@@ -239,8 +478,15 @@ async fn no_personal_data_reaches_the_database_file_the_logs_or_the_metrics() {
     let gw = home.start();
     let case = showcase(&gw, 17).await;
     // Exercise reads, refusals and errors too.
-    for (client, partner) in [("crm.jobandco", "jobandco"), ("crm.vdab", "vdab"), ("crm.caw-oost-vlaanderen", "caw-oost-vlaanderen")] {
-        let r = as_(&gw.client(client), "trajectory_guidance").get(&format!("/v1/participants/{}", case.pids[partner])).await.unwrap();
+    for (client, partner) in [
+        ("crm.jobandco", "jobandco"),
+        ("crm.vdab", "vdab"),
+        ("crm.caw-oost-vlaanderen", "caw-oost-vlaanderen"),
+    ] {
+        let r = as_(&gw.client(client), "trajectory_guidance")
+            .get(&format!("/v1/participants/{}", case.pids[partner]))
+            .await
+            .unwrap();
         assert_eq!(r.status, 200);
     }
     let _ = as_(&gw.client("crm.vdab"), "trajectory_guidance").post("/v1/participants", &json!({"fields": {"identity.insz": case.insz, "identity.given_name": fixtures::GIVEN, "life.housing": fixtures::DEBT}})).await.unwrap();
@@ -248,17 +494,27 @@ async fn no_personal_data_reaches_the_database_file_the_logs_or_the_metrics() {
     let logs_before_stop = gw.logs();
     gw.stop();
     let secrets = fixtures::secrets(&case.insz);
-    let mut haystacks = vec![("metrics".to_string(), metrics.into_bytes()), ("log".to_string(), logs_before_stop.into_bytes())];
+    let mut haystacks = vec![
+        ("metrics".to_string(), metrics.into_bytes()),
+        ("log".to_string(), logs_before_stop.into_bytes()),
+    ];
     for f in ["partnergate.db", "partnergate.db-wal", "partnergate.db-shm"] {
         if let Ok(b) = std::fs::read(home.path().join("data").join(f)) {
             haystacks.push((f.to_string(), b));
         }
     }
-    assert!(haystacks.iter().any(|(n, b)| n == "partnergate.db" && b.len() > 10_000));
+    assert!(
+        haystacks
+            .iter()
+            .any(|(n, b)| n == "partnergate.db" && b.len() > 10_000)
+    );
     for (name, bytes) in &haystacks {
         for s in &secrets {
             let needle = s.as_bytes();
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{s:?} found in {name}");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{s:?} found in {name}"
+            );
         }
         // Also the INSZ with its usual punctuation, and the e-mail's local part alone.
         assert!(!bytes.windows(11).any(|w| w == case.insz.as_bytes()));
