@@ -428,3 +428,65 @@ pub fn demo_commands(settings: &Settings, info: &DemoInfo) -> String {
     );
     out
 }
+
+/// How long a running server may take to notice a changed key file (it polls every 2 s).
+const KEY_RELOAD_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Counts participant keys and system secrets still wrapped under a master version below `v`.
+async fn wrapped_below(pool: &sqlx::SqlitePool, v: u32) -> Result<i64, String> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM participants WHERE master_version < ?1)
+              + (SELECT count(*) FROM system_secrets WHERE master_version < ?1)",
+    )
+    .bind(i64::from(v))
+    .fetch_one(pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// `partnergate keys rotate`: adds a master key version and re-wraps every data key and the
+/// index secret under it, online. A running server picks up the new key file by itself; data
+/// keys it wraps under the old version in the meantime are caught by a second pass.
+pub async fn keys_rotate(settings: &Settings) -> Result<(), String> {
+    if std::env::var_os(vault::MASTER_KEY_ENV).is_some() {
+        return Err(format!(
+            "the master keyring comes from {}: add a version there and re-wrap with the key file workflow",
+            vault::MASTER_KEY_ENV
+        ));
+    }
+    let path = settings.master_key_path();
+    let version =
+        vault::keys::MasterKeyring::add_version_to_file(&path).map_err(|e| e.to_string())?;
+    println!("added master key version {version} to {}", path.display());
+    let keyring = vault::load_keyring(settings).map_err(|e| e.to_string())?;
+    let v = open_vault(settings).await?;
+    let mut total = 0;
+    loop {
+        total += v.rewrap_all(&keyring).await.map_err(|e| e.to_string())?;
+        tokio::time::sleep(KEY_RELOAD_GRACE).await;
+        if wrapped_below(v.pool(), version).await? == 0 {
+            break;
+        }
+    }
+    println!(
+        "re-wrapped {total} keys under version {version}; retire the old versions with `partnergate keys retire --below {version}`"
+    );
+    Ok(())
+}
+
+/// `partnergate keys retire --below V`: removes old master versions once nothing uses them.
+pub async fn keys_retire(settings: &Settings, below: u32) -> Result<(), String> {
+    let v = open_vault(settings).await?;
+    let left = wrapped_below(v.pool(), below).await?;
+    if left > 0 {
+        return Err(format!(
+            "{left} keys are still wrapped under a version below {below}; run `partnergate keys rotate` first"
+        ));
+    }
+    let retired =
+        vault::keys::MasterKeyring::retire_versions_below(&settings.master_key_path(), below)
+            .map_err(|e| e.to_string())?;
+    println!("retired master key versions {retired:?}");
+    Ok(())
+}

@@ -35,6 +35,9 @@ enum Command {
     /// Compile, check and explain the joint-controller agreement; generate the registers.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Rotate the master key (online) and retire old versions.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Verify, export and report on the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -115,6 +118,18 @@ enum PolicyCommand {
         /// Output folder.
         #[arg(long, default_value = "register")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a master key version and re-wrap every data key under it while the server runs.
+    Rotate,
+    /// Remove master key versions below V from the key file (refused while any key uses them).
+    Retire {
+        /// The lowest version to keep.
+        #[arg(long)]
+        below: u32,
     },
 }
 
@@ -225,6 +240,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                     json,
                 } => cli::policy_explain(&dir, role.as_deref(), purpose.as_deref(), json),
                 PolicyCommand::Register { out } => cli::policy_register(&dir, &out),
+            }
+        }
+        Command::Keys(c) => {
+            let s = settings(&home, None)?;
+            match c {
+                KeysCommand::Rotate => cli::keys_rotate(&s).await,
+                KeysCommand::Retire { below } => cli::keys_retire(&s, below).await,
             }
         }
         Command::Audit(c) => match c {

@@ -5,3 +5,4 @@ mod fixtures;
 mod harness;
 mod participants;
 mod tls;
+mod vault;

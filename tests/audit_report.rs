@@ -1,0 +1,406 @@
+//! The DPO's HTML access report: what it shows, what it flags, and what it never leaks.
+
+use std::collections::BTreeMap;
+
+use partnergate::audit::report::{
+    BURST_REFUSALS, MANY_PARTICIPANTS_PER_DAY, ReportInput, brussels_offset, render,
+};
+use partnergate::audit::{AuditRecord, Outcome, VerifyReport};
+
+fn ok_report(records: u64) -> VerifyReport {
+    VerifyReport {
+        ok: true,
+        records,
+        checkpoints: 3,
+        first_bad: None,
+        problem: None,
+    }
+}
+
+/// A granted `participant.read` by `user` of partner `partner` at UTC `time`.
+fn read(seq: u64, time: &str, partner: &str, user: &str, participant: &str) -> AuditRecord {
+    AuditRecord {
+        v: 1,
+        seq,
+        time: time.to_string(),
+        request_id: format!("req-{seq}"),
+        client: format!("crm.{partner}"),
+        partner: Some(partner.to_string()),
+        acting_user: Some(user.to_string()),
+        roles: vec!["trajectgezel".into()],
+        purpose: Some("trajectory_guidance".into()),
+        action: "participant.read".into(),
+        participant: Some(participant.to_string()),
+        fields: vec!["identity.given_name".into(), "trajectory.status".into()],
+        decision: Outcome::Granted,
+        reason: None,
+        policy_version: "pv1".into(),
+        prev_hash: "0".repeat(64),
+    }
+}
+
+fn refusal(seq: u64, time: &str, client: &str, reason: &str) -> AuditRecord {
+    AuditRecord {
+        client: client.to_string(),
+        action: "request".into(),
+        participant: None,
+        fields: Vec::new(),
+        roles: Vec::new(),
+        purpose: None,
+        decision: Outcome::Refused,
+        reason: Some(reason.to_string()),
+        ..read(seq, time, "ocmw-gent", "u-refused", "x")
+    }
+}
+
+fn names() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("ocmw-gent".to_string(), "OCMW Gent".to_string()),
+        ("vdab".to_string(), "VDAB".to_string()),
+    ])
+}
+
+fn html_for(records: &[AuditRecord], verification: &VerifyReport) -> String {
+    let names = names();
+    render(&ReportInput {
+        records,
+        verification,
+        partner_names: &names,
+        generated_at: "2025-06-01 10:00",
+        partnership: "Jobteam Gent",
+    })
+}
+
+fn html(records: &[AuditRecord]) -> String {
+    html_for(records, &ok_report(records.len() as u64))
+}
+
+/// The text of `<section id="{id}">` up to its closing tag (sections with this id hold no
+/// nested sections).
+fn section<'h>(html: &'h str, id: &str) -> &'h str {
+    let open = format!("<section id=\"{id}\">");
+    let start = html
+        .find(&open)
+        .unwrap_or_else(|| panic!("no section {id}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</section>").expect("section closes")]
+}
+
+#[test]
+fn verified_chain_shows_a_green_banner_with_records_and_checkpoints() {
+    let records = vec![read(1, "2025-02-03T09:00:00.000Z", "vdab", "jan", "p1")];
+    let out = html_for(&records, &ok_report(1));
+    let v = section(&out, "verification");
+    assert!(v.contains("banner ok"), "{v}");
+    assert!(
+        v.contains("Chain verified: 1 records, 3 signed checkpoints"),
+        "{v}"
+    );
+    assert!(!v.contains("BROKEN"));
+}
+
+#[test]
+fn broken_chain_shows_a_red_banner_with_sequence_and_problem() {
+    let records = vec![read(1, "2025-02-03T09:00:00.000Z", "vdab", "jan", "p1")];
+    let broken = VerifyReport {
+        ok: false,
+        records: 41,
+        checkpoints: 2,
+        first_bad: Some(42),
+        problem: Some("hash mismatch".into()),
+    };
+    let out = html_for(&records, &broken);
+    let v = section(&out, "verification");
+    assert!(v.contains("banner broken"), "{v}");
+    assert!(
+        v.contains("Chain BROKEN at sequence 42: hash mismatch"),
+        "{v}"
+    );
+    assert!(!v.contains("Chain verified"));
+}
+
+#[test]
+fn partner_purpose_table_counts_granted_records_only() {
+    let mut records = Vec::new();
+    for i in 0..3 {
+        records.push(read(
+            i + 1,
+            "2025-02-03T09:00:00.000Z",
+            "ocmw-gent",
+            "an",
+            &format!("p{i}"),
+        ));
+    }
+    let mut dup = read(4, "2025-02-03T09:05:00.000Z", "vdab", "jan", "p9");
+    dup.purpose = Some("duplicate_check".into());
+    dup.action = "participant.lookup".into();
+    records.push(dup.clone());
+    records.push(AuditRecord {
+        seq: 5,
+        ..dup.clone()
+    });
+    let mut refused = read(6, "2025-02-03T09:06:00.000Z", "ocmw-gent", "an", "p7");
+    refused.decision = Outcome::Refused;
+    refused.reason = Some("not_involved".into());
+    records.push(refused);
+
+    let out = html(&records);
+    let table = section(&out, "accesses");
+    let cell = |partner: &str, purpose: &str| {
+        let key = format!("data-partner=\"{partner}\" data-purpose=\"{purpose}\">");
+        let at = table.find(&key).unwrap_or_else(|| panic!("no cell {key}")) + key.len();
+        table[at..table[at..].find('<').unwrap() + at].to_string()
+    };
+    assert_eq!(cell("ocmw-gent", "trajectory_guidance"), "3");
+    assert_eq!(cell("ocmw-gent", "duplicate_check"), "0");
+    assert_eq!(cell("vdab", "duplicate_check"), "2");
+    assert_eq!(cell("vdab", "trajectory_guidance"), "0");
+    assert!(table.contains("OCMW Gent"), "partner names are shown");
+}
+
+#[test]
+fn user_reading_25_participants_in_one_day_is_flagged_and_one_reading_3_is_not() {
+    let mut records = Vec::new();
+    for i in 0..25u64 {
+        let time = format!("2025-02-04T{:02}:{:02}:00.000Z", 8 + i / 6, i % 6 * 10);
+        records.push(read(
+            i + 1,
+            &time,
+            "ocmw-gent",
+            "browser-25",
+            &format!("p{i}"),
+        ));
+    }
+    for i in 0..3u64 {
+        // Read many times, but only three distinct participants.
+        for k in 0..10 {
+            let time = format!("2025-02-04T10:{:02}:00.000Z", i * 10 + k);
+            records.push(read(
+                100 + i * 10 + k,
+                &time,
+                "vdab",
+                "coach-3",
+                &format!("q{i}"),
+            ));
+        }
+    }
+    let out = html(&records);
+    let many = section(&out, "unusual-many");
+    assert!(many.contains("browser-25"), "{many}");
+    assert!(many.contains("<td class=\"num\">25</td>"), "{many}");
+    assert!(many.contains(&format!(
+        "{MANY_PARTICIPANTS_PER_DAY} distinct participants on one day"
+    )));
+    assert!(!many.contains("coach-3"), "{many}");
+}
+
+#[test]
+fn reads_spread_over_days_below_the_daily_threshold_are_not_flagged() {
+    let records: Vec<_> = (0..40u64)
+        .map(|i| {
+            let time = format!("2025-02-{:02}T10:00:00.000Z", 1 + i / 10);
+            read(i + 1, &time, "vdab", "steady", &format!("p{i}"))
+        })
+        .collect();
+    let out = html(&records);
+    assert!(section(&out, "unusual-many").contains("None found."));
+}
+
+#[test]
+fn refusals_as_not_involved_for_many_participants_are_flagged() {
+    let records: Vec<_> = (0..6u64)
+        .map(|i| {
+            let mut r = read(
+                i + 1,
+                &format!("2025-02-0{}T10:00:00.000Z", 1 + i),
+                "vdab",
+                "curious",
+                &format!("p{i}"),
+            );
+            r.decision = Outcome::Refused;
+            r.reason = Some("not_involved".into());
+            r
+        })
+        .collect();
+    let out = html(&records);
+    assert!(section(&out, "unusual-many").contains("curious"));
+}
+
+#[test]
+fn read_at_2330_brussels_is_flagged_in_winter_and_in_summer() {
+    // 23:30 Brussels: UTC+1 in January, UTC+2 in July.
+    let winter = vec![read(1, "2025-01-15T22:30:00.000Z", "vdab", "owl", "p1")];
+    let summer = vec![read(1, "2025-07-15T21:30:00.000Z", "vdab", "owl", "p1")];
+    for records in [winter, summer] {
+        let out = html(&records);
+        let night = section(&out, "unusual-night");
+        assert!(
+            night.contains("owl"),
+            "{} not flagged: {night}",
+            records[0].time
+        );
+        assert!(night.contains(":30:00"), "{night}");
+        assert!(night.contains("23:30:00"), "local time shown: {night}");
+    }
+}
+
+#[test]
+fn read_at_1400_brussels_is_not_flagged_in_winter_or_summer() {
+    let winter = vec![read(1, "2025-01-15T13:00:00.000Z", "vdab", "lark", "p1")];
+    let summer = vec![read(1, "2025-07-15T12:00:00.000Z", "vdab", "lark", "p1")];
+    for records in [winter, summer] {
+        let out = html(&records);
+        let night = section(&out, "unusual-night");
+        assert!(!night.contains("lark"), "{night}");
+        assert!(night.contains("None found."));
+    }
+}
+
+#[test]
+fn summer_time_starts_and_ends_on_the_last_sundays_of_march_and_october() {
+    // 04:30 UTC is 05:30 (night) in winter time and 06:30 (day) in summer time.
+    let cases = [
+        ("2025-03-29T04:30:00.000Z", true), // Saturday before the switch: CET
+        ("2025-03-30T04:30:00.000Z", false), // last Sunday of March, after 01:00 UTC: CEST
+        ("2025-10-25T04:30:00.000Z", false), // Saturday before the switch back: CEST
+        ("2025-10-26T04:30:00.000Z", true), // last Sunday of October, after 01:00 UTC: CET
+        ("2024-03-31T04:30:00.000Z", false), // 2024: the last Sunday is the 31st
+        ("2024-03-30T04:30:00.000Z", true),
+    ];
+    for (time, night) in cases {
+        let out = html(&[read(1, time, "vdab", "early", "p1")]);
+        assert_eq!(
+            section(&out, "unusual-night").contains("early"),
+            night,
+            "{time}"
+        );
+    }
+    let offset = |t: &str| {
+        let at =
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
+        brussels_offset(at).whole_hours()
+    };
+    assert_eq!(offset("2025-03-30T00:59:59Z"), 1);
+    assert_eq!(offset("2025-03-30T01:00:00Z"), 2);
+    assert_eq!(offset("2025-10-26T00:59:59Z"), 2);
+    assert_eq!(offset("2025-10-26T01:00:00Z"), 1);
+}
+
+#[test]
+fn burst_of_refusals_from_one_client_is_flagged_and_scattered_refusals_are_not() {
+    let mut records = Vec::new();
+    for i in 0..BURST_REFUSALS as u64 + 2 {
+        records.push(refusal(
+            i + 1,
+            &format!("2025-02-03T10:00:{:02}.000Z", i * 4),
+            "crm.prober",
+            "not_involved",
+        ));
+    }
+    for i in 0..BURST_REFUSALS as u64 + 2 {
+        // One refusal every ten minutes: never ten in five minutes.
+        let time = format!("2025-02-03T{:02}:{:02}:00.000Z", 11 + i / 6, i % 6 * 10);
+        records.push(refusal(100 + i, &time, "crm.sloppy", "unknown_purpose"));
+    }
+    let out = html(&records);
+    let bursts = section(&out, "unusual-bursts");
+    assert!(bursts.contains("crm.prober"), "{bursts}");
+    assert!(!bursts.contains("crm.sloppy"), "{bursts}");
+}
+
+#[test]
+fn empty_patterns_say_none_found() {
+    let out = html(&[read(1, "2025-02-03T09:00:00.000Z", "vdab", "jan", "p1")]);
+    for id in ["unusual-many", "unusual-night", "unusual-bursts"] {
+        assert!(section(&out, id).contains("None found."), "{id}");
+    }
+}
+
+#[test]
+fn html_in_record_fields_is_escaped() {
+    let mut r = refusal(
+        1,
+        "2025-02-03T10:00:00.000Z",
+        "crm.<b>x</b>",
+        "<script>alert('x')</script> & more",
+    );
+    r.acting_user = Some("<script>evil()</script>".into());
+    r.partner = Some("p\"><img src=x onerror=alert(1)>".into());
+    let out = html(&[r]);
+    assert!(!out.contains("<script"), "raw script tag in output");
+    assert!(!out.contains("<img"), "raw img tag in output");
+    assert!(!out.contains("<b>x</b>"));
+    assert!(out.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
+    assert!(out.contains("&lt;script&gt;evil()&lt;/script&gt;"));
+}
+
+#[test]
+fn document_is_self_contained_html5_without_external_resources_or_scripts() {
+    let records: Vec<_> = (0..30u64)
+        .map(|i| {
+            read(
+                i + 1,
+                &format!("2025-02-{:02}T10:00:00.000Z", 1 + i % 20),
+                "vdab",
+                "jan",
+                "p1",
+            )
+        })
+        .collect();
+    let out = html(&records);
+    assert!(out.starts_with("<!DOCTYPE html>"));
+    assert!(out.trim_end().ends_with("</html>"));
+    for banned in [
+        "http://", "https://", "<script", "<link", "src=", "@import", "url(",
+    ] {
+        assert!(!out.contains(banned), "found {banned}");
+    }
+    assert!(out.contains("<svg"), "inline chart");
+    assert!(out.contains("<rect"));
+    assert!(out.contains("partnergate audit verify FILE --public-key certs/audit-signing.pub"));
+}
+
+#[test]
+fn participant_pseudonyms_never_appear_in_the_report() {
+    let pseudonym = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let mut records = Vec::new();
+    for i in 0..25u64 {
+        let p = if i == 0 {
+            pseudonym.to_string()
+        } else {
+            format!("{i:064x}")
+        };
+        records.push(read(i + 1, "2025-02-03T23:10:00.000Z", "vdab", "jan", &p));
+    }
+    let mut refused = read(26, "2025-02-03T23:20:00.000Z", "vdab", "jan", pseudonym);
+    refused.decision = Outcome::Refused;
+    refused.reason = Some("not_involved".into());
+    records.push(refused);
+    let out = html(&records);
+    assert!(
+        section(&out, "unusual-many").contains("jan"),
+        "flagged, counted"
+    );
+    assert!(!out.contains(pseudonym));
+    assert!(!out.contains(&format!("{:064x}", 1)));
+}
+
+#[test]
+fn header_shows_partnership_period_and_total() {
+    let records = vec![
+        read(1, "2025-01-15T08:00:00.000Z", "vdab", "jan", "p1"),
+        read(2, "2025-07-15T08:00:00.000Z", "vdab", "jan", "p2"),
+    ];
+    let out = html(&records);
+    assert!(out.contains("Jobteam Gent"));
+    let summary = section(&out, "summary");
+    assert!(
+        summary.contains("2025-01-15 09:00:00 – 2025-07-15 10:00:00"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("<b>Records</b><span>2</span>"),
+        "{summary}"
+    );
+    assert!(summary.contains("2025-06-01 10:00"));
+}
