@@ -35,6 +35,8 @@ enum Command {
     /// Compile, check and explain the joint-controller agreement; generate the registers.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Migrate existing files from CSV (header = field names) through the API, as a client.
+    Import(ImportArgs),
     /// Rotate the master key (online) and retire old versions.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -119,6 +121,24 @@ enum PolicyCommand {
         #[arg(long, default_value = "register")]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The client whose certificate the import uses (it becomes toeleider), e.g. crm.ocmw-gent.
+    #[arg(long)]
+    client: String,
+    /// The gateway [default: https://localhost:<listen port from the config>].
+    #[arg(long)]
+    url: Option<String>,
+    /// The staff id recorded as acting user in the audit log.
+    #[arg(long, default_value = "import")]
+    acting_user: String,
+    /// Where rejected rows go [default: FILE.rejects.csv].
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// The CSV file; its header names the fields (identity.insz, identity.given_name, ...).
+    file: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -241,6 +261,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 } => cli::policy_explain(&dir, role.as_deref(), purpose.as_deref(), json),
                 PolicyCommand::Register { out } => cli::policy_register(&dir, &out),
             }
+        }
+        Command::Import(a) => {
+            let s = settings(&home, None)?;
+            let policy = partnergate::policy::Policy::load(&s.policy_dir()).map_err(|e| e.to_string())?;
+            let url = a.url.unwrap_or_else(|| format!("https://localhost:{}", s.config.listen.port()));
+            let rejects = a.rejects.unwrap_or_else(|| partnergate::import::default_rejects_path(&a.file));
+            let summary = partnergate::import::run(&policy, &url, &s.certs_dir(), &a.client, &a.acting_user, &a.file, &rejects).await?;
+            println!(
+                "imported {}: {} registered, {} already known, {} rejected (see {})",
+                a.file.display(),
+                summary.created,
+                summary.existing,
+                summary.rejected,
+                rejects.display()
+            );
+            Ok(())
         }
         Command::Keys(c) => {
             let s = settings(&home, None)?;

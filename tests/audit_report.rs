@@ -404,3 +404,218 @@ fn header_shows_partnership_period_and_total() {
     );
     assert!(summary.contains("2025-06-01 10:00"));
 }
+
+/// A realistic synthetic log: nine partners, forty staff, four hundred participants, office
+/// hours with some noise, plus planted anomalies. `n` records over `days` days from 2025-02-20.
+fn synthetic(n: u64, days: u64) -> Vec<AuditRecord> {
+    const PARTNERS: [&str; 9] = [
+        "stad-gent",
+        "ocmw-gent",
+        "vdab",
+        "caw-ov",
+        "de-vlaspit",
+        "atlas",
+        "groep-intro",
+        "ligo",
+        "guislain",
+    ];
+    const PURPOSES: [(&str, u64); 5] = [
+        ("trajectory_guidance", 70),
+        ("case_discussion", 12),
+        ("duplicate_check", 10),
+        ("esf_reporting", 6),
+        ("dsr_handling", 2),
+    ];
+    const ACTIONS: [&str; 6] = [
+        "participant.read",
+        "participant.read",
+        "notes.read",
+        "participant.write",
+        "notes.write",
+        "involvement.start",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let start = time::macros::datetime!(2025-02-20 0:00 UTC).unix_timestamp();
+    let fmt = |t: i64| {
+        let d = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second(),
+            t.rem_euclid(1000)
+        )
+    };
+    let span = days as i64 * 86_400;
+    let mut times: Vec<i64> = (0..n)
+        .map(|_| {
+            let day = rnd(days) as i64;
+            // Office hours 08:00–17:00 UTC mostly, a few in the evening.
+            let secs = if rnd(100) < 2 {
+                rnd(86_400) as i64
+            } else {
+                7 * 3600 + rnd(9 * 3600) as i64
+            };
+            start + day * 86_400 + secs.min(span)
+        })
+        .collect();
+    times.sort_unstable();
+    let mut records: Vec<AuditRecord> = times
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let p = (rnd(100) * rnd(100) / 1200) as usize % PARTNERS.len();
+            let partner = PARTNERS[p];
+            let user = format!("{}-{:02}", &partner[..3], rnd(5));
+            let mut w = rnd(100);
+            let purpose = PURPOSES
+                .iter()
+                .find(|(_, weight)| {
+                    let hit = w < *weight;
+                    w = w.saturating_sub(*weight);
+                    hit
+                })
+                .map_or("trajectory_guidance", |x| x.0);
+            let mut r = read(
+                i as u64 + 1,
+                &fmt(t),
+                partner,
+                &user,
+                &format!("{:064x}", rnd(400) * 7919),
+            );
+            r.purpose = Some(purpose.into());
+            r.action = ACTIONS[rnd(ACTIONS.len() as u64) as usize].into();
+            if purpose == "duplicate_check" {
+                r.action = "participant.lookup".into();
+            }
+            let roll = rnd(1000);
+            if roll < 40 {
+                r.decision = Outcome::Refused;
+                r.reason = Some("not_involved".into());
+            } else if roll < 55 {
+                r.decision = Outcome::Refused;
+                r.reason = Some("no_grant_for_purpose".into());
+            } else if roll < 62 {
+                r = AuditRecord {
+                    purpose: Some("marketing".into()),
+                    ..refusal(
+                        r.seq,
+                        &r.time,
+                        &r.client,
+                        "unknown_purpose (/v1/participants/{pid})",
+                    )
+                };
+                r.partner = Some(partner.into());
+            }
+            r
+        })
+        .collect();
+    // Planted: one user browsing 34 participants on one day; night reads; a probing client.
+    let day = start + 9 * 86_400;
+    let mut planted = Vec::new();
+    for i in 0..34 {
+        planted.push(read(
+            0,
+            &fmt(day + 13 * 3600 + i * 60),
+            "ocmw-gent",
+            "ocm-07",
+            &format!("{:064x}", 9000 + i),
+        ));
+    }
+    for i in 0..6 {
+        planted.push(read(
+            0,
+            &fmt(day + 86_400 * i + 22 * 3600 + 600),
+            "caw-ov",
+            "caw-night",
+            &format!("{:064x}", 77 + i),
+        ));
+    }
+    for i in 0..15 {
+        planted.push(refusal(
+            0,
+            &fmt(day + 2 * 86_400 + 3 * 3600 + i * 9),
+            "crm.atlas",
+            "certificate_revoked (/v1/participants)",
+        ));
+    }
+    planted.push(refusal(
+        0,
+        &fmt(day + 5),
+        "crm.<script>",
+        "<script>alert(1)</script>",
+    ));
+    records.extend(planted);
+    records.sort_by(|a, b| a.time.cmp(&b.time));
+    for (i, r) in records.iter_mut().enumerate() {
+        r.seq = i as u64 + 1;
+    }
+    records
+}
+
+fn synthetic_names() -> BTreeMap<String, String> {
+    [
+        ("stad-gent", "Stad Gent (promotor)"),
+        ("ocmw-gent", "OCMW Gent"),
+        ("vdab", "VDAB"),
+        ("caw-ov", "CAW Oost-Vlaanderen"),
+        ("de-vlaspit", "De Vlaspit"),
+        ("atlas", "Atlas integratie & inburgering"),
+        ("groep-intro", "Groep INTRO"),
+        ("ligo", "LIGO Centrum Basiseducatie"),
+        ("guislain", "PC Dr. Guislain"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Writes a sample report for a person to look at: `REPORT_OUT=/tmp/report.html cargo test
+/// --test audit_report -- --ignored sample`.
+#[test]
+#[ignore = "writes a file for manual review"]
+fn sample_report_for_manual_review() {
+    let records = synthetic(4000, 45);
+    let names = synthetic_names();
+    let out = render(&ReportInput {
+        records: &records,
+        verification: &ok_report(records.len() as u64),
+        partner_names: &names,
+        generated_at: "2025-04-07 09:12 (Europe/Brussels)",
+        partnership: "Jobteam Gent",
+    });
+    let path = std::env::var("REPORT_OUT").unwrap_or_else(|_| "/tmp/report.html".into());
+    std::fs::write(&path, out).unwrap();
+}
+
+/// One million records must render well within a few seconds (run with `--release`).
+#[test]
+#[ignore = "timing; run with --release"]
+fn a_million_records_render_quickly() {
+    let records = synthetic(1_000_000, 700);
+    let names = synthetic_names();
+    let started = std::time::Instant::now();
+    let out = render(&ReportInput {
+        records: &records,
+        verification: &ok_report(records.len() as u64),
+        partner_names: &names,
+        generated_at: "now",
+        partnership: "Jobteam Gent",
+    });
+    let took = started.elapsed();
+    eprintln!(
+        "rendered {} records into {} bytes in {took:?}",
+        records.len(),
+        out.len()
+    );
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+}

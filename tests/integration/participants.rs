@@ -520,3 +520,46 @@ async fn no_personal_data_reaches_the_database_file_the_logs_or_the_metrics() {
         assert!(!bytes.windows(11).any(|w| w == case.insz.as_bytes()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_registers_valid_rows_through_the_api_and_names_rejects_by_line_only() {
+    let home = Home::new();
+    let gw = home.start();
+    let csv = home.path().join("old-project.csv");
+    let (a, b, c) = (fixtures::insz(41), fixtures::insz(42), fixtures::insz(43));
+    std::fs::write(
+        &csv,
+        format!(
+            "identity.insz,identity.given_name,identity.family_name,esf.disability,trajectory.status\n\
+             {a},Zeewaeterine,Eerste,nee,intake\n\
+             {b},Zeewaeterine,Tweede,ja,active\n\
+             90060211100,Zeewaeterine,Foutief,nee,intake\n\
+             {c},Zeewaeterine,Derde,misschien,intake\n\
+             {a},Zeewaeterine,Dubbel,nee,intake\n\
+             {c},Zeewaeterine,Derde,,referred\n"
+        ),
+    )
+    .unwrap();
+    let home_path = home.path().to_path_buf();
+    let (base, file) = (gw.base(), csv.to_str().unwrap().to_string());
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        crate::harness::run(&home_path, &["import", "--client", "crm.ocmw-gent", "--url", &base, &file])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("3 registered, 1 already known, 2 rejected"), "{out}");
+    let rejects = std::fs::read_to_string(home.path().join("old-project.csv.rejects.csv")).unwrap();
+    let lines: Vec<&str> = rejects.lines().collect();
+    assert_eq!(lines[0], "line,error,message");
+    assert!(lines[1].starts_with("4,invalid_insz,"), "{rejects}");
+    assert!(lines[2].starts_with("5,invalid_value,"), "{rejects}");
+    assert!(!rejects.contains("Zeewaeterine") && !rejects.contains("90060211100") && !rejects.contains("misschien"));
+    // The imported rows are real participants the importing partner can read.
+    let r = as_(&gw.client("crm.ocmw-gent"), "duplicate_check").post("/v1/lookup", &json!({"insz": b})).await.unwrap();
+    assert_eq!(r.status, 200);
+    let pid = r.json()["pid"].as_str().unwrap().to_string();
+    let v = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance").get(&format!("/v1/participants/{pid}")).await.unwrap().json();
+    assert_eq!(v["fields"]["identity.family_name"], "Tweede");
+    assert_eq!(v["fields"]["trajectory.status"], "active");
+}
