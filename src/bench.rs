@@ -985,6 +985,9 @@ fn summary(args: &BenchArgs) -> Result<String, String> {
             .map_or_else(|_| json!(v), |x| json!(x));
         extra.insert(k.to_owned(), v);
     }
+    if let Some(p) = by_name.get("prepare") {
+        extra.insert("prepare".into(), p.clone());
+    }
     let date = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| e.to_string())?;

@@ -81,24 +81,34 @@ pub async fn run(
     let types: Vec<FieldType> = headers
         .iter()
         .map(|h| {
-            policy
-                .field(h)
-                .map(|f| f.ty.clone())
-                .ok_or_else(|| format!("column `{h}` is not a field of the agreement; nothing was imported"))
+            policy.field(h).map(|f| f.ty.clone()).ok_or_else(|| {
+                format!("column `{h}` is not a field of the agreement; nothing was imported")
+            })
         })
         .collect::<Result<_, _>>()?;
-    let rows = std::fs::read_to_string(csv_path).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0);
+    let rows = std::fs::read_to_string(csv_path)
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0);
     let bar = crate::cli::progress(rows as u64, "importing");
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
     let mut rejects = Vec::new();
     let mut summary = Summary::default();
     for (i, record) in reader.records().enumerate() {
-        let line = record.as_ref().ok().and_then(|r| r.position()).map(|p| p.line()).unwrap_or(i as u64 + 2);
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map(|p| p.line())
+            .unwrap_or(i as u64 + 2);
         let record = match record {
             Ok(r) => r,
             Err(_) => {
-                rejects.push(Reject { line, code: "invalid_csv".into(), message: "the row is not valid CSV or has the wrong number of columns".into() });
+                rejects.push(Reject {
+                    line,
+                    code: "invalid_csv".into(),
+                    message: "the row is not valid CSV or has the wrong number of columns".into(),
+                });
                 continue;
             }
         };
@@ -114,11 +124,19 @@ pub async fn run(
             }
         }
         if let Some(message) = bad {
-            rejects.push(Reject { line, code: "invalid_value".into(), message });
+            rejects.push(Reject {
+                line,
+                code: "invalid_value".into(),
+                message,
+            });
             bar.inc(1);
             continue;
         }
-        let permit = slots.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
         let api = api.clone();
         tasks.spawn(async move {
             let body = serde_json::json!({ "fields": fields });
@@ -142,7 +160,13 @@ pub async fn run(
     Ok(summary)
 }
 
-type Done = Result<(u64, Result<crate::client::Response, crate::client::ClientError>), tokio::task::JoinError>;
+type Done = Result<
+    (
+        u64,
+        Result<crate::client::Response, crate::client::ClientError>,
+    ),
+    tokio::task::JoinError,
+>;
 
 fn settle(done: Done, summary: &mut Summary, rejects: &mut Vec<Reject>) {
     let Ok((line, result)) = done else { return };
@@ -158,22 +182,31 @@ fn settle(done: Done, summary: &mut Summary, rejects: &mut Vec<Reject>) {
                 message: body["message"].as_str().unwrap_or("").to_string(),
             });
         }
-        Err(e) => rejects.push(Reject { line, code: "transport".into(), message: e.to_string() }),
+        Err(e) => rejects.push(Reject {
+            line,
+            code: "transport".into(),
+            message: e.to_string(),
+        }),
     }
 }
 
 fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), String> {
     let mut w = csv::Writer::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    w.write_record(["line", "error", "message"]).map_err(|e| e.to_string())?;
+    w.write_record(["line", "error", "message"])
+        .map_err(|e| e.to_string())?;
     for r in rejects {
-        w.write_record([r.line.to_string(), r.code.clone(), r.message.clone()]).map_err(|e| e.to_string())?;
+        w.write_record([r.line.to_string(), r.code.clone(), r.message.clone()])
+            .map_err(|e| e.to_string())?;
     }
     w.flush().map_err(|e| e.to_string())
 }
 
 /// The default rejects file: `<input>.rejects.csv` beside the input.
 pub fn default_rejects_path(input: &Path) -> PathBuf {
-    let mut name = input.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = input
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".rejects.csv");
     input.with_file_name(name)
 }
@@ -184,9 +217,15 @@ mod tests {
 
     #[test]
     fn cells_are_typed_by_the_field_type() {
-        assert_eq!(cell_value(&FieldType::Bool, "Ja"), Ok(Some(Value::Bool(true))));
+        assert_eq!(
+            cell_value(&FieldType::Bool, "Ja"),
+            Ok(Some(Value::Bool(true)))
+        );
         assert_eq!(cell_value(&FieldType::Bool, "maybe"), Err(()));
-        assert_eq!(cell_value(&FieldType::Integer { min: 0, max: 10 }, " 7 "), Ok(Some(Value::from(7))));
+        assert_eq!(
+            cell_value(&FieldType::Integer { min: 0, max: 10 }, " 7 "),
+            Ok(Some(Value::from(7)))
+        );
         assert_eq!(cell_value(&FieldType::Text, "  "), Ok(None));
     }
 }

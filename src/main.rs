@@ -264,10 +264,24 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Import(a) => {
             let s = settings(&home, None)?;
-            let policy = partnergate::policy::Policy::load(&s.policy_dir()).map_err(|e| e.to_string())?;
-            let url = a.url.unwrap_or_else(|| format!("https://localhost:{}", s.config.listen.port()));
-            let rejects = a.rejects.unwrap_or_else(|| partnergate::import::default_rejects_path(&a.file));
-            let summary = partnergate::import::run(&policy, &url, &s.certs_dir(), &a.client, &a.acting_user, &a.file, &rejects).await?;
+            let policy =
+                partnergate::policy::Policy::load(&s.policy_dir()).map_err(|e| e.to_string())?;
+            let url = a
+                .url
+                .unwrap_or_else(|| format!("https://localhost:{}", s.config.listen.port()));
+            let rejects = a
+                .rejects
+                .unwrap_or_else(|| partnergate::import::default_rejects_path(&a.file));
+            let summary = partnergate::import::run(
+                &policy,
+                &url,
+                &s.certs_dir(),
+                &a.client,
+                &a.acting_user,
+                &a.file,
+                &rejects,
+            )
+            .await?;
             println!(
                 "imported {}: {} registered, {} already known, {} rejected (see {})",
                 a.file.display(),

@@ -395,7 +395,7 @@ fn header_shows_partnership_period_and_total() {
     assert!(out.contains("Jobteam Gent"));
     let summary = section(&out, "summary");
     assert!(
-        summary.contains("2025-01-15 09:00:00 – 2025-07-15 10:00:00"),
+        summary.contains("2025-01-15 09:00 – 2025-07-15 10:00"),
         "{summary}"
     );
     assert!(

@@ -70,7 +70,7 @@ fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
+            '<' => out.push_str("<"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
@@ -208,7 +208,7 @@ fn fmt_local(ts: i64) -> String {
 
 fn is_night(local: i64) -> bool {
     let hour = local.rem_euclid(DAY) / 3600;
-    hour >= NIGHT_START_HOUR || hour < NIGHT_END_HOUR
+    !(NIGHT_END_HOUR..NIGHT_START_HOUR).contains(&hour)
 }
 
 /// Reads are what the night and many-participants rules look at.
@@ -221,7 +221,7 @@ fn num(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -505,10 +505,11 @@ h1 { font-size: 26px; margin: 0; }
 .subtitle { color: #5a6472; font-style: italic; margin: 2px 0 0; }
 h2 { font-size: 19px; margin: 28px 0 6px; border-bottom: 1px solid #c9ced6; padding-bottom: 3px; }
 h3 { font-size: 15px; margin: 18px 0 4px; }
-.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 8px; margin: 12px 0; }
+.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 8px; margin: 12px 0; }
 .fact { background: #f3f5f7; border-radius: 6px; padding: 8px 12px; }
 .fact b { display: block; font-size: 12px; color: #5a6472; font-weight: 600; text-transform: uppercase; letter-spacing: .03em; }
 .fact span { font-size: 16px; font-weight: 600; }
+.fact.wide { grid-column: span 2; }
 .banner { padding: 14px 18px; border-radius: 8px; font-size: 20px; font-weight: 700; margin: 12px 0 4px; }
 .banner small { display: block; font-size: 13px; font-weight: 400; margin-top: 4px; }
 .ok { background: #e6f4ea; border: 2px solid #1e8e3e; color: #0d652d; }
@@ -518,10 +519,12 @@ h3 { font-size: 15px; margin: 18px 0 4px; }
 table { border-collapse: collapse; margin: 6px 0 14px; font-size: 13px; }
 th, td { border-bottom: 1px solid #dde1e6; padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f3f5f7; font-weight: 600; }
-.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, td.time, td.nowrap, .id { white-space: nowrap; }
+td.hit { color: #a50e0e; font-weight: 700; }
+table.wide { width: 100%; }
 td.zero { color: #b0b6bf; }
 tr.total td, tr.total th { font-weight: 700; border-top: 2px solid #9aa3ad; }
-td.time, td.nowrap { white-space: nowrap; }
 .id { color: #6b7480; font-size: 11px; margin-left: 4px; }
 .pair { display: flex; flex-wrap: wrap; gap: 0 32px; }
 .rule { background: #f7f8fa; border-left: 4px solid #8a94a3; padding: 8px 12px; margin: 6px 0 8px; }
@@ -602,7 +605,7 @@ impl Page<'_, '_> {
     fn summary(&mut self, input: &ReportInput<'_>) {
         let a = self.a;
         let period = match (a.first, a.last) {
-            (Some(f), Some(l)) => format!("{} – {}", fmt_local(f), fmt_local(l)),
+            (Some(f), Some(l)) => format!("{} – {}", &fmt_local(f)[..16], &fmt_local(l)[..16]),
             _ => "no records".into(),
         };
         self.w("<section id=\"summary\">\n<div class=\"facts\">\n");
@@ -620,9 +623,14 @@ impl Page<'_, '_> {
             ),
         ];
         for (label, value) in facts {
+            let class = if label == "Period covered" {
+                "fact wide"
+            } else {
+                "fact"
+            };
             let _ = writeln!(
                 self.out,
-                "<div class=\"fact\"><b>{label}</b><span>{value}</span></div>"
+                "<div class=\"{class}\"><b>{label}</b><span>{value}</span></div>"
             );
         }
         self.w("</div>\n<p class=\"note\">All times are Europe/Brussels local time (CET/CEST), converted from the log's UTC times.");
@@ -656,9 +664,9 @@ impl Page<'_, '_> {
             }
             self.w(": ");
             self.e(v.problem.as_deref().unwrap_or("unknown problem"));
-            let _ = write!(
+            let _ = writeln!(
                 self.out,
-                "<small>{} records and {} checkpoints were examined before the fault. Records from that point on cannot be trusted; report this as a possible incident.</small></div>\n",
+                "<small>{} records and {} checkpoints were examined. Records from that point on cannot be trusted; treat this as a possible incident.</small></div>",
                 num(v.records),
                 num(v.checkpoints)
             );
@@ -901,9 +909,9 @@ impl Page<'_, '_> {
             }
         );
         self.w("<div class=\"legend\">");
-        for s in 0..series {
+        for (s, label) in labels.iter().enumerate() {
             let _ = write!(self.out, "<span><i style=\"background:{}\"></i>", colour(s));
-            self.e(&labels[s]);
+            self.e(label);
             self.w("</span>");
         }
         self.w("</div>\n");
@@ -981,11 +989,11 @@ impl Page<'_, '_> {
                 Some(t) => self.w(&fmt_local(t)),
                 None => self.e(&r.time),
             }
-            self.w("</td><td>");
+            self.w("</td><td class=\"nowrap\">");
             self.e(&r.client);
             self.w("</td><td>");
             self.partner(r.partner.as_deref().unwrap_or(""));
-            self.w("</td><td>");
+            self.w("</td><td class=\"nowrap\">");
             self.e(r.acting_user.as_deref().unwrap_or("–"));
             self.w("</td><td>");
             self.e(r.purpose.as_deref().unwrap_or("–"));
@@ -1065,16 +1073,18 @@ impl Page<'_, '_> {
             return;
         }
         self.found(flagged.len(), "acting user");
-        self.w("<div class=\"scroll\"><table><thead><tr><th>Acting user</th><th>Partner</th><th class=\"num\">Most participants in one day</th><th>On</th><th class=\"num\">Days at or over threshold</th><th class=\"num\">Participants refused as not_involved</th><th class=\"num\">Participants read in period</th></tr></thead><tbody>\n");
+        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Acting user</th><th>Partner</th><th class=\"num\">Most participants read in one day</th><th>On</th><th class=\"num\">Days at or over the threshold</th><th class=\"num\">Participants refused as not_involved</th><th class=\"num\">Participants read in the period</th></tr></thead><tbody>\n");
         for (actor, s) in flagged.iter().take(MAX_PATTERN_ROWS) {
             let actor = a.actor_list[*actor as usize];
-            self.w("<tr><td>");
+            self.w("<tr><td class=\"nowrap\">");
             self.actor(&actor);
             self.w("</td><td>");
             self.partner(a.partners.names[actor.partner as usize]);
+            let hit = |yes: bool| if yes { "num hit" } else { "num" };
             let _ = writeln!(
                 self.out,
-                "</td><td class=\"num\">{}</td><td class=\"time\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                "</td><td class=\"{}\">{}</td><td class=\"time\">{}</td><td class=\"num\">{}</td><td class=\"{}\">{}</td><td class=\"num\">{}</td></tr>",
+                hit(s.max_day >= MANY_PARTICIPANTS_PER_DAY),
                 s.max_day,
                 if s.max_day > 0 {
                     fmt_day(s.max_day_at)
@@ -1082,6 +1092,7 @@ impl Page<'_, '_> {
                     "–".into()
                 },
                 s.days_over,
+                hit(s.not_involved >= NOT_INVOLVED_PARTICIPANTS),
                 s.not_involved,
                 s.total_distinct
             );
@@ -1105,10 +1116,10 @@ impl Page<'_, '_> {
             return;
         }
         self.found(flagged.len(), "acting user");
-        self.w("<div class=\"scroll\"><table><thead><tr><th>Acting user</th><th>Partner</th><th class=\"num\">Night reads</th><th class=\"num\">Of which refused</th><th class=\"num\">Participants</th><th class=\"num\">Nights</th><th>First</th><th>Last</th></tr></thead><tbody>\n");
+        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Acting user</th><th>Partner</th><th class=\"num\">Night reads</th><th class=\"num\">Of which refused</th><th class=\"num\">Participants</th><th class=\"num\">Nights</th><th>First</th><th>Last</th></tr></thead><tbody>\n");
         for (actor, n) in flagged.iter().take(MAX_PATTERN_ROWS) {
             let actor = a.actor_list[*actor as usize];
-            self.w("<tr><td>");
+            self.w("<tr><td class=\"nowrap\">");
             self.actor(&actor);
             self.w("</td><td>");
             self.partner(a.partners.names[actor.partner as usize]);
@@ -1150,7 +1161,7 @@ impl Page<'_, '_> {
         self.found(flagged.len(), "client");
         let _ = writeln!(
             self.out,
-            "<div class=\"scroll\"><table><thead><tr><th>Client</th><th>Partner</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (refusals in {} min)</th><th class=\"num\">Refusals in bursts</th><th>First burst</th><th>Last burst</th><th>Most frequent reason</th></tr></thead><tbody>",
+            "<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Client</th><th>Partner</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (refusals in {} min)</th><th class=\"num\">Refusals in bursts</th><th>First burst</th><th>Last burst</th><th>Most frequent reason</th></tr></thead><tbody>",
             BURST_WINDOW_SECONDS / 60
         );
         for (client, b) in flagged.iter().take(MAX_PATTERN_ROWS) {
@@ -1158,7 +1169,7 @@ impl Page<'_, '_> {
                 .reasons
                 .iter()
                 .max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0)));
-            self.w("<tr><td>");
+            self.w("<tr><td class=\"nowrap\">");
             self.e(client);
             self.w("</td><td>");
             self.partner(a.partners.names[b.partner as usize]);
@@ -1199,9 +1210,11 @@ fn nice_step(max: u64, ticks: u64) -> u64 {
     while magnitude * 10 <= raw {
         magnitude *= 10;
     }
-    [1, 2, 5, 10]
+    // Steps in tenths of the magnitude: 1, 2, 2.5 (from 10 up), 5, 10.
+    [10, 20, 25, 50, 100]
         .into_iter()
-        .map(|m| m * magnitude)
+        .filter(|&m| magnitude >= 10 || m != 25)
+        .map(|m| m * magnitude / 10)
         .find(|&s| s >= raw)
         .unwrap_or(10 * magnitude)
 }

@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::record::{AuditEvent, AuditRecord, checkpoint_message, hash, now};
 use crate::config::AuditConfig;
 
+/// Records per INSERT statement (3 bound values each, well under SQLite's variable limit).
+const INSERT_CHUNK: usize = 500;
+
 /// The audit store could not make a record durable.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
@@ -63,6 +66,13 @@ impl AuditLog {
             .await
             .map_err(|_| AuditError::Stopped)?;
         wait.await.map_err(|_| AuditError::Stopped)?
+    }
+}
+
+fn job_records(job: &Job) -> usize {
+    match job {
+        Job::Append(events, _) => events.len(),
+        Job::Checkpoint(_) => 0,
     }
 }
 
@@ -127,14 +137,12 @@ impl Writer {
         let mut batch = Vec::new();
         // recv returns None once every handle is dropped: the queue is drained, then we stop.
         while let Some(first) = rx.recv().await {
+            let mut count = job_records(&first);
             batch.push(first);
-            let mut count = 0;
             while count < self.config.max_batch {
                 match rx.try_recv() {
                     Ok(job) => {
-                        if let Job::Append(ev, _) = &job {
-                            count += ev.len();
-                        }
+                        count += job_records(&job);
                         batch.push(job);
                     }
                     Err(_) => break,
@@ -151,13 +159,7 @@ impl Writer {
         let started = Instant::now();
         let start_seq = self.head.seq;
         let result = self.write(batch).await;
-        let records: usize = batch
-            .iter()
-            .map(|j| match j {
-                Job::Append(ev, _) => ev.len(),
-                Job::Checkpoint(_) => 0,
-            })
-            .sum();
+        let records: usize = batch.iter().map(job_records).sum();
         match &result {
             Ok(()) => {
                 metrics::counter!("partnergate_audit_records_total").increment(records as u64);
@@ -205,6 +207,7 @@ impl Writer {
         let mut prev = self.head.hash;
         let time = now();
         let mut force_checkpoint = false;
+        let mut rows: Vec<(i64, String, [u8; 32])> = Vec::new();
         for job in batch {
             match job {
                 Job::Append(events, _) => {
@@ -219,18 +222,22 @@ impl Writer {
                         );
                         let text = record.canonical();
                         prev = hash(text.as_bytes());
-                        sqlx::query(
-                            "INSERT INTO audit_records (seq, record, hash) VALUES (?, ?, ?)",
-                        )
-                        .bind(seq as i64)
-                        .bind(text)
-                        .bind(&prev[..])
-                        .execute(&mut *tx)
-                        .await?;
+                        rows.push((seq as i64, text, prev));
                     }
                 }
                 Job::Checkpoint(_) => force_checkpoint = true,
             }
+        }
+        // Multi-row inserts: one statement per chunk instead of one round trip per record.
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut insert =
+                sqlx::QueryBuilder::new("INSERT INTO audit_records (seq, record, hash) ");
+            insert.push_values(chunk, |mut row, (seq, text, hash)| {
+                row.push_bind(*seq)
+                    .push_bind(text.as_str())
+                    .push_bind(&hash[..]);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         let due = seq - self.head.checkpoint_seq >= self.config.checkpoint_every
             || self.head.checkpoint_at.elapsed()

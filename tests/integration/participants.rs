@@ -543,23 +543,40 @@ async fn import_registers_valid_rows_through_the_api_and_names_rejects_by_line_o
     let home_path = home.path().to_path_buf();
     let (base, file) = (gw.base(), csv.to_str().unwrap().to_string());
     let (ok, out) = tokio::task::spawn_blocking(move || {
-        crate::harness::run(&home_path, &["import", "--client", "crm.ocmw-gent", "--url", &base, &file])
+        crate::harness::run(
+            &home_path,
+            &["import", "--client", "crm.ocmw-gent", "--url", &base, &file],
+        )
     })
     .await
     .unwrap();
     assert!(ok, "{out}");
-    assert!(out.contains("3 registered, 1 already known, 2 rejected"), "{out}");
+    assert!(
+        out.contains("3 registered, 1 already known, 2 rejected"),
+        "{out}"
+    );
     let rejects = std::fs::read_to_string(home.path().join("old-project.csv.rejects.csv")).unwrap();
     let lines: Vec<&str> = rejects.lines().collect();
     assert_eq!(lines[0], "line,error,message");
     assert!(lines[1].starts_with("4,invalid_insz,"), "{rejects}");
     assert!(lines[2].starts_with("5,invalid_value,"), "{rejects}");
-    assert!(!rejects.contains("Zeewaeterine") && !rejects.contains("90060211100") && !rejects.contains("misschien"));
+    assert!(
+        !rejects.contains("Zeewaeterine")
+            && !rejects.contains("90060211100")
+            && !rejects.contains("misschien")
+    );
     // The imported rows are real participants the importing partner can read.
-    let r = as_(&gw.client("crm.ocmw-gent"), "duplicate_check").post("/v1/lookup", &json!({"insz": b})).await.unwrap();
+    let r = as_(&gw.client("crm.ocmw-gent"), "duplicate_check")
+        .post("/v1/lookup", &json!({"insz": b}))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     let pid = r.json()["pid"].as_str().unwrap().to_string();
-    let v = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance").get(&format!("/v1/participants/{pid}")).await.unwrap().json();
+    let v = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance")
+        .get(&format!("/v1/participants/{pid}"))
+        .await
+        .unwrap()
+        .json();
     assert_eq!(v["fields"]["identity.family_name"], "Tweede");
     assert_eq!(v["fields"]["trajectory.status"], "active");
 }
