@@ -10,7 +10,8 @@
 #
 # Knobs (environment): BENCH_QUICK=1, BENCH_SECONDS (per load scenario), BENCH_CONNECTIONS
 # (default 32), BENCH_PARTICIPANTS (default 10000), BENCH_KEEP=1 (keep the temp dir),
-# BENCH_NO_BUILD=1 (use the existing release binary), NGINX (path of the nginx binary).
+# BENCH_NO_BUILD=1 (use the existing release binary), BENCH_BIN (another partnergate binary),
+# NGINX (path of the nginx binary).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,7 +39,7 @@ else
 fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-BIN=${TARGET_DIR:-$ROOT/target}/release/partnergate
+BIN=${BENCH_BIN:-${TARGET_DIR:-$ROOT/target}/release/partnergate}
 [ -x "$BIN" ] || die "no release binary at $BIN"
 LOADAVG_START=$(cut -d' ' -f1 /proc/loadavg)
 "$BIN" bench --help >/dev/null 2>&1 || die "$BIN has no 'bench' subcommand yet"

@@ -204,7 +204,12 @@ fn identity(args: &BenchArgs, cn: &str) -> Result<Identity, String> {
     Identity::from_certs_dir(&args.certs, cn).map_err(|e| e.to_string())
 }
 
-fn client(args: &BenchArgs, identity: &Identity, purpose: &str, actor: &str) -> Result<GatewayClient, String> {
+fn client(
+    args: &BenchArgs,
+    identity: &Identity,
+    purpose: &str,
+    actor: &str,
+) -> Result<GatewayClient, String> {
     GatewayClient::new(&args.url, identity, 1)
         .map(|c| c.acting(purpose, actor))
         .map_err(|e| e.to_string())
@@ -377,9 +382,23 @@ impl InszSeq {
     }
 }
 
-const GIVEN: &[&str] = &["An", "Elif", "Jonas", "Mohamed", "Sara", "Pieter", "Yasmina", "Ivan"];
-const FAMILY: &[&str] = &["Peeters", "Yilmaz", "Janssens", "El Amrani", "Maes", "Petrov"];
-const STREETS: &[&str] = &["Sleepstraat", "Dampoortstraat", "Brugsepoortstraat", "Wondelgemstraat"];
+const GIVEN: &[&str] = &[
+    "An", "Elif", "Jonas", "Mohamed", "Sara", "Pieter", "Yasmina", "Ivan",
+];
+const FAMILY: &[&str] = &[
+    "Peeters",
+    "Yilmaz",
+    "Janssens",
+    "El Amrani",
+    "Maes",
+    "Petrov",
+];
+const STREETS: &[&str] = &[
+    "Sleepstraat",
+    "Dampoortstraat",
+    "Brugsepoortstraat",
+    "Wondelgemstraat",
+];
 
 /// A registration body: a fresh INSZ and a dozen fields a toeleider may write.
 fn registration_body(seq: &InszSeq, rng: &mut Rng) -> Value {
@@ -400,7 +419,7 @@ fn registration_body(seq: &InszSeq, rng: &mut Rng) -> Value {
         "contact.address": format!("{} {}, 9000 Gent", STREETS[rng.below(STREETS.len())], 1 + n % 200),
         "esf.labour_status_entry": "long_term_unemployed",
         "esf.education_level": "isced_0_2",
-        "esf.third_country_national": n % 3 == 0,
+        "esf.third_country_national": n.is_multiple_of(3),
         "trajectory.status": "referred",
         "trajectory.referral_channel": "OCMW sociale dienst",
     }})
@@ -441,8 +460,8 @@ impl Worker {
                 (self.client.post("/v1/participants", &body).await, false)
             }
             Kind::Mixed(pids, patch_pct) => {
-                let do_patch = self.last_read.is_some()
-                    && self.rng.below(100) < *patch_pct as usize;
+                let do_patch =
+                    self.last_read.is_some() && self.rng.below(100) < *patch_pct as usize;
                 if do_patch {
                     let (pid, version) = self.last_read.take().unwrap_or_default();
                     let body = json!({"fields": {
@@ -649,7 +668,11 @@ async fn prepare(args: &BenchArgs) -> Result<Value, String> {
                     Ok(r) => {
                         missing += 1;
                         first_error.get_or_insert_with(|| {
-                            format!("lookup: HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body))
+                            format!(
+                                "lookup: HTTP {}: {}",
+                                r.status,
+                                String::from_utf8_lossy(&r.body)
+                            )
                         });
                     }
                     Err(e) => {
@@ -955,7 +978,13 @@ fn summary(args: &BenchArgs) -> Result<String, String> {
         }
     }
     let nginx = by_name.get("static").cloned();
-    let order = ["reads", "mixed", "registrations", "sync_10k", "audit_verify_1m"];
+    let order = [
+        "reads",
+        "mixed",
+        "registrations",
+        "sync_10k",
+        "audit_verify_1m",
+    ];
     let mut scenarios = Vec::new();
     for name in order {
         let Some(mut v) = by_name.get(name).cloned() else {
@@ -980,9 +1009,7 @@ fn summary(args: &BenchArgs) -> Result<String, String> {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| format!("--extra {kv}: expected KEY=VALUE"))?;
-        let v = v
-            .parse::<f64>()
-            .map_or_else(|_| json!(v), |x| json!(x));
+        let v = v.parse::<f64>().map_or_else(|_| json!(v), |x| json!(x));
         extra.insert(k.to_owned(), v);
     }
     if let Some(p) = by_name.get("prepare") {
@@ -1100,11 +1127,22 @@ mod tests {
             assert!(born.year() < 1960, "{born}");
             assert_eq!(
                 body["fields"]["identity.birth_date"],
-                format!("{:04}-{:02}-{:02}", born.year(), u8::from(born.month()), born.day())
+                format!(
+                    "{:04}-{:02}-{:02}",
+                    born.year(),
+                    u8::from(born.month()),
+                    born.day()
+                )
             );
             assert!(seen.insert(insz), "duplicate");
         }
-        assert!(registration_body(&seq, &mut rng)["fields"].as_object().unwrap().len() >= 12);
+        assert!(
+            registration_body(&seq, &mut rng)["fields"]
+                .as_object()
+                .unwrap()
+                .len()
+                >= 12
+        );
     }
 
     #[test]
@@ -1119,9 +1157,18 @@ mod tests {
         let w = |name: &str, v: Value| {
             std::fs::write(dir.path().join(format!("{name}.json")), v.to_string()).unwrap()
         };
-        w("reads", json!({"name": "reads", "connections": 32, "rps": 3000.0, "p50_ms": 5.0, "p99_ms": 9.0, "errors": 0}));
-        w("static", json!({"name": "static", "connections": 32, "rps": 6000.0, "p50_ms": 2.0, "p99_ms": 4.0, "errors": 0}));
-        w("sync", json!({"name": "sync_10k", "seconds": 1.5, "records": 10000, "seconds_per_10k": 1.5}));
+        w(
+            "reads",
+            json!({"name": "reads", "connections": 32, "rps": 3000.0, "p50_ms": 5.0, "p99_ms": 9.0, "errors": 0}),
+        );
+        w(
+            "static",
+            json!({"name": "static", "connections": 32, "rps": 6000.0, "p50_ms": 2.0, "p99_ms": 4.0, "errors": 0}),
+        );
+        w(
+            "sync",
+            json!({"name": "sync_10k", "seconds": 1.5, "records": 10000, "seconds_per_10k": 1.5}),
+        );
         let out = dir.path().join("latest.json");
         let mut args = BenchArgs::new(Scenario::Summary);
         args.results_dir = dir.path().to_owned();

@@ -203,65 +203,71 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Stores one synthetic participant through the vault, validating every field against the
-/// agreement first (the demo data is held to the same types as API input).
+/// Participants stored per transaction when loading demo data.
+const SEED_BATCH: usize = 500;
+
+/// Stores synthetic participants through the vault in batches, validating every field
+/// against the agreement first (demo data is held to the same types as API input). Returns
+/// the new ids in order.
 async fn store_synthetic(
     v: &vault::Vault,
     policy: &policy::Policy,
-    p: &crate::synthetic::SyntheticParticipant,
-) -> Result<ParticipantId, String> {
-    for (name, value) in &p.fields {
-        policy
-            .validate_value(name, value)
-            .map_err(|e| format!("synthetic data: {e}"))?;
-    }
-    let insz = p
-        .fields
-        .get("identity.insz")
-        .and_then(|v| v.as_str())
-        .and_then(|s| vault::insz::Insz::parse(s).ok())
-        .ok_or("synthetic data: invalid identity.insz")?;
-    let (first_partner, first_role) = p
-        .involvements
-        .first()
-        .ok_or("synthetic data: no involvement")?;
-    let id = ParticipantId::generate().map_err(|e| e.to_string())?;
-    if !v
-        .register(&id, &insz, &p.fields, first_partner, first_role)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        return Err("synthetic data: duplicate national number".into());
-    }
-    for (partner, role) in &p.involvements[1..] {
-        v.start_involvement(&id, partner, role, first_partner)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    for scope in &p.consents {
-        v.record_consent(&id, scope, first_partner)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    if !p.notes.is_empty() {
-        let row = v
-            .participant(&id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("vanished")?;
-        let author = p
-            .involvements
-            .iter()
-            .find(|(_, r)| r == "trajectgezel")
-            .map(|(p, _)| p.as_str())
-            .unwrap_or(first_partner);
-        for note in &p.notes {
-            v.add_note(&row, author, note)
-                .await
-                .map_err(|e| e.to_string())?;
+    people: &[crate::synthetic::SyntheticParticipant],
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<ParticipantId>, String> {
+    let mut ids = Vec::with_capacity(people.len());
+    for batch in people.chunks(SEED_BATCH) {
+        let mut prepared = Vec::with_capacity(batch.len());
+        for p in batch {
+            for (name, value) in &p.fields {
+                policy
+                    .validate_value(name, value)
+                    .map_err(|e| format!("synthetic data: {e}"))?;
+            }
+            let insz = p
+                .fields
+                .get("identity.insz")
+                .and_then(|v| v.as_str())
+                .and_then(|s| vault::insz::Insz::parse(s).ok())
+                .ok_or("synthetic data: invalid identity.insz")?;
+            let author = p
+                .involvements
+                .iter()
+                .find(|(_, r)| r == "trajectgezel")
+                .or(p.involvements.first())
+                .map(|(p, _)| p.clone())
+                .ok_or("synthetic data: no involvement")?;
+            let notes: Vec<(String, String)> = p
+                .notes
+                .iter()
+                .map(|n| (author.clone(), n.clone()))
+                .collect();
+            prepared.push((
+                ParticipantId::generate().map_err(|e| e.to_string())?,
+                insz,
+                notes,
+            ));
         }
+        let seeds: Vec<vault::Seed<'_>> = batch
+            .iter()
+            .zip(&prepared)
+            .map(|(p, (id, insz, notes))| vault::Seed {
+                id: *id,
+                insz,
+                fields: &p.fields,
+                involvements: &p.involvements,
+                consents: &p.consents,
+                notes,
+            })
+            .collect();
+        let stored = v.seed_many(&seeds).await.map_err(|e| e.to_string())?;
+        if stored != seeds.len() {
+            return Err("synthetic data: duplicate national number".into());
+        }
+        ids.extend(prepared.iter().map(|(id, _, _)| *id));
+        bar.inc(batch.len() as u64);
     }
-    Ok(id)
+    Ok(ids)
 }
 
 /// What the demo printout needs: the showcase participant's pid for each partner.
@@ -293,19 +299,19 @@ pub async fn demo_load(
             id
         }
         None => {
-            let id = store_synthetic(&v, &policy, &showcase).await?;
-            let caseload = crate::synthetic::caseload(seed, participants.saturating_sub(1));
-            let bar = progress(caseload.len() as u64, "participants");
-            for p in &caseload {
-                store_synthetic(&v, &policy, p).await?;
-                bar.inc(1);
-            }
+            let mut people = vec![showcase];
+            people.extend(crate::synthetic::caseload(
+                seed,
+                participants.saturating_sub(1),
+            ));
+            let bar = progress(people.len() as u64, "participants");
+            let ids = store_synthetic(&v, &policy, &people, &bar).await?;
             bar.finish();
             eprintln!(
                 "loaded {} synthetic participants (seed {seed})",
-                caseload.len() + 1
+                people.len()
             );
-            id
+            ids[0]
         }
     };
     let pids = policy

@@ -16,6 +16,7 @@ pub mod pki;
 pub mod policy;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod synthetic;
 pub mod tls;
 pub mod vault;

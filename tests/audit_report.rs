@@ -617,5 +617,7 @@ fn a_million_records_render_quickly() {
         records.len(),
         out.len()
     );
-    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    // Unoptimised builds are about ten times slower; the bound that matters is the release one.
+    let limit = if cfg!(debug_assertions) { 60 } else { 3 };
+    assert!(took < std::time::Duration::from_secs(limit), "{took:?}");
 }

@@ -61,14 +61,33 @@ CREATE TABLE notes (
 ) STRICT;
 CREATE INDEX notes_participant ON notes (participant_id, created_at);
 
--- Every change to a participant, in commit order: the partners' sync feeds read it. Kept after
--- erasure (the id is random and no longer resolves), so feeds can still announce the removal.
+-- The latest change of every participant, in commit order: the partners' sync feeds page
+-- through it. Kept after erasure (the id is random and no longer resolves), so feeds can still
+-- announce the removal. seq is assigned inside the write transaction, so seq order is commit order.
 CREATE TABLE changes (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    participant_id BLOB NOT NULL,
-    time           TEXT NOT NULL
+    participant_id BLOB PRIMARY KEY,
+    seq            INTEGER NOT NULL UNIQUE
 ) STRICT;
-CREATE INDEX changes_participant ON changes (participant_id, seq);
+
+-- Which participants each client has been shown through its feed, so that losing sight of one
+-- produces a removal, and only for clients that saw it.
+CREATE TABLE sync_state (
+    client         TEXT NOT NULL,
+    participant_id BLOB NOT NULL,
+    visible        INTEGER NOT NULL,
+    PRIMARY KEY (client, participant_id)
+) STRICT, WITHOUT ROWID;
+
+-- Responses to POSTs sent with an Idempotency-Key, replayed when the same request comes again.
+CREATE TABLE idempotency (
+    client       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    status       INTEGER NOT NULL,
+    body         BLOB NOT NULL,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (client, key)
+) STRICT;
 
 -- The audit log: one canonical JSON record per row, chained by SHA-256. The search columns are
 -- generated from the record itself, so they can never disagree with what the chain protects.

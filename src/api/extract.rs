@@ -69,13 +69,20 @@ async fn refuse(
     }
 }
 
-/// A caller whose certificate names a client of the agreement whose partner is a member today.
+/// The one route an exited partner may still call: its CRM collects the removals of its last
+/// sync there, and is refused once it has them all.
+pub const EXIT_SYNC_ROUTE: &str = "/v1/changes";
+
+/// A caller whose certificate names a client of the agreement whose partner is a member today
+/// (or, on [`EXIT_SYNC_ROUTE`] only, a partner that has left).
 #[derive(Clone, Debug)]
 pub struct Identified {
     /// Who is calling.
     pub caller: Caller,
     /// This request's id.
     pub request_id: String,
+    /// The partner has left the partnership (only ever true on [`EXIT_SYNC_ROUTE`]).
+    pub exited: bool,
 }
 
 impl FromRequestParts<AppState> for Identified {
@@ -104,7 +111,11 @@ impl FromRequestParts<AppState> for Identified {
                     .agreement()
                     .partner(&caller.partner)
                     .is_some_and(|p| p.is_member_on(today));
-                if !member {
+                let on_exit_route = parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .is_some_and(|m| m.as_str() == EXIT_SYNC_ROUTE);
+                if !member && !on_exit_route {
                     let e = ApiError::forbidden(
                         "membership_ended",
                         "this partner's membership of the partnership has ended",
@@ -114,6 +125,7 @@ impl FromRequestParts<AppState> for Identified {
                 Ok(Identified {
                     caller: caller.clone(),
                     request_id: request_id(parts),
+                    exited: !member,
                 })
             }
         }
@@ -139,6 +151,8 @@ pub struct Ctx {
     pub purpose_name: Arc<str>,
     /// The partner's staff member behind the request.
     pub acting_user: Arc<str>,
+    /// The partner has left (only on the exit sync route).
+    pub exited: bool,
 }
 
 impl Ctx {
@@ -205,6 +219,7 @@ impl FromRequestParts<AppState> for Ctx {
                 purpose,
                 purpose_name,
                 acting_user,
+                exited: who.exited,
             }),
             (Err(e), _) | (_, Err(e)) => {
                 Err(refuse(state, parts, &who.caller.client, Some(&who.caller), e).await)

@@ -5,6 +5,7 @@
 
 pub mod access;
 mod audit;
+mod changes;
 pub mod error;
 pub mod extract;
 mod me;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
             "/participants/{pid}/notes",
             get(participants::list_notes).post(participants::add_note),
         )
+        .route("/changes", get(changes::changes))
         .route("/audit", get(audit::search))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{audit, error, me, participants};
+use super::{audit, changes, error, me, participants};
 
 /// The partnergate API description.
 #[derive(OpenApi)]
@@ -26,6 +26,7 @@ use super::{audit, error, me, participants};
         participants::withdraw_consent,
         participants::list_notes,
         participants::add_note,
+        changes::changes,
         audit::search,
         audit::verify,
         audit::export,

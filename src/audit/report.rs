@@ -70,7 +70,7 @@ fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
-            '<' => out.push_str("<"),
+            '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
@@ -505,11 +505,12 @@ h1 { font-size: 26px; margin: 0; }
 .subtitle { color: #5a6472; font-style: italic; margin: 2px 0 0; }
 h2 { font-size: 19px; margin: 28px 0 6px; border-bottom: 1px solid #c9ced6; padding-bottom: 3px; }
 h3 { font-size: 15px; margin: 18px 0 4px; }
-.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 8px; margin: 12px 0; }
-.fact { background: #f3f5f7; border-radius: 6px; padding: 8px 12px; }
+.facts { display: flex; flex-wrap: wrap; gap: 8px; margin: 12px 0; }
+.fact { flex: 1 1 130px; background: #f3f5f7; border-radius: 6px; padding: 8px 12px; }
 .fact b { display: block; font-size: 12px; color: #5a6472; font-weight: 600; text-transform: uppercase; letter-spacing: .03em; }
 .fact span { font-size: 16px; font-weight: 600; }
-.fact.wide { grid-column: span 2; }
+.fact.wide { flex: 2 1 auto; }
+.fact.wide span { white-space: nowrap; }
 .banner { padding: 14px 18px; border-radius: 8px; font-size: 20px; font-weight: 700; margin: 12px 0 4px; }
 .banner small { display: block; font-size: 13px; font-weight: 400; margin-top: 4px; }
 .ok { background: #e6f4ea; border: 2px solid #1e8e3e; color: #0d652d; }

@@ -39,6 +39,7 @@ const INFO_WRAP: &[u8] = b"partnergate/v1/wrap";
 const INFO_INSZ: &[u8] = b"partnergate/v1/insz-lookup";
 const INFO_PID: &[u8] = b"partnergate/v1/pid/";
 const INFO_AUDIT: &[u8] = b"partnergate/v1/audit-pseudonym";
+const INFO_TOKEN: &[u8] = b"partnergate/v1/token-mac";
 /// Label under which the [`IndexSecret`] is wrapped.
 const INDEX_SECRET_LABEL: &str = "index-secret";
 
@@ -543,6 +544,7 @@ pub struct IndexKeys {
     insz_lookup: [u8; KEY_LEN],
     pid_root: [u8; KEY_LEN],
     audit: [u8; KEY_LEN],
+    token: [u8; KEY_LEN],
 }
 
 impl fmt::Debug for IndexKeys {
@@ -558,7 +560,18 @@ impl IndexKeys {
             insz_lookup: *derive(&secret.0, &[INFO_INSZ]),
             pid_root: *derive(&secret.0, &[INFO_PID]),
             audit: *derive(&secret.0, &[INFO_AUDIT]),
+            token: *derive(&secret.0, &[INFO_TOKEN]),
         }
+    }
+
+    /// A MAC (16 bytes) over an opaque token the gateway hands out, such as a sync cursor, so a
+    /// forged or another client's token is recognised.
+    pub fn token_mac(&self, data: &[u8]) -> [u8; 16] {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.token);
+        let tag = hmac::sign(&key, data);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&tag.as_ref()[..16]);
+        out
     }
 
     /// The keyed look-up hash of an INSZ: HMAC-SHA256 over its normalized 11 digits.

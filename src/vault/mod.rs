@@ -8,7 +8,7 @@ pub mod insz;
 pub mod keys;
 pub mod records;
 
-pub use records::{Involvement, Note, Participant, Vault, WriteError};
+pub use records::{Involvement, Note, Participant, Seed, Vault, WriteError};
 
 use sqlx::SqlitePool;
 

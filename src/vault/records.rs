@@ -208,12 +208,43 @@ impl Vault {
         partner: &str,
         role: &str,
     ) -> Result<bool, VaultError> {
+        let seed = Seed {
+            id: *id,
+            insz,
+            fields,
+            involvements: &[(partner.to_string(), role.to_string())],
+            consents: &[],
+            notes: &[],
+        };
+        let mut tx = self.pool.begin().await?;
+        let inserted = self.insert_new(&mut tx, &seed).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Stores many new participants in one transaction (migrations and demo data). Returns how
+    /// many were new; known national numbers are skipped.
+    pub async fn seed_many(&self, seeds: &[Seed<'_>]) -> Result<usize, VaultError> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for seed in seeds {
+            n += usize::from(self.insert_new(&mut tx, seed).await?);
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn insert_new(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        seed: &Seed<'_>,
+    ) -> Result<bool, VaultError> {
+        let id = &seed.id;
         let dek = DataKey::generate()?;
         let wrapped = self.keyring.load().wrap(id, &dek)?;
-        let hash = self.index.insz_lookup_hash(insz);
-        let sealed = seal_all(&dek, id, DEK_VERSION, fields)?;
+        let hash = self.index.insz_lookup_hash(seed.insz);
+        let sealed = seal_all(&dek, id, DEK_VERSION, seed.fields)?;
         let now = now();
-        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (insz_hash) DO NOTHING",
@@ -225,25 +256,28 @@ impl Vault {
         .bind(&wrapped.bytes)
         .bind(&now)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if inserted == 0 {
             return Ok(false);
         }
-        write_sealed(&mut tx, id, sealed).await?;
-        sqlx::query(
-            "INSERT INTO involvements (participant_id, partner, role, started_at, started_by) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&id.as_bytes()[..])
-        .bind(partner)
-        .bind(role)
-        .bind(&now)
-        .bind(partner)
-        .execute(&mut *tx)
-        .await?;
-        record_change(&mut tx, id).await?;
-        tx.commit().await?;
+        write_sealed(tx, id, sealed).await?;
+        let first = seed
+            .involvements
+            .first()
+            .map(|(p, _)| p.as_str())
+            .unwrap_or("");
+        for (partner, role) in seed.involvements {
+            insert_involvement(tx, id, partner, role, first).await?;
+        }
+        for scope in seed.consents {
+            insert_consent(tx, id, scope, first).await?;
+        }
+        for (author, text) in seed.notes {
+            insert_note(tx, &dek, id, DEK_VERSION, author, text).await?;
+        }
+        record_change(tx, id).await?;
         Ok(true)
     }
 
@@ -355,18 +389,7 @@ impl Vault {
         by: &str,
     ) -> Result<bool, VaultError> {
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(
-            "INSERT INTO involvements (participant_id, partner, role, started_at, started_by) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&id.as_bytes()[..])
-        .bind(partner)
-        .bind(role)
-        .bind(now())
-        .bind(by)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let n = insert_involvement(&mut tx, id, partner, role, by).await?;
         if n > 0 {
             record_change(&mut tx, id).await?;
         }
@@ -420,16 +443,7 @@ impl Vault {
         by: &str,
     ) -> Result<bool, VaultError> {
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(
-            "INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(&id.as_bytes()[..])
-        .bind(scope)
-        .bind(by)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let n = insert_consent(&mut tx, id, scope, by).await?;
         if n > 0 {
             record_change(&mut tx, id).await?;
         }
@@ -470,26 +484,10 @@ impl Vault {
         text: &str,
     ) -> Result<Note, VaultError> {
         let dek = self.unwrap(p)?;
-        let id = ParticipantId::generate()?; // 16 random bytes serve as a note id too
-        let id_hex = hex::encode(id.as_bytes());
-        let sealed = dek.seal(&p.id, &note_field(&id_hex), p.dek_version, text.as_bytes())?;
-        let created_at = now();
-        sqlx::query(
-            "INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&id.as_bytes()[..])
-        .bind(&p.id.as_bytes()[..])
-        .bind(author_partner)
-        .bind(&created_at)
-        .bind(sealed)
-        .execute(&self.pool)
-        .await?;
-        Ok(Note {
-            id: id_hex,
-            author_partner: author_partner.to_string(),
-            created_at,
-            text: text.to_string(),
-        })
+        let mut tx = self.pool.begin().await?;
+        let note = insert_note(&mut tx, &dek, &p.id, p.dek_version, author_partner, text).await?;
+        tx.commit().await?;
+        Ok(note)
     }
 
     /// All notes of a participant, oldest first, decrypted.
@@ -587,6 +585,245 @@ impl Vault {
     }
 }
 
+/// Everything the sync feed needs about one participant, read in bulk and still sealed.
+pub struct Snapshot {
+    /// The participant row, `None` when it was erased.
+    pub participant: Option<Participant>,
+    /// Roles of the asking partner in the case.
+    pub roles: Vec<String>,
+    /// Consent scopes in force.
+    pub consents: Vec<String>,
+    sealed: Vec<(String, Vec<u8>)>,
+}
+
+/// A page of the changes log.
+pub struct ChangePage {
+    /// Participant ids with their latest change sequence, in commit order.
+    pub entries: Vec<(ParticipantId, i64)>,
+}
+
+impl Vault {
+    /// The participants whose latest change is after `after`, in commit order, at most `limit`.
+    pub async fn changes_after(&self, after: i64, limit: i64) -> Result<ChangePage, VaultError> {
+        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT participant_id, seq FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ChangePage {
+            entries: rows
+                .into_iter()
+                .filter_map(|(id, seq)| ParticipantId::from_slice(&id).map(|id| (id, seq)))
+                .collect(),
+        })
+    }
+
+    /// Reads the rows, `partner`'s involvements, consents and sealed fields of many
+    /// participants with one query per table.
+    pub async fn snapshots(
+        &self,
+        ids: &[ParticipantId],
+        partner: &str,
+    ) -> Result<std::collections::HashMap<ParticipantId, Snapshot>, VaultError> {
+        use std::collections::HashMap;
+        let mut out: HashMap<ParticipantId, Snapshot> = ids
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    Snapshot {
+                        participant: None,
+                        roles: Vec::new(),
+                        consents: Vec::new(),
+                        sealed: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let in_list = |b: &mut sqlx::QueryBuilder<Sqlite>| {
+            let mut sep = b.separated(", ");
+            for id in ids {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            sep.push_unseparated(")");
+        };
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT id, version, restricted, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
+        );
+        in_list(&mut q);
+        let rows: Vec<(Vec<u8>, i64, bool, i64, i64, Vec<u8>)> =
+            q.build_query_as().fetch_all(&self.pool).await?;
+        for (id, version, restricted, dek_version, mv, wrapped) in rows {
+            let Some(id) = ParticipantId::from_slice(&id) else {
+                continue;
+            };
+            if let Some(s) = out.get_mut(&id) {
+                s.participant = Some(Participant {
+                    id,
+                    version,
+                    restricted,
+                    dek_version: dek_version as u32,
+                    wrapped: WrappedKey {
+                        master_version: mv as u32,
+                        bytes: wrapped,
+                    },
+                });
+            }
+        }
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT participant_id, role FROM involvements WHERE ended_at IS NULL AND partner = ",
+        );
+        q.push_bind(partner).push(" AND participant_id IN (");
+        in_list(&mut q);
+        let rows: Vec<(Vec<u8>, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+        for (id, role) in rows {
+            if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
+                s.roles.push(role);
+            }
+        }
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT participant_id, scope FROM consents WHERE withdrawn_at IS NULL AND participant_id IN (",
+        );
+        in_list(&mut q);
+        let rows: Vec<(Vec<u8>, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+        for (id, scope) in rows {
+            if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
+                s.consents.push(scope);
+            }
+        }
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT participant_id, field, sealed FROM field_values WHERE participant_id IN (",
+        );
+        in_list(&mut q);
+        let rows: Vec<(Vec<u8>, String, Vec<u8>)> =
+            q.build_query_as().fetch_all(&self.pool).await?;
+        for (id, field, sealed) in rows {
+            if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
+                s.sealed.push((field, sealed));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decrypts the fields of a snapshot for which `wanted` is true.
+    pub fn open_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, Value>, VaultError> {
+        let Some(p) = &snapshot.participant else {
+            return Ok(BTreeMap::new());
+        };
+        let mut out = BTreeMap::new();
+        let mut dek = None;
+        for (field, sealed) in snapshot.sealed.iter().filter(|(f, _)| wanted(f)) {
+            let key = match &dek {
+                Some(k) => k,
+                None => dek.insert(self.unwrap(p)?),
+            };
+            let plain = key.open(&p.id, field, p.dek_version, sealed)?;
+            let value = serde_json::from_slice(&plain)
+                .map_err(|_| super::crypto::CryptoError::Malformed)?;
+            out.insert(field.clone(), value);
+        }
+        Ok(out)
+    }
+}
+
+/// A new participant to store in bulk.
+pub struct Seed<'a> {
+    /// Its new random id.
+    pub id: ParticipantId,
+    /// The national number (already validated).
+    pub insz: &'a Insz,
+    /// Field values (validated by the caller against the agreement).
+    pub fields: &'a BTreeMap<String, Value>,
+    /// (partner, role); the first one is the referrer.
+    pub involvements: &'a [(String, String)],
+    /// Consent scopes in force.
+    pub consents: &'a [String],
+    /// (author partner, text) case notes.
+    pub notes: &'a [(String, String)],
+}
+
+async fn insert_involvement(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ParticipantId,
+    partner: &str,
+    role: &str,
+    by: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO involvements (participant_id, partner, role, started_at, started_by) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&id.as_bytes()[..])
+    .bind(partner)
+    .bind(role)
+    .bind(now())
+    .bind(by)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+async fn insert_consent(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ParticipantId,
+    scope: &str,
+    by: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(&id.as_bytes()[..])
+    .bind(scope)
+    .bind(by)
+    .bind(now())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// Adds a note sealed like a field, bound to its own id.
+async fn insert_note(
+    tx: &mut Transaction<'_, Sqlite>,
+    dek: &DataKey,
+    participant: &ParticipantId,
+    dek_version: u32,
+    author_partner: &str,
+    text: &str,
+) -> Result<Note, VaultError> {
+    let id = ParticipantId::generate()?; // 16 random bytes serve as a note id too
+    let id_hex = hex::encode(id.as_bytes());
+    let sealed = dek.seal(
+        participant,
+        &note_field(&id_hex),
+        dek_version,
+        text.as_bytes(),
+    )?;
+    let created_at = now();
+    sqlx::query("INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) VALUES (?, ?, ?, ?, ?)")
+        .bind(&id.as_bytes()[..])
+        .bind(&participant.as_bytes()[..])
+        .bind(author_partner)
+        .bind(&created_at)
+        .bind(sealed)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Note {
+        id: id_hex,
+        author_partner: author_partner.to_string(),
+        created_at,
+        text: text.to_string(),
+    })
+}
+
 fn note_field(note_id: &str) -> String {
     format!("notes.text/{note_id}")
 }
@@ -612,17 +849,19 @@ async fn write_sealed(
     id: &ParticipantId,
     sealed: Vec<(String, Vec<u8>)>,
 ) -> Result<(), sqlx::Error> {
-    for (field, bytes) in sealed {
-        sqlx::query(
-            "INSERT INTO field_values (participant_id, field, sealed) VALUES (?, ?, ?)
-             ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed",
-        )
-        .bind(&id.as_bytes()[..])
-        .bind(field)
-        .bind(bytes)
-        .execute(&mut **tx)
-        .await?;
+    if sealed.is_empty() {
+        return Ok(());
     }
+    // One statement for all fields (an agreement has far fewer than SQLite's variable limit).
+    let mut q =
+        sqlx::QueryBuilder::new("INSERT INTO field_values (participant_id, field, sealed) ");
+    q.push_values(sealed, |mut row, (field, bytes)| {
+        row.push_bind(id.as_bytes().to_vec())
+            .push_bind(field)
+            .push_bind(bytes);
+    });
+    q.push(" ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed");
+    q.build().execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -631,10 +870,12 @@ async fn record_change(
     tx: &mut Transaction<'_, Sqlite>,
     id: &ParticipantId,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO changes (participant_id, time) VALUES (?, ?)")
-        .bind(&id.as_bytes()[..])
-        .bind(now())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO changes (participant_id, seq) VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM changes))
+         ON CONFLICT (participant_id) DO UPDATE SET seq = excluded.seq",
+    )
+    .bind(&id.as_bytes()[..])
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
