@@ -496,3 +496,64 @@ pub async fn keys_retire(settings: &Settings, below: u32) -> Result<(), String> 
     println!("retired master key versions {retired:?}");
     Ok(())
 }
+
+/// `partnergate partners`: each partner's membership, its clients with certificate expiry,
+/// and how many participants it currently has a role for.
+pub async fn partners(settings: &Settings) -> Result<String, String> {
+    let a = agreement(&settings.policy_dir())?;
+    let pool = store::open(&settings.database_path())
+        .await
+        .map_err(|e| e.to_string())?;
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT partner, count(DISTINCT participant_id) FROM involvements WHERE ended_at IS NULL GROUP BY partner",
+    )
+    .fetch_all(&pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    let counts: std::collections::HashMap<String, i64> = counts.into_iter().collect();
+    let paths = PkiPaths::new(settings.certs_dir());
+    let today = time::OffsetDateTime::now_utc().date();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22} {:<28} {:<24} {:>12}  clients (certificate valid until)",
+        "PARTNER", "KIND", "STATUS", "PARTICIPANTS"
+    );
+    for p in &a.partners {
+        let status = match p.membership {
+            policy::Membership::Active { since } => format!("active since {since}"),
+            policy::Membership::Notice { until } => format!("notice until {until}"),
+            policy::Membership::Exited { since } => format!("exited {since}"),
+            policy::Membership::Subcontractor { since } => format!("subcontractor {since}"),
+        };
+        let status = if p.is_member_on(today) {
+            status
+        } else {
+            format!("{status} (not a member)")
+        };
+        let clients: Vec<String> = a
+            .clients
+            .iter()
+            .filter(|c| *c.partner == *p.id)
+            .map(|c| {
+                let until = std::fs::read_to_string(paths.client_cert(&c.cn))
+                    .ok()
+                    .and_then(|pem| pki::certificate_not_after(&pem))
+                    .map(|t| t.date().to_string())
+                    .unwrap_or_else(|| "no certificate".into());
+                format!("{} ({until})", *c.cn)
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<22} {:<28} {:<24} {:>12}  {}",
+            *p.id,
+            *p.kind,
+            status,
+            counts.get(p.id.as_str()).copied().unwrap_or(0),
+            clients.join(", ")
+        );
+    }
+    pool.close().await;
+    Ok(out)
+}

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod crm_sync;
 pub mod import;
 pub mod pki;
 pub mod policy;

@@ -35,6 +35,10 @@ enum Command {
     /// Compile, check and explain the joint-controller agreement; generate the registers.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Each partner's membership, clients, certificate expiry and participants in view.
+    Partners,
+    /// The reference CRM client: mirror this partner's view into a local SQLite file.
+    CrmSync(partnergate::crm_sync::SyncArgs),
     /// Migrate existing files from CSV (header = field names) through the API, as a client.
     Import(ImportArgs),
     /// Rotate the master key (online) and retire old versions.
@@ -261,6 +265,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 } => cli::policy_explain(&dir, role.as_deref(), purpose.as_deref(), json),
                 PolicyCommand::Register { out } => cli::policy_register(&dir, &out),
             }
+        }
+        Command::Partners => {
+            let s = settings(&home, None)?;
+            print!("{}", cli::partners(&s).await?);
+            Ok(())
+        }
+        Command::CrmSync(a) => {
+            let stats = partnergate::crm_sync::run(&a).await?;
+            println!(
+                "synced {}: {} pages, {} upserts, {} removals",
+                a.db.display(),
+                stats.pages,
+                stats.upserts,
+                stats.removals
+            );
+            Ok(())
         }
         Command::Import(a) => {
             let s = settings(&home, None)?;

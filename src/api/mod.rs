@@ -8,6 +8,7 @@ mod audit;
 mod changes;
 pub mod error;
 pub mod extract;
+mod idempotency;
 mod me;
 pub mod openapi;
 mod participants;

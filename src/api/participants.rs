@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -14,6 +14,7 @@ use super::AppState;
 use super::access::{self, audit, refuse, role_names};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
+use super::idempotency::{Idempotency, answer};
 use crate::audit::Outcome;
 use crate::policy::{CategorySet, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::WriteError;
@@ -26,7 +27,7 @@ pub const INSZ_FIELD: &str = "identity.insz";
 const REFERRER_ROLE: &str = "toeleider";
 
 /// A record in: field name → value (`null` clears, on PATCH).
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordIn {
     /// `category.name` → value.
@@ -130,8 +131,15 @@ fn today() -> time::Date {
 pub async fn register(
     State(state): State<AppState>,
     ctx: Ctx,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RecordIn>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
+    let idem = Idempotency::from_headers(&headers, &ctx.caller.client, "register", &body.fields)?;
+    if let Some(k) = &idem
+        && let Some(replay) = k.replay(&state).await?
+    {
+        return Ok(replay);
+    }
     let policy = &state.policy;
     let referrer = policy
         .role(REFERRER_ROLE)
@@ -183,7 +191,8 @@ pub async fn register(
 
     let vault = &state.vault;
     if let Some(id) = vault.find_by_insz(&insz).await? {
-        return existing(&state, &ctx, roles, &id).await;
+        let (status, body) = existing(&state, &ctx, roles, &id).await?;
+        return answer(&state, idem.as_ref(), status, body).await;
     }
     let id = ParticipantId::generate().map_err(|_| ApiError::storage())?;
     // The record of the write is durable before the write happens.
@@ -197,27 +206,31 @@ pub async fn register(
         None,
     );
     audit(&state, vec![event]).await?;
-    match vault
+    let (status, body) = match vault
         .register(&id, &insz, &fields, &ctx.caller.partner, REFERRER_ROLE)
         .await?
     {
-        true => Ok((
-            StatusCode::CREATED,
-            Json(Registered {
-                pid: vault
-                    .index()
-                    .pid_for(&ctx.caller.partner, &id)
-                    .into_string(),
-                version: 1,
-                existing: false,
-            }),
-        )),
+        true => {
+            let pid = vault
+                .index()
+                .pid_for(&ctx.caller.partner, &id)
+                .into_string();
+            (
+                StatusCode::CREATED,
+                Registered {
+                    pid,
+                    version: 1,
+                    existing: false,
+                },
+            )
+        }
         // Registered concurrently by someone else a moment ago.
         false => match vault.find_by_insz(&insz).await? {
-            Some(id) => existing(&state, &ctx, roles, &id).await,
-            None => Err(ApiError::storage()),
+            Some(id) => existing(&state, &ctx, roles, &id).await?,
+            None => return Err(ApiError::storage()),
         },
-    }
+    };
+    answer(&state, idem.as_ref(), status, body).await
 }
 
 /// The answer for a national number that is already registered: the caller's pid, no write.
@@ -226,7 +239,7 @@ async fn existing(
     ctx: &Ctx,
     roles: RoleSet,
     id: &ParticipantId,
-) -> ApiResult<(StatusCode, Json<Registered>)> {
+) -> ApiResult<(StatusCode, Registered)> {
     let vault = &state.vault;
     let p = vault.participant(id).await?.ok_or_else(ApiError::storage)?;
     let event = ctx.event(
@@ -241,11 +254,11 @@ async fn existing(
     let pid = vault.index().pid_for(&ctx.caller.partner, id).into_string();
     Ok((
         StatusCode::OK,
-        Json(Registered {
+        Registered {
             pid,
             version: p.version,
             existing: true,
-        }),
+        },
     ))
 }
 
@@ -841,8 +854,20 @@ pub async fn add_note(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(pid): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<NoteIn>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
+    let idem = Idempotency::from_headers(
+        &headers,
+        &ctx.caller.client,
+        &format!("note/{pid}"),
+        &body.text,
+    )?;
+    if let Some(k) = &idem
+        && let Some(replay) = k.replay(&state).await?
+    {
+        return Ok(replay);
+    }
     let access = access::resolve(&state, &ctx, &pid, "notes.write").await?;
     let policy = &state.policy;
     if !notes_category(policy).is_some_and(|c| access.writable().contains(c)) {
@@ -889,12 +914,10 @@ pub async fn add_note(
         .vault
         .add_note(&access.participant, &ctx.caller.partner, &body.text)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(NoteCreated {
-            id: note.id,
-            author_partner: note.author_partner,
-            created_at: note.created_at,
-        }),
-    ))
+    let created = NoteCreated {
+        id: note.id,
+        author_partner: note.author_partner,
+        created_at: note.created_at,
+    };
+    answer(&state, idem.as_ref(), StatusCode::CREATED, created).await
 }

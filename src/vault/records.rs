@@ -34,6 +34,32 @@ pub struct Participant {
     wrapped: WrappedKey,
 }
 
+/// A `participants` row as stored.
+#[derive(sqlx::FromRow)]
+struct ParticipantRow {
+    id: Vec<u8>,
+    version: i64,
+    restricted: bool,
+    dek_version: i64,
+    master_version: i64,
+    wrapped_dek: Vec<u8>,
+}
+
+impl ParticipantRow {
+    fn into_participant(self) -> Option<Participant> {
+        Some(Participant {
+            id: ParticipantId::from_slice(&self.id)?,
+            version: self.version,
+            restricted: self.restricted,
+            dek_version: self.dek_version as u32,
+            wrapped: WrappedKey {
+                master_version: self.master_version as u32,
+                bytes: self.wrapped_dek,
+            },
+        })
+    }
+}
+
 /// An active role of a partner in a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Involvement {
@@ -166,24 +192,13 @@ impl Vault {
 
     /// The participant row.
     pub async fn participant(&self, id: &ParticipantId) -> Result<Option<Participant>, VaultError> {
-        let row: Option<(i64, bool, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT version, restricted, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
+        let row: Option<ParticipantRow> = sqlx::query_as(
+            "SELECT id, version, restricted, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
         )
         .bind(&id.as_bytes()[..])
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(
-            |(version, restricted, dek_version, mv, wrapped)| Participant {
-                id: *id,
-                version,
-                restricted,
-                dek_version: dek_version as u32,
-                wrapped: WrappedKey {
-                    master_version: mv as u32,
-                    bytes: wrapped,
-                },
-            },
-        ))
+        Ok(row.and_then(ParticipantRow::into_participant))
     }
 
     /// The participant with this national number, if registered.
@@ -656,23 +671,13 @@ impl Vault {
             "SELECT id, version, restricted, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
         );
         in_list(&mut q);
-        let rows: Vec<(Vec<u8>, i64, bool, i64, i64, Vec<u8>)> =
-            q.build_query_as().fetch_all(&self.pool).await?;
-        for (id, version, restricted, dek_version, mv, wrapped) in rows {
-            let Some(id) = ParticipantId::from_slice(&id) else {
-                continue;
-            };
-            if let Some(s) = out.get_mut(&id) {
-                s.participant = Some(Participant {
-                    id,
-                    version,
-                    restricted,
-                    dek_version: dek_version as u32,
-                    wrapped: WrappedKey {
-                        master_version: mv as u32,
-                        bytes: wrapped,
-                    },
-                });
+        let rows: Vec<ParticipantRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        for p in rows
+            .into_iter()
+            .filter_map(ParticipantRow::into_participant)
+        {
+            if let Some(s) = out.get_mut(&p.id) {
+                s.participant = Some(p);
             }
         }
         let mut q = sqlx::QueryBuilder::new(

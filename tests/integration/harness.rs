@@ -42,10 +42,15 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Self {
+        Self::with_policies(&policies())
+    }
+
+    /// An installation whose agreement lives in `policy_dir` (tests that change it).
+    pub fn with_policies(policy_dir: &Path) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (ok, out) = run(
             dir.path(),
-            &["init", "--policy-dir", policies().to_str().unwrap()],
+            &["init", "--policy-dir", policy_dir.to_str().unwrap()],
         );
         assert!(ok, "init failed: {out}");
         Self { dir }

@@ -4,5 +4,6 @@ mod audit;
 mod fixtures;
 mod harness;
 mod participants;
+mod sync;
 mod tls;
 mod vault;
