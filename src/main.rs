@@ -35,6 +35,8 @@ enum Command {
     /// Compile, check and explain the joint-controller agreement; generate the registers.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Load generator and side-by-side benchmarks (see bench/README.md).
+    Bench(partnergate::bench::BenchArgs),
     /// Each partner's membership, clients, certificate expiry and participants in view.
     Partners,
     /// The reference CRM client: mirror this partner's view into a local SQLite file.
@@ -265,6 +267,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 } => cli::policy_explain(&dir, role.as_deref(), purpose.as_deref(), json),
                 PolicyCommand::Register { out } => cli::policy_register(&dir, &out),
             }
+        }
+        Command::Bench(a) => {
+            print!("{}", partnergate::bench::run(a).await?);
+            Ok(())
         }
         Command::Partners => {
             let s = settings(&home, None)?;
