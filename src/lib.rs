@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod crm_sync;
+pub mod dsr;
 pub mod import;
 pub mod pki;
 pub mod policy;

@@ -59,6 +59,10 @@ pub async fn serve(
     let policy = Arc::new(Policy::load(&settings.policy_dir())?);
     let db_path = settings.database_path();
     let pool = store::open(&db_path).await?;
+    // After a crash the log may hold pages the file does not: fold them in before serving.
+    store::checkpoint(&pool)
+        .await
+        .map_err(|e| ServeError::Store(e.into()))?;
     let signer = audit::load_signing_key(&settings.audit_signing_key_path())
         .map_err(|e| ServeError::Key(format!("{e}; run `partnergate init`")))?;
     let public_key: Arc<[u8]> = ring::signature::KeyPair::public_key(&signer)
@@ -91,6 +95,10 @@ pub async fn serve(
         vault: vault.clone(),
         audit: audit_log,
         audit_public_key: public_key,
+        receipt_signer: Arc::new(
+            audit::load_signing_key(&settings.audit_signing_key_path())
+                .map_err(|e| ServeError::Key(e.to_string()))?,
+        ),
     };
     let app = api::router(state);
 
@@ -201,8 +209,9 @@ pub async fn serve(
     let _ = health_task.await;
     let _ = reload.await;
     // Dropping the last handles lets the audit writer drain its queue and sign the tail.
-    drop(pool);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, audit_task).await;
+    let _ = store::checkpoint(&pool).await;
+    pool.close().await;
     tracing::info!("stopped");
     Ok(())
 }

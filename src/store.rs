@@ -34,6 +34,8 @@ fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
         .pragma("temp_store", "memory")
+        // Deleted rows are overwritten, so an erasure leaves no old page content behind.
+        .pragma("secure_delete", "on")
         .disable_statement_logging())
 }
 
@@ -56,7 +58,42 @@ pub async fn writer_connection(path: &Path) -> Result<SqliteConnection, StoreErr
     Ok(options(path)?.connect().await?)
 }
 
+/// Folds the write-ahead log into the database file and truncates it, retrying while readers
+/// hold an older snapshot. After it returns, deleted content is gone from both files.
+pub async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    for _ in 0..50 {
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await?;
+        if busy == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(sqlx::Error::Protocol(
+        "the write-ahead log could not be checkpointed".into(),
+    ))
+}
+
 /// The current time as stored in the database (RFC 3339 UTC, milliseconds).
 pub fn now() -> String {
     crate::audit::record::now()
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn every_connection_overwrites_deleted_content_and_syncs_fully() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = super::open(&dir.path().join("t.db")).await.unwrap();
+        let (secure,): (i64,) = sqlx::query_as("PRAGMA secure_delete")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!((secure, sync), (1, 2));
+    }
 }

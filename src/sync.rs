@@ -173,6 +173,16 @@ pub async fn page(
         let removal = match &snap.participant {
             None => Some("erased"),
             Some(p) if p.restricted => Some("restricted"),
+            Some(p)
+                if p.objection
+                    && crate::api::access::objection_applies(
+                        policy,
+                        &caller.partner,
+                        &ctx.purpose_name,
+                    ) =>
+            {
+                Some("objection")
+            }
             Some(_) => {
                 let consents: ScopeSet = snap
                     .consents

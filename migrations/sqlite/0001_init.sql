@@ -15,7 +15,8 @@ CREATE TABLE participants (
     master_version INTEGER NOT NULL,          -- which master key wraps the data key
     wrapped_dek    BLOB NOT NULL,             -- deleted on erasure: crypto-shredding
     version        INTEGER NOT NULL,          -- record version for If-Match
-    restricted     INTEGER NOT NULL DEFAULT 0,
+    restricted     INTEGER NOT NULL DEFAULT 0,   -- GDPR Art. 18: only storage and DSR handling
+    objection      INTEGER NOT NULL DEFAULT 0,   -- GDPR Art. 21: no public-task/legitimate-interest processing
     created_at     TEXT NOT NULL,
     updated_at     TEXT NOT NULL
 ) STRICT;
@@ -88,6 +89,37 @@ CREATE TABLE idempotency (
     created_at   TEXT NOT NULL,
     PRIMARY KEY (client, key)
 ) STRICT;
+
+-- Data-subject requests (GDPR Art. 15-21). Nothing personal in clear: the person is a keyed
+-- hash and an internal id; request details (e.g. corrected values) are sealed with the
+-- participant's own data key, so an erasure shreds them too.
+CREATE TABLE dsr_requests (
+    id               TEXT PRIMARY KEY,
+    kind             TEXT NOT NULL,
+    insz_hash        BLOB NOT NULL,
+    participant_id   BLOB,
+    received_at      TEXT NOT NULL,
+    due              TEXT NOT NULL,
+    extended_due     TEXT,
+    extension_reason TEXT,
+    state            TEXT NOT NULL,
+    outcome          TEXT,
+    details_sealed   BLOB,
+    receipt          TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+) STRICT;
+CREATE INDEX dsr_due ON dsr_requests (state, due);
+
+-- Each step of a request, so an interrupted execution resumes where it stopped.
+CREATE TABLE dsr_steps (
+    id         INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL REFERENCES dsr_requests(id),
+    time       TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    detail     TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX dsr_steps_once ON dsr_steps (request_id, step);
 
 -- The audit log: one canonical JSON record per row, chained by SHA-256. The search columns are
 -- generated from the record itself, so they can never disagree with what the chain protects.

@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::Ctx;
 use crate::audit::{AuditEvent, Outcome};
-use crate::policy::{CategorySet, Decision, Policy, RoleLevel, RoleSet, ScopeSet};
+use crate::policy::{CategorySet, Decision, LegalBasis, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::Participant;
 
 /// The purpose under which a restricted record may still be processed (GDPR Art. 18(2)).
@@ -57,6 +57,20 @@ impl Access {
             reason,
         )
     }
+}
+
+/// Whether a participant's Art. 21 objection stops this processing: the legal basis of the
+/// purpose for the caller's kind of partner is public task or legitimate interest (or unknown).
+pub fn objection_applies(policy: &Policy, partner: &str, purpose: &str) -> bool {
+    let a = policy.agreement();
+    let basis = a
+        .partner(partner)
+        .and_then(|p| a.purpose(purpose)?.legal_basis.get(p.kind.as_str()))
+        .map(|b| **b);
+    !matches!(
+        basis,
+        Some(LegalBasis::Consent | LegalBasis::LegalObligation)
+    )
 }
 
 /// Names of a role set.
@@ -129,6 +143,13 @@ pub async fn resolve(
             ApiError::participant_not_found(),
         )
         .await);
+    }
+    if participant.objection
+        && &*ctx.purpose_name != DSR_PURPOSE
+        && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name)
+    {
+        let e = not_found(Some(audit_id), Vec::new(), "objection");
+        return Err(refuse(state, e, ApiError::participant_not_found()).await);
     }
     let involvements = vault
         .involvements(&participant.id, Some(&ctx.caller.partner))

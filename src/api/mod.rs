@@ -6,6 +6,7 @@
 pub mod access;
 mod audit;
 mod changes;
+mod dsr;
 pub mod error;
 pub mod extract;
 mod idempotency;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// The participant vault.
     pub vault: Arc<crate::vault::Vault>,
+    /// Signs erasure receipts (the audit checkpoint key).
+    pub receipt_signer: Arc<ring::signature::Ed25519KeyPair>,
     /// The Ed25519 public key of audit checkpoints.
     pub audit_public_key: Arc<[u8]>,
 }
@@ -75,6 +78,13 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(audit::search))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
+        .route("/dsr", get(dsr::list).post(dsr::create))
+        .route("/dsr/{id}", get(dsr::get))
+        .route("/dsr/{id}/verify", post(dsr::verify))
+        .route("/dsr/{id}/extend", post(dsr::extend))
+        .route("/dsr/{id}/refuse", post(dsr::refuse_request))
+        .route("/dsr/{id}/execute", post(dsr::execute))
+        .route("/dsr/{id}/export", get(dsr::export))
         .route("/openapi.json", get(openapi_json))
         // After routing, so the span and metrics carry the route template.
         .route_layer(middleware::from_fn(observe));

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{audit, changes, error, me, participants};
+use super::{audit, changes, dsr, error, me, participants};
 
 /// The partnergate API description.
 #[derive(OpenApi)]
@@ -30,6 +30,14 @@ use super::{audit, changes, error, me, participants};
         audit::search,
         audit::verify,
         audit::export,
+        dsr::create,
+        dsr::list,
+        dsr::get,
+        dsr::verify,
+        dsr::extend,
+        dsr::refuse_request,
+        dsr::execute,
+        dsr::export,
     ),
     components(schemas(error::ErrorBody, crate::audit::VerifyReport))
 )]

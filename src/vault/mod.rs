@@ -8,7 +8,10 @@ pub mod insz;
 pub mod keys;
 pub mod records;
 
-pub use records::{Involvement, Note, Participant, Seed, Vault, WriteError};
+pub use records::{
+    ConsentHistory, Flag, Involvement, InvolvementHistory, Note, Participant, Seed, Vault,
+    WriteError,
+};
 
 use sqlx::SqlitePool;
 

@@ -30,6 +30,9 @@ pub struct Participant {
     pub version: i64,
     /// Whether processing is restricted (GDPR Art. 18).
     pub restricted: bool,
+    /// Whether the participant objected (GDPR Art. 21) to public-task and
+    /// legitimate-interest processing.
+    pub objection: bool,
     dek_version: u32,
     wrapped: WrappedKey,
 }
@@ -40,6 +43,7 @@ struct ParticipantRow {
     id: Vec<u8>,
     version: i64,
     restricted: bool,
+    objection: bool,
     dek_version: i64,
     master_version: i64,
     wrapped_dek: Vec<u8>,
@@ -51,6 +55,7 @@ impl ParticipantRow {
             id: ParticipantId::from_slice(&self.id)?,
             version: self.version,
             restricted: self.restricted,
+            objection: self.objection,
             dek_version: self.dek_version as u32,
             wrapped: WrappedKey {
                 master_version: self.master_version as u32,
@@ -193,7 +198,7 @@ impl Vault {
     /// The participant row.
     pub async fn participant(&self, id: &ParticipantId) -> Result<Option<Participant>, VaultError> {
         let row: Option<ParticipantRow> = sqlx::query_as(
-            "SELECT id, version, restricted, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
+            "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
         )
         .bind(&id.as_bytes()[..])
         .fetch_optional(&self.pool)
@@ -668,7 +673,7 @@ impl Vault {
             sep.push_unseparated(")");
         };
         let mut q = sqlx::QueryBuilder::new(
-            "SELECT id, version, restricted, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
+            "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
         );
         in_list(&mut q);
         let rows: Vec<ParticipantRow> = q.build_query_as().fetch_all(&self.pool).await?;
@@ -738,6 +743,184 @@ impl Vault {
         }
         Ok(out)
     }
+}
+
+/// A role in a case, with its dates (for a participant's own access export).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InvolvementHistory {
+    /// Partner id.
+    pub partner: String,
+    /// Role.
+    pub role: String,
+    /// Started.
+    pub started_at: String,
+    /// Ended, if it did.
+    pub ended_at: Option<String>,
+}
+
+/// A consent with its dates.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsentHistory {
+    /// Scope.
+    pub scope: String,
+    /// Partner that recorded it.
+    pub recorded_by: String,
+    /// When.
+    pub recorded_at: String,
+    /// When withdrawn, if it was.
+    pub withdrawn_at: Option<String>,
+}
+
+impl Vault {
+    /// Every role ever held in the case, with dates.
+    pub async fn involvement_history(
+        &self,
+        id: &ParticipantId,
+    ) -> Result<Vec<InvolvementHistory>, VaultError> {
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT partner, role, started_at, ended_at FROM involvements WHERE participant_id = ? ORDER BY id",
+        )
+        .bind(&id.as_bytes()[..])
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(partner, role, started_at, ended_at)| InvolvementHistory {
+                partner,
+                role,
+                started_at,
+                ended_at,
+            })
+            .collect())
+    }
+
+    /// Every consent ever recorded, with dates.
+    pub async fn consent_history(
+        &self,
+        id: &ParticipantId,
+    ) -> Result<Vec<ConsentHistory>, VaultError> {
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT scope, recorded_by, recorded_at, withdrawn_at FROM consents WHERE participant_id = ? ORDER BY id",
+        )
+        .bind(&id.as_bytes()[..])
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(scope, recorded_by, recorded_at, withdrawn_at)| ConsentHistory {
+                    scope,
+                    recorded_by,
+                    recorded_at,
+                    withdrawn_at,
+                },
+            )
+            .collect())
+    }
+
+    /// Sets the restriction (Art. 18) or objection (Art. 21) flag; partners' feeds see the change.
+    pub async fn set_flag(
+        &self,
+        id: &ParticipantId,
+        flag: Flag,
+        on: bool,
+    ) -> Result<(), VaultError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = match flag {
+            Flag::Restricted => "UPDATE participants SET restricted = ? WHERE id = ?",
+            Flag::Objection => "UPDATE participants SET objection = ? WHERE id = ?",
+        };
+        sqlx::query(sql)
+            .bind(on)
+            .bind(&id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await?;
+        record_change(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Seals request details with the participant's own key (so erasure shreds them too).
+    pub fn seal_for(
+        &self,
+        p: &Participant,
+        label: &str,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        Ok(self.unwrap(p)?.seal(&p.id, label, p.dek_version, plain)?)
+    }
+
+    /// Opens what [`Vault::seal_for`] sealed.
+    pub fn open_for(
+        &self,
+        p: &Participant,
+        label: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
+        Ok(self.unwrap(p)?.open(&p.id, label, p.dek_version, sealed)?)
+    }
+
+    /// Erases a participant. With nothing to keep, the wrapped data key is overwritten first
+    /// (crypto-shredding: every ciphertext of this person becomes unreadable) and then every
+    /// row goes. Fields of `keep` categories (retention, e.g. ESF evidence) stay sealed under
+    /// the key; everything else goes, the case ends and the record stays restricted.
+    /// Idempotent: erasing what is already gone does nothing.
+    pub async fn erase(&self, id: &ParticipantId, keep: &[String]) -> Result<(), VaultError> {
+        let mut tx = self.pool.begin().await?;
+        let key = &id.as_bytes()[..];
+        if keep.is_empty() {
+            sqlx::query(
+                "UPDATE participants SET wrapped_dek = zeroblob(length(wrapped_dek)) WHERE id = ?",
+            )
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+            for sql in [
+                "DELETE FROM field_values WHERE participant_id = ?",
+                "DELETE FROM notes WHERE participant_id = ?",
+                "DELETE FROM consents WHERE participant_id = ?",
+                "DELETE FROM involvements WHERE participant_id = ?",
+                "DELETE FROM participants WHERE id = ?",
+            ] {
+                sqlx::query(sql).bind(key).execute(&mut *tx).await?;
+            }
+        } else {
+            let mut q = sqlx::QueryBuilder::new("DELETE FROM field_values WHERE participant_id = ");
+            q.push_bind(key.to_vec());
+            for category in keep {
+                q.push(" AND field NOT LIKE ")
+                    .push_bind(format!("{category}.%"));
+            }
+            q.build().execute(&mut *tx).await?;
+            for sql in [
+                "DELETE FROM notes WHERE participant_id = ?",
+                "DELETE FROM consents WHERE participant_id = ?",
+                "UPDATE participants SET restricted = 1 WHERE id = ?",
+            ] {
+                sqlx::query(sql).bind(key).execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE involvements SET ended_at = ?, ended_by = 'erasure' WHERE participant_id = ? AND ended_at IS NULL")
+                .bind(now())
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        record_change(&mut tx, id).await?;
+        tx.commit().await?;
+        // Until the write-ahead log is folded into the database file, the file's old page
+        // images still hold the key: checkpoint now, not at some later moment.
+        crate::store::checkpoint(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// A per-participant processing flag.
+#[derive(Debug, Clone, Copy)]
+pub enum Flag {
+    /// Art. 18 restriction.
+    Restricted,
+    /// Art. 21 objection.
+    Objection,
 }
 
 /// A new participant to store in bulk.

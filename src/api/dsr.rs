@@ -1,0 +1,354 @@
+//! Data-subject requests, for the DPO (purpose `dsr_handling`). The logic is in [`crate::dsr`].
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::access::{audit, client_level_roles, refuse, role_names};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{ApiJson, Ctx};
+use crate::audit::Outcome;
+use crate::dsr::{self, DsrError, NewRequest, Request};
+use crate::vault::crypto::ParticipantId;
+
+impl From<DsrError> for ApiError {
+    fn from(e: DsrError) -> Self {
+        match e {
+            DsrError::Invalid(code, msg) => ApiError::unprocessable(code, msg),
+            DsrError::NotFound => ApiError::not_found("no such request"),
+            DsrError::Conflict(msg) => ApiError::conflict("wrong_state", msg),
+            DsrError::Vault(e) => e.into(),
+        }
+    }
+}
+
+/// Refuses anyone but the DPO; `write` asks for the right to handle, not only read, requests.
+async fn require_dpo(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &'static str,
+    write: bool,
+) -> Result<Vec<String>, ApiError> {
+    let roles = client_level_roles(&state.policy, ctx.caller.allowed_roles);
+    let names = role_names(&state.policy, roles);
+    let d = state.policy.decide(roles, ctx.purpose);
+    if if write {
+        d.may_handle_dsr()
+    } else {
+        d.may_read_dsr()
+    } {
+        return Ok(names);
+    }
+    let e = ctx.event(
+        action,
+        None,
+        names,
+        Vec::new(),
+        Outcome::Refused,
+        Some("not_dpo".into()),
+    );
+    Err(refuse(
+        state,
+        e,
+        ApiError::forbidden(
+            "not_allowed",
+            "only a DPO handles data-subject requests, with purpose dsr_handling",
+        ),
+    )
+    .await)
+}
+
+fn audit_id(state: &AppState, p: Option<ParticipantId>) -> Option<String> {
+    p.map(|p| state.vault.index().audit_pseudonym(&p))
+}
+
+async fn person(state: &AppState, id: &str) -> Result<Option<ParticipantId>, ApiError> {
+    let row: Option<(Option<Vec<u8>>,)> =
+        sqlx::query_as("SELECT participant_id FROM dsr_requests WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&state.pool)
+            .await?;
+    Ok(row
+        .and_then(|r| r.0)
+        .as_deref()
+        .and_then(ParticipantId::from_slice))
+}
+
+/// `POST /v1/dsr`: log a request; its deadline is one month from receipt.
+#[utoipa::path(post, path = "/v1/dsr", tag = "dsr", request_body = NewRequest, params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 201, body = Request), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(body): ApiJson<NewRequest>,
+) -> ApiResult<(StatusCode, Json<Request>)> {
+    let roles = require_dpo(&state, &ctx, "dsr.create", true).await?;
+    let (request, who) = dsr::create(&state.policy, &state.vault, &body).await?;
+    let reason = format!("{} {}", request.kind.as_str(), request.id);
+    audit(
+        &state,
+        vec![ctx.event(
+            "dsr.create",
+            audit_id(&state, who),
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            Some(reason),
+        )],
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(request)))
+}
+
+/// The list of requests.
+#[derive(Serialize, ToSchema)]
+pub struct RequestList {
+    /// Overdue first, then by deadline.
+    pub requests: Vec<Request>,
+}
+
+/// `GET /v1/dsr`: every request with its deadline, overdue ones first.
+#[utoipa::path(get, path = "/v1/dsr", tag = "dsr", params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 200, body = RequestList), (status = 403, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<RequestList>> {
+    let roles = require_dpo(&state, &ctx, "dsr.list", false).await?;
+    let requests = dsr::list(&state.pool).await?;
+    audit(
+        &state,
+        vec![ctx.event("dsr.list", None, roles, Vec::new(), Outcome::Granted, None)],
+    )
+    .await?;
+    Ok(Json(RequestList { requests }))
+}
+
+/// `GET /v1/dsr/{id}`: one request with its history.
+#[utoipa::path(get, path = "/v1/dsr/{id}", tag = "dsr", params(("id" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 200, body = Request), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Request>> {
+    let roles = require_dpo(&state, &ctx, "dsr.read", false).await?;
+    let request = dsr::get(&state.pool, &id).await?;
+    audit(
+        &state,
+        vec![ctx.event(
+            "dsr.read",
+            None,
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            Some(id),
+        )],
+    )
+    .await?;
+    Ok(Json(request))
+}
+
+/// An extension of the deadline.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Extension {
+    /// 1 or 2 months.
+    pub months: u8,
+    /// Why (complexity, number of requests).
+    pub reason: String,
+}
+
+/// A refusal.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refusal {
+    /// Why the request is refused.
+    pub reason: String,
+}
+
+/// `POST /v1/dsr/{id}/verify`: the DPO verified the requester's identity.
+#[utoipa::path(post, path = "/v1/dsr/{id}/verify", tag = "dsr", params(("id" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 200, body = Request), (status = 409, body = ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Request>> {
+    let roles = require_dpo(&state, &ctx, "dsr.verify", true).await?;
+    let who = person(&state, &id).await?;
+    audit(
+        &state,
+        vec![ctx.event(
+            "dsr.verify",
+            audit_id(&state, who),
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            Some(id.clone()),
+        )],
+    )
+    .await?;
+    Ok(Json(dsr::verify(&state.pool, &id).await?))
+}
+
+/// `POST /v1/dsr/{id}/extend`: extend the deadline by up to two months, with a reason.
+#[utoipa::path(post, path = "/v1/dsr/{id}/extend", tag = "dsr", request_body = Extension, params(("id" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 200, body = Request), (status = 422, body = ErrorBody)))]
+pub async fn extend(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Extension>,
+) -> ApiResult<Json<Request>> {
+    let roles = require_dpo(&state, &ctx, "dsr.extend", true).await?;
+    audit(
+        &state,
+        vec![ctx.event(
+            "dsr.extend",
+            None,
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            Some(id.clone()),
+        )],
+    )
+    .await?;
+    Ok(Json(
+        dsr::extend(&state.pool, &id, body.months, &body.reason).await?,
+    ))
+}
+
+/// `POST /v1/dsr/{id}/refuse`: refuse with a reason.
+#[utoipa::path(post, path = "/v1/dsr/{id}/refuse", tag = "dsr", request_body = Refusal, params(("id" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 200, body = Request), (status = 409, body = ErrorBody)))]
+pub async fn refuse_request(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Refusal>,
+) -> ApiResult<Json<Request>> {
+    let roles = require_dpo(&state, &ctx, "dsr.refuse", true).await?;
+    audit(
+        &state,
+        vec![ctx.event(
+            "dsr.refuse",
+            None,
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            Some(id.clone()),
+        )],
+    )
+    .await?;
+    Ok(Json(dsr::refuse(&state.pool, &id, &body.reason).await?))
+}
+
+/// `POST /v1/dsr/{id}/execute`: run the request; resumes an interrupted run, harmless twice.
+#[utoipa::path(post, path = "/v1/dsr/{id}/execute", tag = "dsr", params(("id" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 200, body = Request), (status = 409, body = ErrorBody)))]
+pub async fn execute(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Request>> {
+    let roles = require_dpo(&state, &ctx, "dsr.execute", true).await?;
+    let who = person(&state, &id).await?;
+    // The intent is on record before anything changes.
+    audit(
+        &state,
+        vec![ctx.event(
+            "dsr.execute",
+            audit_id(&state, who),
+            roles.clone(),
+            Vec::new(),
+            Outcome::Granted,
+            Some(id.clone()),
+        )],
+    )
+    .await?;
+    let done = dsr::execute(
+        &state.policy,
+        &state.vault,
+        state.receipt_signer.as_ref(),
+        &id,
+    )
+    .await?;
+    // The erasure's closing record, once, when the request completes (also after a resume).
+    if done.finished_now
+        && done.request.kind == dsr::Kind::Erasure
+        && done.request.state == dsr::State::Completed
+    {
+        let e = ctx.event(
+            "participant.erased",
+            audit_id(&state, done.participant),
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            Some(format!("dsr {id}")),
+        );
+        audit(&state, vec![e]).await?;
+    }
+    Ok(Json(done.request))
+}
+
+/// Export format.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportFormat {
+    /// `json` (default) or `html`.
+    pub format: Option<String>,
+}
+
+/// `GET /v1/dsr/{id}/export`: the person's data and disclosure history, as JSON or as a page
+/// to hand to them.
+#[utoipa::path(get, path = "/v1/dsr/{id}/export", tag = "dsr", params(("id" = String, Path), ExportFormat, ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 200, content_type = "application/json", body = Object), (status = 409, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(f): Query<ExportFormat>,
+) -> ApiResult<Response> {
+    let roles = require_dpo(&state, &ctx, "dsr.export", true).await?;
+    let bundle = dsr::export_bundle(&state.policy, &state.vault, &id).await?;
+    let fields: Vec<String> = bundle["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(cat, fs)| {
+            fs.as_object()
+                .into_iter()
+                .flatten()
+                .map(move |(f, _)| format!("{cat}.{f}"))
+        })
+        .collect();
+    let who = person(&state, &id).await?;
+    audit(
+        &state,
+        vec![ctx.event(
+            "dsr.export",
+            audit_id(&state, who),
+            roles,
+            fields,
+            Outcome::Granted,
+            Some(id),
+        )],
+    )
+    .await?;
+    Ok(match f.format.as_deref() {
+        Some("html") => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            dsr::render_html(&bundle),
+        )
+            .into_response(),
+        None | Some("json") => Json(bundle).into_response(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_format",
+                "format is json or html",
+            ));
+        }
+    })
+}

@@ -1,0 +1,584 @@
+//! Data-subject requests end to end over mTLS, including two partners' feeds.
+
+use hyper::Method;
+use partnergate::client::GatewayClient;
+use serde_json::{Value, json};
+use sqlx::{Connection, SqliteConnection};
+
+use crate::fixtures::{self, as_, showcase};
+use crate::harness::{Gateway, Home};
+
+fn dpo(gw: &Gateway) -> GatewayClient {
+    as_(&gw.client("dpo.stad-gent"), "dsr_handling")
+}
+
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+async fn request(gw: &Gateway, kind: &str, insz: &str, details: Option<Value>) -> String {
+    let mut body = json!({"kind": kind, "insz": insz, "received_at": today().to_string()});
+    if let Some(d) = details {
+        body["details"] = d;
+    }
+    let r = dpo(gw).post("/v1/dsr", &body).await.unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = dpo(gw)
+        .post(&format!("/v1/dsr/{id}/verify"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    id
+}
+
+async fn execute(gw: &Gateway, id: &str) -> Value {
+    let r = dpo(gw)
+        .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+async fn feed(gw: &Gateway, client: &str) -> Vec<Value> {
+    let c = as_(&gw.client(client), "trajectory_guidance");
+    c.get("/v1/changes?limit=1000").await.unwrap().json()["changes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn db(home: &Home) -> SqliteConnection {
+    SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        home.path().join("data/partnergate.db").display()
+    ))
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn only_the_dpo_handles_requests_and_deadlines_are_tracked() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 61).await;
+    let r = as_(&gw.client("crm.ocmw-gent"), "dsr_handling")
+        .post(
+            "/v1/dsr",
+            &json!({"kind": "access", "insz": case.insz, "received_at": "2026-11-01"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    let r = dpo(&gw)
+        .post(
+            "/v1/dsr",
+            &json!({"kind": "access", "insz": case.insz, "received_at": "2026-11-01"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["state"], "received");
+    assert_eq!(r.json()["due"], "2026-12-01");
+    let fresh = r.json()["id"].as_str().unwrap().to_string();
+    // Executing before the requester's identity is verified is refused.
+    assert_eq!(
+        dpo(&gw)
+            .post(&format!("/v1/dsr/{fresh}/execute"), &json!({}))
+            .await
+            .unwrap()
+            .status,
+        409
+    );
+    // A request received two months ago is overdue and listed first...
+    let old = (today() - time::Duration::days(62)).to_string();
+    let r = dpo(&gw)
+        .post(
+            "/v1/dsr",
+            &json!({"kind": "erasure", "insz": case.insz, "received_at": old}),
+        )
+        .await
+        .unwrap();
+    let late = r.json()["id"].as_str().unwrap().to_string();
+    let list = dpo(&gw).get("/v1/dsr").await.unwrap().json();
+    assert_eq!(list["requests"][0]["id"], late.as_str());
+    assert_eq!(list["requests"][0]["overdue"], true);
+    assert_eq!(list["requests"][1]["overdue"], false);
+    // ...until it is extended (with a reason) within the three months the law allows.
+    let r = dpo(&gw)
+        .post(
+            &format!("/v1/dsr/{late}/extend"),
+            &json!({"months": 2, "reason": "complex: five partners involved"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["overdue"], false);
+    assert_eq!(
+        dpo(&gw)
+            .post(
+                &format!("/v1/dsr/{late}/extend"),
+                &json!({"months": 3, "reason": "x"})
+            )
+            .await
+            .unwrap()
+            .status,
+        422
+    );
+    // Bad input is a 4xx, never echoing the number.
+    let r = dpo(&gw)
+        .post(
+            "/v1/dsr",
+            &json!({"kind": "access", "insz": "12345678901", "received_at": "2026-11-01"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422);
+    assert!(!String::from_utf8_lossy(&r.body).contains("12345678901"));
+    let r = dpo(&gw)
+        .post(
+            "/v1/dsr",
+            &json!({"kind": "forget-me", "insz": case.insz, "received_at": "2026-11-01"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422);
+}
+
+#[tokio::test]
+async fn an_access_export_holds_exactly_the_persons_data_and_who_saw_it() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 62).await;
+    let other = showcase_other(&gw).await;
+    for (client, partner) in [
+        ("crm.vdab", "vdab"),
+        ("crm.caw-oost-vlaanderen", "caw-oost-vlaanderen"),
+    ] {
+        let r = as_(&gw.client(client), "trajectory_guidance")
+            .get(&format!("/v1/participants/{}", case.pids[partner]))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let id = request(&gw, "access", &case.insz, None).await;
+    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    let r = dpo(&gw).get(&format!("/v1/dsr/{id}/export")).await.unwrap();
+    assert_eq!(r.status, 200);
+    let bundle = r.json();
+    let text = bundle.to_string();
+    assert_eq!(bundle["data"]["identity"]["given_name"], fixtures::GIVEN);
+    assert_eq!(bundle["data"]["health"]["addiction"], fixtures::ADDICTION);
+    assert_eq!(bundle["notes"][0]["text"], fixtures::NOTE);
+    assert!(
+        !text.contains(&other),
+        "another person's data is not in the export"
+    );
+    assert!(
+        !text.contains("staff-42"),
+        "partner staff ids are not disclosed"
+    );
+    let orgs: Vec<&str> = bundle["involvements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["organisation"].as_str().unwrap())
+        .collect();
+    assert!(
+        orgs.contains(&"Job & Co vzw") && orgs.contains(&"CAW Oost-Vlaanderen"),
+        "{orgs:?}"
+    );
+    // The disclosure history matches the audit log's granted reads of this person, one to one.
+    let audit = as_(&gw.client("dpo.stad-gent"), "audit")
+        .get(&format!(
+            "/v1/audit?insz={}&decision=granted&limit=1000",
+            case.insz
+        ))
+        .await
+        .unwrap()
+        .json();
+    let reads = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "participant.read")
+        .count();
+    let seen = bundle["disclosures"].as_array().unwrap();
+    assert_eq!(seen.iter().filter(|d| d["what"] == "viewed").count(), reads);
+    assert!(
+        seen.iter()
+            .any(|d| d["organisation"].as_str().unwrap().starts_with("VDAB")
+                && d["what"] == "viewed")
+    );
+    let caw = seen
+        .iter()
+        .find(|d| d["organisation"] == "CAW Oost-Vlaanderen" && d["what"] == "viewed")
+        .unwrap();
+    assert!(
+        caw["categories"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("life"))
+    );
+    assert!(
+        !caw["categories"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("health")),
+        "CAW had no consent then"
+    );
+    // The page for the participant.
+    let r = dpo(&gw)
+        .get(&format!("/v1/dsr/{id}/export?format=html"))
+        .await
+        .unwrap();
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = String::from_utf8_lossy(&r.body);
+    assert!(html.contains(fixtures::GIVEN) && html.contains("Who looked at your file"));
+}
+
+async fn showcase_other(gw: &Gateway) -> String {
+    let r = as_(&gw.client("crm.vdab"), "trajectory_guidance")
+        .post("/v1/participants", &json!({"fields": {"identity.insz": fixtures::insz(69), "identity.given_name": "Ondinebeta"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    "Ondinebeta".into()
+}
+
+#[tokio::test]
+async fn a_rectification_reaches_every_partner_that_received_the_old_value() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 63).await;
+    let job_first = feed(&gw, "crm.jobandco").await;
+    let vdab_first = feed(&gw, "crm.vdab").await;
+    assert_eq!((job_first.len(), vdab_first.len()), (1, 1));
+    let id = request(
+        &gw,
+        "rectification",
+        &case.insz,
+        Some(json!({"fields": {"identity.family_name": "Verbeterd"}})),
+    )
+    .await;
+    let done = execute(&gw, &id).await;
+    assert_eq!(done["state"], "completed");
+    let history = done["history"].as_array().unwrap();
+    let notify = history.iter().find(|s| s["step"] == "notify").unwrap()["detail"]
+        .as_str()
+        .unwrap();
+    assert!(
+        notify.contains("crm.jobandco") && notify.contains("crm.vdab"),
+        "{notify}"
+    );
+    assert!(!notify.contains("Verbeterd"));
+    for client in ["crm.jobandco", "crm.vdab"] {
+        let c = as_(&gw.client(client), "trajectory_guidance");
+        let first = c.get("/v1/changes?limit=1000").await.unwrap().json();
+        let changes = first["changes"].as_array().unwrap();
+        assert_eq!(
+            changes[0]["fields"]["identity.family_name"], "Verbeterd",
+            "{client}"
+        );
+    }
+    // Executing again does nothing more.
+    let again = execute(&gw, &id).await;
+    assert_eq!(again["history"].as_array().unwrap().len(), history.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_interrupted_by_a_crash_completes_on_retry_and_leaves_nothing_decryptable() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 64).await;
+    // No ESF evidence on file, so retention keeps nothing (see the next test for that case).
+    let path = format!("/v1/participants/{}", case.pids["jobandco"]);
+    let jc = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let v = jc.get(&path).await.unwrap().json()["version"]
+        .as_i64()
+        .unwrap();
+    let clear = json!({"fields": {"esf.labour_status_entry": null, "esf.education_level": null}});
+    assert_eq!(
+        jc.send(
+            Method::PATCH,
+            &path,
+            &[("if-match", &v.to_string())],
+            Some(&clear)
+        )
+        .await
+        .unwrap()
+        .status,
+        200
+    );
+    // Both partners hold the person in their CRM.
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let vdab = as_(&gw.client("crm.vdab"), "trajectory_guidance");
+    let job_cursor = job.get("/v1/changes").await.unwrap().json()["next"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vdab_cursor = vdab.get("/v1/changes").await.unwrap().json()["next"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut conn = db(&home).await;
+    let (wrapped,): (Vec<u8>,) = sqlx::query_as("SELECT wrapped_dek FROM participants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let (sealed,): (Vec<u8>,) =
+        sqlx::query_as("SELECT sealed FROM field_values WHERE field = 'health.addiction'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let id = request(&gw, "erasure", &case.insz, None).await;
+    // The receipt step fails (the store refuses it), then the server dies.
+    sqlx::query("CREATE TRIGGER no_receipt BEFORE UPDATE OF receipt ON dsr_requests BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let r = dpo(&gw)
+        .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    gw.kill9();
+    sqlx::query("DROP TRIGGER no_receipt")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let gw = home.start();
+    let r = dpo(&gw).get(&format!("/v1/dsr/{id}")).await.unwrap().json();
+    assert_eq!(r["state"], "in_progress");
+    let done = execute(&gw, &id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    let steps: Vec<&str> = done["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps.iter().filter(|s| **s == "shred").count(),
+        1,
+        "{steps:?}"
+    );
+    assert!(steps.contains(&"receipt"));
+
+    // The receipt verifies with the public key a DPO holds, and says what happened.
+    let key = partnergate::audit::load_public_key(&home.certs().join("audit-signing.pub")).unwrap();
+    assert!(partnergate::dsr::verify_receipt(&done["receipt"], &key));
+    let payload: Value =
+        serde_json::from_str(done["receipt"]["payload"].as_str().unwrap()).unwrap();
+    assert!(
+        payload["categories_erased"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("health"))
+    );
+    let notified = payload["partners_notified"].to_string();
+    assert!(
+        notified.contains("crm.jobandco") && notified.contains("crm.vdab"),
+        "{notified}"
+    );
+    let mut forged = done["receipt"].clone();
+    forged["payload"] = json!(
+        done["receipt"]["payload"]
+            .as_str()
+            .unwrap()
+            .replace("health", "x")
+    );
+    assert!(!partnergate::dsr::verify_receipt(&forged, &key));
+
+    // Nothing of the person can be decrypted: no key, no ciphertext, no row, anywhere in the files.
+    gw.stop();
+    for f in ["partnergate.db", "partnergate.db-wal"] {
+        if let Ok(bytes) = std::fs::read(home.path().join("data").join(f)) {
+            assert!(
+                !bytes
+                    .windows(wrapped.len())
+                    .any(|w| w == wrapped.as_slice()),
+                "wrapped key in {f}"
+            );
+            assert!(
+                !bytes.windows(sealed.len()).any(|w| w == sealed.as_slice()),
+                "ciphertext in {f}"
+            );
+        }
+    }
+    let mut conn = db(&home).await;
+    for table in [
+        "participants",
+        "field_values",
+        "notes",
+        "involvements",
+        "consents",
+    ] {
+        let sql = format!("SELECT count(*) FROM {table}");
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    let gw = home.start();
+    // Both partners' feeds carry the removal; the look-up finds nobody.
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let changes = job
+        .get(&format!("/v1/changes?since={job_cursor}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        changes["changes"],
+        json!([{"op": "remove", "pid": case.pids["jobandco"], "reason": "erased"}])
+    );
+    let vdab = as_(&gw.client("crm.vdab"), "trajectory_guidance");
+    let changes = vdab
+        .get(&format!("/v1/changes?since={vdab_cursor}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(changes["changes"][0]["reason"], "erased");
+    let r = as_(&gw.client("crm.vdab"), "duplicate_check")
+        .post("/v1/lookup", &json!({"insz": case.insz}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    // The audit log keeps only pseudonymous records, ends with the erasure, and still verifies.
+    let a = as_(&gw.client("dpo.stad-gent"), "audit");
+    assert_eq!(a.get("/v1/audit/verify").await.unwrap().json()["ok"], true);
+    let export =
+        String::from_utf8_lossy(&a.get("/v1/audit/export").await.unwrap().body).to_string();
+    assert!(export.contains("\"action\":\"participant.erased\""));
+    for s in fixtures::secrets(&case.insz) {
+        assert!(!export.contains(&s));
+    }
+}
+
+#[tokio::test]
+async fn an_erasure_keeps_only_what_retention_requires_and_says_so_in_the_receipt() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 67).await;
+    let id = request(&gw, "erasure", &case.insz, None).await;
+    let done = execute(&gw, &id).await;
+    assert_eq!(done["state"], "completed");
+    let payload: Value =
+        serde_json::from_str(done["receipt"]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["categories_kept"][0]["category"], "esf");
+    assert!(
+        payload["categories_kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 10
+    );
+    let mut conn = db(&home).await;
+    let fields: Vec<(String,)> = sqlx::query_as("SELECT field FROM field_values ORDER BY field")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let fields: Vec<&str> = fields.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(fields, ["esf.education_level", "esf.labour_status_entry"]);
+    let (notes, active): (i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM notes), (SELECT count(*) FROM involvements WHERE ended_at IS NULL)").fetch_one(&mut conn).await.unwrap();
+    assert_eq!((notes, active), (0, 0));
+    // What is kept is stored, not processed: no partner sees the person any more.
+    let r = as_(&gw.client("crm.jobandco"), "trajectory_guidance")
+        .get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn restriction_hides_the_person_from_partners_until_it_is_lifted() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 65).await;
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let path = format!("/v1/participants/{}", case.pids["jobandco"]);
+    let cursor = job.get("/v1/changes").await.unwrap().json()["next"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = request(&gw, "restriction", &case.insz, None).await;
+    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    assert_eq!(job.get(&path).await.unwrap().status, 404);
+    let page = job
+        .get(&format!("/v1/changes?since={cursor}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(page["changes"][0]["reason"], "restricted");
+    let cursor = page["next"].as_str().unwrap().to_string();
+    // Writes are refused too: storage only.
+    let r = job
+        .send(
+            Method::PATCH,
+            &path,
+            &[("if-match", "2")],
+            Some(&json!({"fields": {"trajectory.status": "paused"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    let lift = request(&gw, "restriction", &case.insz, Some(json!({"lift": true}))).await;
+    assert_eq!(execute(&gw, &lift).await["outcome"], "restriction lifted");
+    assert_eq!(job.get(&path).await.unwrap().status, 200);
+    let page = job
+        .get(&format!("/v1/changes?since={cursor}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(page["changes"][0]["op"], "upsert");
+}
+
+#[tokio::test]
+async fn an_objection_stops_public_task_processing_unless_the_dpo_records_compelling_grounds() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 66).await;
+    let ocmw = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let grounds = request(
+        &gw,
+        "objection",
+        &case.insz,
+        Some(json!({"compelling_grounds": "ongoing child-protection measure"})),
+    )
+    .await;
+    let r = execute(&gw, &grounds).await;
+    assert_eq!(r["state"], "refused");
+    assert_eq!(
+        ocmw.get(&format!("/v1/participants/{}", case.pids["ocmw-gent"]))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let id = request(&gw, "objection", &case.insz, None).await;
+    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    // OCMW processes on public task: stopped. The NGO coach works on consent: continues.
+    assert_eq!(
+        ocmw.get(&format!("/v1/participants/{}", case.pids["ocmw-gent"]))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        job.get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
