@@ -557,3 +557,85 @@ pub async fn partners(settings: &Settings) -> Result<String, String> {
     pool.close().await;
     Ok(out)
 }
+
+/// Every audit record, oldest first (for the report).
+async fn all_audit_records(pool: &sqlx::SqlitePool) -> Result<Vec<audit::AuditRecord>, String> {
+    let mut out = Vec::new();
+    let mut q = audit::AuditQuery {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    loop {
+        let page = audit::search(pool, &q).await.map_err(|e| e.to_string())?;
+        let last = page.last().map(|r| r.seq);
+        let full = page.len() == 1000;
+        out.extend(page);
+        match last {
+            Some(seq) if full => q.after = Some(seq),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// `partnergate audit report --out FILE`: the self-contained HTML report for a DPO.
+pub async fn audit_report(settings: &Settings, out: &Path) -> Result<(), String> {
+    let a = agreement(&settings.policy_dir())?;
+    let pool = store::open(&settings.database_path())
+        .await
+        .map_err(|e| e.to_string())?;
+    let key = audit::load_public_key(&PkiPaths::new(settings.certs_dir()).audit_public_key())
+        .map_err(|e| e.to_string())?;
+    let verification = audit::verify_database(&pool, &key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let records = all_audit_records(&pool).await?;
+    let partner_names = a
+        .partners
+        .iter()
+        .map(|p| (p.id.to_string(), p.name.clone()))
+        .collect();
+    let html = audit::report::render(&audit::report::ReportInput {
+        records: &records,
+        verification: &verification,
+        partner_names: &partner_names,
+        generated_at: &store::now(),
+        partnership: &a.meta.name,
+    });
+    std::fs::write(out, html).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!(
+        "wrote {} ({} records, chain {})",
+        out.display(),
+        records.len(),
+        if verification.ok {
+            "verified"
+        } else {
+            "BROKEN"
+        }
+    );
+    Ok(())
+}
+
+/// `partnergate audit export --out FILE`: an offline export up to the last signed checkpoint
+/// (a running server signs at least every 30 seconds and at shutdown).
+pub async fn audit_export(settings: &Settings, from: u64, out: &Path) -> Result<(), String> {
+    let pool = store::open(&settings.database_path())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let to = last.ok_or("no signed checkpoint yet: nothing can be exported verifiably")? as u64;
+    let mut buf = Vec::new();
+    let header = audit::export(&pool, from, to, &mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
+    std::fs::write(out, buf).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!(
+        "exported records {}..={} to {}",
+        header.from_seq,
+        header.to_seq,
+        out.display()
+    );
+    Ok(())
+}

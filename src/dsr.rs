@@ -1006,20 +1006,7 @@ pub async fn export_bundle(policy: &Policy, vault: &Vault, id: &str) -> Result<V
     }))
 }
 
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::audit::report::escape_html as esc;
 
 fn text(v: &Value) -> String {
     match v {

@@ -169,6 +169,21 @@ enum AuditCommand {
         #[arg(long)]
         public_key: PathBuf,
     },
+    /// Export the log (JSON lines with signed checkpoints) from the database, offline.
+    Export {
+        /// First sequence number.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a self-contained HTML report for the DPO: accesses, refusals, unusual patterns.
+    Report {
+        /// Output file.
+        #[arg(long, default_value = "audit-report.html")]
+        out: PathBuf,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -327,6 +342,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Audit(c) => match c {
             AuditCommand::Verify { file, public_key } => cli::audit_verify(&file, &public_key),
+            AuditCommand::Export { from, out } => {
+                cli::audit_export(&settings(&home, None)?, from, &out).await
+            }
+            AuditCommand::Report { out } => cli::audit_report(&settings(&home, None)?, &out).await,
         },
     }
 }

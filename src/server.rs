@@ -170,9 +170,10 @@ pub async fn serve(
     let graceful = Arc::new(GracefulShutdown::new());
     let accept = {
         let graceful = graceful.clone();
+        // Each connection holds only a watcher, so shutdown can wait for exactly those.
         let serve_conn = move |io, identity: Arc<ConnIdentity>| {
             let app = app.clone();
-            let graceful = graceful.clone();
+            let watcher = graceful.watcher();
             async move {
                 let service = hyper::service::service_fn(
                     move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -185,8 +186,7 @@ pub async fn serve(
                     .keep_alive(true)
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(30));
-                let conn = builder.serve_connection(io, service);
-                let _ = graceful.watch(conn).await;
+                let _ = watcher.watch(builder.serve_connection(io, service)).await;
             }
         };
         tokio::spawn(tls::accept_loop(

@@ -263,7 +263,11 @@ pub async fn accept_loop<F, Fut>(
                     None => return,
                 }
             };
-            serve(TokioIo::new(stream), Arc::new(identity)).await;
+            let connection = serve(TokioIo::new(stream), Arc::new(identity));
+            // The connection future owns what it needs; drop the factory so shutdown is not
+            // kept waiting by the handles it holds.
+            drop(serve);
+            connection.await;
         });
     }
 }

@@ -444,3 +444,39 @@ async fn an_export_verifies_offline_and_each_kind_of_tampering_is_found() {
         assert!(!text.contains(&s), "{s} in export");
     }
 }
+
+#[tokio::test]
+async fn a_dpo_can_export_verify_and_report_offline_from_the_command_line() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 26).await;
+    let _ = as_(&gw.client("crm.intro"), "trajectory_guidance")
+        .get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+        .await
+        .unwrap();
+    gw.stop();
+    let out = home.path().join("audit.jsonl");
+    let (ok, text) = home.run(&["audit", "export", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let key = home.certs().join("audit-signing.pub");
+    let (ok, text) = home.run(&[
+        "audit",
+        "verify",
+        out.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let report = home.path().join("report.html");
+    let (ok, text) = home.run(&["audit", "report", "--out", report.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("chain verified"), "{text}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("Job &amp; Co vzw") || html.contains("Job & Co"),
+        "partner names appear"
+    );
+    for s in fixtures::secrets(&case.insz) {
+        assert!(!html.contains(&s), "{s} in the report");
+    }
+}
