@@ -7,6 +7,7 @@ use super::extract::Ctx;
 use crate::audit::{AuditEvent, Outcome};
 use crate::policy::{CategorySet, Decision, LegalBasis, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::Participant;
+use crate::vault::records::Snapshot;
 
 /// The purpose under which a restricted record may still be processed (GDPR Art. 18(2)).
 pub const DSR_PURPOSE: &str = "dsr_handling";
@@ -15,6 +16,8 @@ pub const DSR_PURPOSE: &str = "dsr_handling";
 pub struct Access {
     /// The participant row.
     pub participant: Participant,
+    /// Its case and sealed fields, as loaded with it.
+    pub snapshot: Snapshot,
     /// The participant's audit pseudonym.
     pub audit_id: String,
     /// Effective roles: case roles from involvements plus client-level roles.
@@ -127,7 +130,11 @@ pub async fn resolve(
             Some(reason.to_string()),
         )
     };
-    let Some(participant) = vault.resolve(&ctx.caller.partner, pid).await? else {
+    let snapshot = match vault.index().resolve_pid(&ctx.caller.partner, pid) {
+        Some(id) => vault.load(&ctx.caller.partner, &id).await?,
+        None => None,
+    };
+    let Some((participant, snapshot)) = snapshot.and_then(|s| Some((s.participant.clone()?, s))) else {
         return Err(refuse(
             state,
             not_found(None, Vec::new(), "unknown_pid"),
@@ -151,12 +158,10 @@ pub async fn resolve(
         let e = not_found(Some(audit_id), Vec::new(), "objection");
         return Err(refuse(state, e, ApiError::participant_not_found()).await);
     }
-    let involvements = vault
-        .involvements(&participant.id, Some(&ctx.caller.partner))
-        .await?;
-    let case_roles: RoleSet = involvements
+    let case_roles: RoleSet = snapshot
+        .roles
         .iter()
-        .filter_map(|i| policy.role(&i.role))
+        .filter_map(|r| policy.role(r))
         .filter(|r| ctx.caller.allowed_roles.contains(*r))
         .collect();
     let roles = case_roles.union(client_level_roles(policy, ctx.caller.allowed_roles));
@@ -174,14 +179,10 @@ pub async fn resolve(
         )
         .await);
     }
-    let consents: ScopeSet = vault
-        .consents(&participant.id)
-        .await?
-        .iter()
-        .filter_map(|s| policy.scope(s))
-        .collect();
+    let consents: ScopeSet = snapshot.consents.iter().filter_map(|s| policy.scope(s)).collect();
     Ok(Access {
         participant,
+        snapshot,
         audit_id,
         roles,
         decision,

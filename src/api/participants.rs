@@ -364,12 +364,11 @@ pub async fn read(
     let readable = access.readable();
     let fields = state
         .vault
-        .read(&access.participant, |f| {
+        .open_snapshot(&access.snapshot, |f| {
             policy
                 .field(f)
                 .is_some_and(|r| readable.contains(r.category))
-        })
-        .await?;
+        })?;
     let names = fields.keys().cloned().collect();
     audit(
         &state,

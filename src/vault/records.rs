@@ -622,7 +622,55 @@ pub struct ChangePage {
     pub entries: Vec<(ParticipantId, i64)>,
 }
 
+/// The columns of [`Vault::load`]: the participant row and its case, aggregated.
+#[derive(sqlx::FromRow)]
+struct LoadRow {
+    #[sqlx(flatten)]
+    row: ParticipantRow,
+    roles: Option<String>,
+    consents: Option<String>,
+    fields: Option<String>,
+}
+
+/// Splits a `group_concat` list. Agreement ids (roles, scopes, field names) never contain the
+/// separators: they are lower-case letters, digits, `_` and `.`.
+fn split_list(list: Option<String>) -> Vec<String> {
+    list.map(|l| l.split(',').map(str::to_string).collect()).unwrap_or_default()
+}
+
 impl Vault {
+    /// Everything a request about one participant needs, for `partner`, in one query: the row,
+    /// the partner's active roles in the case, the consents in force and the sealed fields.
+    pub async fn load(&self, partner: &str, id: &ParticipantId) -> Result<Option<Snapshot>, VaultError> {
+        let row: Option<LoadRow> = sqlx::query_as(
+            "SELECT p.id, p.version, p.restricted, p.objection, p.dek_version, p.master_version, p.wrapped_dek,
+               (SELECT group_concat(role, ',') FROM involvements i
+                 WHERE i.participant_id = p.id AND i.partner = ?2 AND i.ended_at IS NULL) AS roles,
+               (SELECT group_concat(scope, ',') FROM consents c
+                 WHERE c.participant_id = p.id AND c.withdrawn_at IS NULL) AS consents,
+               (SELECT group_concat(field || ':' || hex(sealed), ',') FROM field_values f
+                 WHERE f.participant_id = p.id) AS fields
+             FROM participants p WHERE p.id = ?1",
+        )
+        .bind(&id.as_bytes()[..])
+        .bind(partner)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut sealed = Vec::new();
+        for entry in split_list(row.fields) {
+            let (field, hex_value) = entry.split_once(':').ok_or(super::crypto::CryptoError::Malformed)?;
+            let bytes = hex::decode(hex_value).map_err(|_| super::crypto::CryptoError::Malformed)?;
+            sealed.push((field.to_string(), bytes));
+        }
+        Ok(Some(Snapshot {
+            participant: row.row.into_participant(),
+            roles: split_list(row.roles),
+            consents: split_list(row.consents),
+            sealed,
+        }))
+    }
+
     /// The participants whose latest change is after `after`, in commit order, at most `limit`.
     pub async fn changes_after(&self, after: i64, limit: i64) -> Result<ChangePage, VaultError> {
         let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
