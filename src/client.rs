@@ -154,23 +154,15 @@ impl GatewayClient {
         headers: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> Result<Response, ClientError> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{}", self.base, path));
-        for (k, v) in self.defaults.iter() {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let body = match body {
+        match body {
             Some(b) => {
-                req = req.header("content-type", "application/json");
-                Full::new(Bytes::from(serde_json::to_vec(b).expect("json")))
+                let mut with_type = headers.to_vec();
+                with_type.push(("content-type", "application/json"));
+                let bytes = serde_json::to_vec(b).expect("json");
+                self.send_raw(method, path, &with_type, bytes).await
             }
-            None => Full::new(Bytes::new()),
-        };
-        self.execute(req.body(body)?).await
+            None => self.send_raw(method, path, headers, Vec::new()).await,
+        }
     }
 
     /// Sends raw body bytes with exactly the given headers (plus the defaults).

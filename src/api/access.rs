@@ -41,6 +41,42 @@ impl Access {
     pub fn role_names(&self, policy: &Policy) -> Vec<String> {
         role_names(policy, self.roles)
     }
+    /// Audits a refusal of `action` on this participant and returns `error` (or 503).
+    pub async fn refuse(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        action: &'static str,
+        reason: String,
+        error: ApiError,
+    ) -> ApiError {
+        let e = self.event(
+            ctx,
+            &state.policy,
+            action,
+            Vec::new(),
+            Outcome::Refused,
+            Some(reason),
+        );
+        refuse(state, e, error).await
+    }
+
+    /// Makes the record of a granted `action` on this participant durable.
+    pub async fn grant(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        action: &'static str,
+        fields: Vec<String>,
+        reason: Option<String>,
+    ) -> Result<(), ApiError> {
+        audit(
+            state,
+            vec![self.event(ctx, &state.policy, action, fields, Outcome::Granted, reason)],
+        )
+        .await
+    }
+
     /// An audit event about this participant.
     pub fn event(
         &self,
@@ -74,6 +110,31 @@ pub fn objection_applies(policy: &Policy, partner: &str, purpose: &str) -> bool 
         basis,
         Some(LegalBasis::Consent | LegalBasis::LegalObligation)
     )
+}
+
+/// Checks that the caller's client-level roles (dpo, administrator, ...) pass `allowed` for
+/// the stated purpose, and returns their names; otherwise audits the refusal.
+pub async fn require_client_grant(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &'static str,
+    allowed: impl Fn(&Decision) -> bool,
+    message: &'static str,
+) -> Result<Vec<String>, ApiError> {
+    let roles = client_level_roles(&state.policy, ctx.caller.allowed_roles);
+    let names = role_names(&state.policy, roles);
+    if allowed(&state.policy.decide(roles, ctx.purpose)) {
+        return Ok(names);
+    }
+    let e = ctx.event(
+        action,
+        None,
+        names,
+        Vec::new(),
+        Outcome::Refused,
+        Some("no_grant".into()),
+    );
+    Err(refuse(state, e, ApiError::forbidden("not_allowed", message)).await)
 }
 
 /// Names of a role set.
@@ -134,7 +195,8 @@ pub async fn resolve(
         Some(id) => vault.load(&ctx.caller.partner, &id).await?,
         None => None,
     };
-    let Some((participant, snapshot)) = snapshot.and_then(|s| Some((s.participant.clone()?, s))) else {
+    let Some((participant, snapshot)) = snapshot.and_then(|s| Some((s.participant.clone()?, s)))
+    else {
         return Err(refuse(
             state,
             not_found(None, Vec::new(), "unknown_pid"),
@@ -179,7 +241,11 @@ pub async fn resolve(
         )
         .await);
     }
-    let consents: ScopeSet = snapshot.consents.iter().filter_map(|s| policy.scope(s)).collect();
+    let consents: ScopeSet = snapshot
+        .consents
+        .iter()
+        .filter_map(|s| policy.scope(s))
+        .collect();
     Ok(Access {
         participant,
         snapshot,

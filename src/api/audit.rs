@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::access::{audit, client_level_roles, refuse, role_names};
+use super::access::{audit, require_client_grant};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Ctx;
 use crate::audit::{self as log, AuditQuery, AuditRecord, Outcome, VerifyReport};
@@ -20,28 +20,8 @@ async fn require_dpo(
     ctx: &Ctx,
     action: &'static str,
 ) -> Result<Vec<String>, ApiError> {
-    let roles = client_level_roles(&state.policy, ctx.caller.allowed_roles);
-    let names = role_names(&state.policy, roles);
-    if state.policy.decide(roles, ctx.purpose).may_read_audit() {
-        return Ok(names);
-    }
-    let e = ctx.event(
-        action,
-        None,
-        names,
-        Vec::new(),
-        Outcome::Refused,
-        Some("not_dpo".into()),
-    );
-    Err(refuse(
-        state,
-        e,
-        ApiError::forbidden(
-            "not_allowed",
-            "only a DPO may read the audit log, with purpose audit",
-        ),
-    )
-    .await)
+    let message = "only a DPO may read the audit log, with purpose audit";
+    require_client_grant(state, ctx, action, |d| d.may_read_audit(), message).await
 }
 
 /// Query parameters of `GET /v1/audit`.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::access::{audit, client_level_roles, refuse, role_names};
+use super::access::{audit, require_client_grant};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
 use crate::audit::Outcome;
@@ -33,33 +33,35 @@ async fn require_dpo(
     action: &'static str,
     write: bool,
 ) -> Result<Vec<String>, ApiError> {
-    let roles = client_level_roles(&state.policy, ctx.caller.allowed_roles);
-    let names = role_names(&state.policy, roles);
-    let d = state.policy.decide(roles, ctx.purpose);
-    if if write {
-        d.may_handle_dsr()
-    } else {
-        d.may_read_dsr()
-    } {
-        return Ok(names);
-    }
+    let message = "only a DPO handles data-subject requests, with purpose dsr_handling";
+    let allowed = |d: &crate::policy::Decision| {
+        if write {
+            d.may_handle_dsr()
+        } else {
+            d.may_read_dsr()
+        }
+    };
+    require_client_grant(state, ctx, action, allowed, message).await
+}
+
+/// Makes the record of a granted DSR action durable.
+async fn log(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &'static str,
+    who: Option<ParticipantId>,
+    roles: Vec<String>,
+    reason: String,
+) -> Result<(), ApiError> {
     let e = ctx.event(
         action,
-        None,
-        names,
+        audit_id(state, who),
+        roles,
         Vec::new(),
-        Outcome::Refused,
-        Some("not_dpo".into()),
+        Outcome::Granted,
+        Some(reason),
     );
-    Err(refuse(
-        state,
-        e,
-        ApiError::forbidden(
-            "not_allowed",
-            "only a DPO handles data-subject requests, with purpose dsr_handling",
-        ),
-    )
-    .await)
+    audit(state, vec![e]).await
 }
 
 fn audit_id(state: &AppState, p: Option<ParticipantId>) -> Option<String> {
@@ -89,18 +91,7 @@ pub async fn create(
     let roles = require_dpo(&state, &ctx, "dsr.create", true).await?;
     let (request, who) = dsr::create(&state.policy, &state.vault, &body).await?;
     let reason = format!("{} {}", request.kind.as_str(), request.id);
-    audit(
-        &state,
-        vec![ctx.event(
-            "dsr.create",
-            audit_id(&state, who),
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(reason),
-        )],
-    )
-    .await?;
+    log(&state, &ctx, "dsr.create", who, roles, reason).await?;
     Ok((StatusCode::CREATED, Json(request)))
 }
 
@@ -178,18 +169,7 @@ pub async fn verify(
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, "dsr.verify", true).await?;
     let who = person(&state, &id).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            "dsr.verify",
-            audit_id(&state, who),
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(id.clone()),
-        )],
-    )
-    .await?;
+    log(&state, &ctx, "dsr.verify", who, roles, id.clone()).await?;
     Ok(Json(dsr::verify(&state.pool, &id).await?))
 }
 
@@ -203,18 +183,7 @@ pub async fn extend(
     ApiJson(body): ApiJson<Extension>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, "dsr.extend", true).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            "dsr.extend",
-            None,
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(id.clone()),
-        )],
-    )
-    .await?;
+    log(&state, &ctx, "dsr.extend", None, roles, id.clone()).await?;
     Ok(Json(
         dsr::extend(&state.pool, &id, body.months, &body.reason).await?,
     ))
@@ -230,18 +199,7 @@ pub async fn refuse_request(
     ApiJson(body): ApiJson<Refusal>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, "dsr.refuse", true).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            "dsr.refuse",
-            None,
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(id.clone()),
-        )],
-    )
-    .await?;
+    log(&state, &ctx, "dsr.refuse", None, roles, id.clone()).await?;
     Ok(Json(dsr::refuse(&state.pool, &id, &body.reason).await?))
 }
 
@@ -256,18 +214,7 @@ pub async fn execute(
     let roles = require_dpo(&state, &ctx, "dsr.execute", true).await?;
     let who = person(&state, &id).await?;
     // The intent is on record before anything changes.
-    audit(
-        &state,
-        vec![ctx.event(
-            "dsr.execute",
-            audit_id(&state, who),
-            roles.clone(),
-            Vec::new(),
-            Outcome::Granted,
-            Some(id.clone()),
-        )],
-    )
-    .await?;
+    log(&state, &ctx, "dsr.execute", who, roles.clone(), id.clone()).await?;
     let done = dsr::execute(
         &state.policy,
         &state.vault,

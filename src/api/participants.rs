@@ -11,15 +11,15 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::access::{self, audit, refuse, role_names};
+use super::access::{self, Access, audit, refuse, role_names};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
 use super::idempotency::{Idempotency, answer};
 use crate::audit::Outcome;
 use crate::policy::{CategorySet, Policy, RoleLevel, RoleSet, ScopeSet};
-use crate::vault::WriteError;
 use crate::vault::crypto::ParticipantId;
 use crate::vault::insz::Insz;
+use crate::vault::{CaseChange, WriteError};
 
 /// The field holding the national register number.
 pub const INSZ_FIELD: &str = "identity.insz";
@@ -362,13 +362,11 @@ pub async fn read(
     let access = access::resolve(&state, &ctx, &pid, "participant.read").await?;
     let policy = &state.policy;
     let readable = access.readable();
-    let fields = state
-        .vault
-        .open_snapshot(&access.snapshot, |f| {
-            policy
-                .field(f)
-                .is_some_and(|r| readable.contains(r.category))
-        })?;
+    let fields = state.vault.open_snapshot(&access.snapshot, |f| {
+        policy
+            .field(f)
+            .is_some_and(|r| readable.contains(r.category))
+    })?;
     let names = fields.keys().cloned().collect();
     audit(
         &state,
@@ -543,76 +541,40 @@ async fn involvement(
     pid: String,
     body: InvolvementIn,
     starting: bool,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let action = if starting {
         "involvement.start"
     } else {
         "involvement.end"
     };
     let access = access::resolve(&state, &ctx, &pid, action).await?;
-    let policy = &state.policy;
-    let role = check_assignable(policy, &body, starting)?;
+    let role = check_assignable(&state.policy, &body, starting)?;
     let allowed = if starting {
         access.decision.may_assign(role)
     } else {
         access.decision.may_end(role)
     };
-    let detail = format!("{}:{}", body.partner, body.role);
-    if !allowed {
-        let e = access.event(
-            &ctx,
-            policy,
-            action,
-            Vec::new(),
-            Outcome::Refused,
-            Some(format!("not_allowed {detail}")),
-        );
-        return Err(refuse(
-            &state,
-            e,
-            ApiError::forbidden("not_allowed", "your role may not assign or end this role"),
-        )
-        .await);
-    }
-    audit(
-        &state,
-        vec![access.event(
-            &ctx,
-            policy,
-            action,
-            Vec::new(),
-            Outcome::Granted,
-            Some(detail),
-        )],
-    )
-    .await?;
-    let id = &access.participant.id;
     let by = &*ctx.caller.partner;
-    if starting {
-        let created = state
-            .vault
-            .start_involvement(id, &body.partner, &body.role, by)
-            .await?;
-        Ok((
-            if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            },
-            Json(body),
-        )
-            .into_response())
-    } else if state
-        .vault
-        .end_involvement(id, &body.partner, &body.role, by)
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT.into_response())
+    let (partner, role) = (body.partner.as_str(), body.role.as_str());
+    let change = if starting {
+        CaseChange::StartRole { partner, role, by }
     } else {
-        Err(ApiError::not_found(
-            "that partner does not hold that role in this case",
-        ))
-    }
+        CaseChange::EndRole { partner, role, by }
+    };
+    let refusal = ApiError::forbidden("not_allowed", "your role may not assign or end this role");
+    let absent = "that partner does not hold that role in this case";
+    let detail = format!("{partner}:{role}");
+    apply_case_change(
+        &state,
+        &ctx,
+        &access,
+        action,
+        allowed.then_some(detail).ok_or(refusal),
+        change,
+        &body,
+        absent,
+    )
+    .await
 }
 
 /// `POST /v1/participants/{pid}/involvements`: start a role in the case.
@@ -655,72 +617,80 @@ async fn consent(
     pid: String,
     body: ConsentIn,
     recording: bool,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let action = if recording {
         "consent.record"
     } else {
         "consent.withdraw"
     };
     let access = access::resolve(&state, &ctx, &pid, action).await?;
-    let policy = &state.policy;
-    if policy.scope(&body.scope).is_none() {
+    if state.policy.scope(&body.scope).is_none() {
         return Err(ApiError::unprocessable(
             "unknown_scope",
             "scope is not a consent scope of the agreement",
         ));
     }
-    if !access.decision.may_record_consent() {
-        let e = access.event(
-            &ctx,
-            policy,
-            action,
-            Vec::new(),
-            Outcome::Refused,
-            Some(format!("not_allowed {}", body.scope)),
-        );
-        return Err(refuse(
-            &state,
-            e,
-            ApiError::forbidden("not_allowed", "your role may not record consents"),
-        )
-        .await);
-    }
-    audit(
-        &state,
-        vec![access.event(
-            &ctx,
-            policy,
-            action,
-            Vec::new(),
-            Outcome::Granted,
-            Some(body.scope.clone()),
-        )],
-    )
-    .await?;
-    let id = &access.participant.id;
-    if recording {
-        let created = state
-            .vault
-            .record_consent(id, &body.scope, &ctx.caller.partner)
-            .await?;
-        Ok((
-            if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            },
-            Json(body),
-        )
-            .into_response())
-    } else if state
-        .vault
-        .withdraw_consent(id, &body.scope, &ctx.caller.partner)
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT.into_response())
+    let (scope, by) = (body.scope.as_str(), &*ctx.caller.partner);
+    let change = if recording {
+        CaseChange::RecordConsent { scope, by }
     } else {
-        Err(ApiError::not_found("no consent for that scope is in force"))
-    }
+        CaseChange::WithdrawConsent { scope, by }
+    };
+    let allowed = access.decision.may_record_consent();
+    let refusal = ApiError::forbidden("not_allowed", "your role may not record consents");
+    let absent = "no consent for that scope is in force";
+    apply_case_change(
+        &state,
+        &ctx,
+        &access,
+        action,
+        allowed.then(|| scope.to_string()).ok_or(refusal),
+        change,
+        &body,
+        absent,
+    )
+    .await
+}
+
+/// Audits and applies one change to the case. `allowed` carries the audit detail, or the
+/// refusal to answer with. A start answers 201 (200 if it was already so), an end 204 (404 if
+/// there was nothing to end).
+#[allow(clippy::too_many_arguments)]
+async fn apply_case_change<B: Serialize>(
+    state: &AppState,
+    ctx: &Ctx,
+    access: &Access,
+    action: &'static str,
+    allowed: Result<String, ApiError>,
+    change: CaseChange<'_>,
+    body: &B,
+    absent: &'static str,
+) -> ApiResult<Response> {
+    let detail = match allowed {
+        Ok(detail) => detail,
+        Err(error) => {
+            return Err(access
+                .refuse(state, ctx, action, "not_allowed".into(), error)
+                .await);
+        }
+    };
+    access
+        .grant(state, ctx, action, Vec::new(), Some(detail))
+        .await?;
+    let starts = matches!(
+        change,
+        CaseChange::StartRole { .. } | CaseChange::RecordConsent { .. }
+    );
+    let changed = state
+        .vault
+        .change_case(&access.participant.id, change)
+        .await?;
+    Ok(match (starts, changed) {
+        (true, true) => (StatusCode::CREATED, Json(body)).into_response(),
+        (true, false) => (StatusCode::OK, Json(body)).into_response(),
+        (false, true) => StatusCode::NO_CONTENT.into_response(),
+        (false, false) => return Err(ApiError::not_found(absent)),
+    })
 }
 
 /// `POST /v1/participants/{pid}/consents`: record the participant's consent for a scope.
@@ -804,23 +774,13 @@ pub async fn list_notes(
     let access = access::resolve(&state, &ctx, &pid, "notes.read").await?;
     let policy = &state.policy;
     if !notes_category(policy).is_some_and(|c| access.readable().contains(c)) {
-        let e = access.event(
-            &ctx,
-            policy,
-            "notes.read",
-            Vec::new(),
-            Outcome::Refused,
-            Some("no_grant".into()),
+        let error = ApiError::forbidden(
+            "not_allowed",
+            "your role may not read case notes for this purpose",
         );
-        return Err(refuse(
-            &state,
-            e,
-            ApiError::forbidden(
-                "not_allowed",
-                "your role may not read case notes for this purpose",
-            ),
-        )
-        .await);
+        return Err(access
+            .refuse(&state, &ctx, "notes.read", "no_grant".into(), error)
+            .await);
     }
     let notes = state.vault.notes(&access.participant).await?;
     let fields = notes
@@ -870,23 +830,13 @@ pub async fn add_note(
     let access = access::resolve(&state, &ctx, &pid, "notes.write").await?;
     let policy = &state.policy;
     if !notes_category(policy).is_some_and(|c| access.writable().contains(c)) {
-        let e = access.event(
-            &ctx,
-            policy,
-            "notes.write",
-            Vec::new(),
-            Outcome::Refused,
-            Some("no_grant".into()),
+        let error = ApiError::forbidden(
+            "not_allowed",
+            "your role may not write case notes for this purpose",
         );
-        return Err(refuse(
-            &state,
-            e,
-            ApiError::forbidden(
-                "not_allowed",
-                "your role may not write case notes for this purpose",
-            ),
-        )
-        .await);
+        return Err(access
+            .refuse(&state, &ctx, "notes.write", "no_grant".into(), error)
+            .await);
     }
     policy
         .validate_value("notes.text", &Value::String(body.text.clone()))

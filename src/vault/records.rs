@@ -400,43 +400,40 @@ impl Vault {
             .collect())
     }
 
-    /// Starts a role; `false` if it was already active.
-    pub async fn start_involvement(
+    /// Applies one change to the case (a role or a consent) and notes it for the feeds.
+    /// Returns `false` when there was nothing to change (already active, already ended, ...).
+    pub async fn change_case(
         &self,
         id: &ParticipantId,
-        partner: &str,
-        role: &str,
-        by: &str,
+        change: CaseChange<'_>,
     ) -> Result<bool, VaultError> {
         let mut tx = self.pool.begin().await?;
-        let n = insert_involvement(&mut tx, id, partner, role, by).await?;
-        if n > 0 {
-            record_change(&mut tx, id).await?;
-        }
-        tx.commit().await?;
-        Ok(n > 0)
-    }
-
-    /// Ends a role; `false` if it was not active.
-    pub async fn end_involvement(
-        &self,
-        id: &ParticipantId,
-        partner: &str,
-        role: &str,
-        by: &str,
-    ) -> Result<bool, VaultError> {
-        let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(
-            "UPDATE involvements SET ended_at = ?, ended_by = ? WHERE participant_id = ? AND partner = ? AND role = ? AND ended_at IS NULL",
-        )
-        .bind(now())
-        .bind(by)
-        .bind(&id.as_bytes()[..])
-        .bind(partner)
-        .bind(role)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let key = &id.as_bytes()[..];
+        let n = match change {
+            CaseChange::StartRole { partner, role, by } => insert_involvement(&mut tx, id, partner, role, by).await?,
+            CaseChange::EndRole { partner, role, by } => sqlx::query(
+                "UPDATE involvements SET ended_at = ?, ended_by = ? WHERE participant_id = ? AND partner = ? AND role = ? AND ended_at IS NULL",
+            )
+            .bind(now())
+            .bind(by)
+            .bind(key)
+            .bind(partner)
+            .bind(role)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            CaseChange::RecordConsent { scope, by } => insert_consent(&mut tx, id, scope, by).await?,
+            CaseChange::WithdrawConsent { scope, by } => sqlx::query(
+                "UPDATE consents SET withdrawn_at = ?, withdrawn_by = ? WHERE participant_id = ? AND scope = ? AND withdrawn_at IS NULL",
+            )
+            .bind(now())
+            .bind(by)
+            .bind(key)
+            .bind(scope)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
         if n > 0 {
             record_change(&mut tx, id).await?;
         }
@@ -453,47 +450,6 @@ impl Vault {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|(s,)| s).collect())
-    }
-
-    /// Records a consent; `false` if it was already in force.
-    pub async fn record_consent(
-        &self,
-        id: &ParticipantId,
-        scope: &str,
-        by: &str,
-    ) -> Result<bool, VaultError> {
-        let mut tx = self.pool.begin().await?;
-        let n = insert_consent(&mut tx, id, scope, by).await?;
-        if n > 0 {
-            record_change(&mut tx, id).await?;
-        }
-        tx.commit().await?;
-        Ok(n > 0)
-    }
-
-    /// Withdraws a consent; `false` if none was in force.
-    pub async fn withdraw_consent(
-        &self,
-        id: &ParticipantId,
-        scope: &str,
-        by: &str,
-    ) -> Result<bool, VaultError> {
-        let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(
-            "UPDATE consents SET withdrawn_at = ?, withdrawn_by = ? WHERE participant_id = ? AND scope = ? AND withdrawn_at IS NULL",
-        )
-        .bind(now())
-        .bind(by)
-        .bind(&id.as_bytes()[..])
-        .bind(scope)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n > 0 {
-            record_change(&mut tx, id).await?;
-        }
-        tx.commit().await?;
-        Ok(n > 0)
     }
 
     /// Adds a case note, sealed like a field (bound to its own id). Returns the note.
@@ -635,13 +591,18 @@ struct LoadRow {
 /// Splits a `group_concat` list. Agreement ids (roles, scopes, field names) never contain the
 /// separators: they are lower-case letters, digits, `_` and `.`.
 fn split_list(list: Option<String>) -> Vec<String> {
-    list.map(|l| l.split(',').map(str::to_string).collect()).unwrap_or_default()
+    list.map(|l| l.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 impl Vault {
     /// Everything a request about one participant needs, for `partner`, in one query: the row,
     /// the partner's active roles in the case, the consents in force and the sealed fields.
-    pub async fn load(&self, partner: &str, id: &ParticipantId) -> Result<Option<Snapshot>, VaultError> {
+    pub async fn load(
+        &self,
+        partner: &str,
+        id: &ParticipantId,
+    ) -> Result<Option<Snapshot>, VaultError> {
         let row: Option<LoadRow> = sqlx::query_as(
             "SELECT p.id, p.version, p.restricted, p.objection, p.dek_version, p.master_version, p.wrapped_dek,
                (SELECT group_concat(role, ',') FROM involvements i
@@ -659,8 +620,11 @@ impl Vault {
         let Some(row) = row else { return Ok(None) };
         let mut sealed = Vec::new();
         for entry in split_list(row.fields) {
-            let (field, hex_value) = entry.split_once(':').ok_or(super::crypto::CryptoError::Malformed)?;
-            let bytes = hex::decode(hex_value).map_err(|_| super::crypto::CryptoError::Malformed)?;
+            let (field, hex_value) = entry
+                .split_once(':')
+                .ok_or(super::crypto::CryptoError::Malformed)?;
+            let bytes =
+                hex::decode(hex_value).map_err(|_| super::crypto::CryptoError::Malformed)?;
             sealed.push((field.to_string(), bytes));
         }
         Ok(Some(Snapshot {
@@ -960,6 +924,43 @@ impl Vault {
         crate::store::checkpoint(&self.pool).await?;
         Ok(())
     }
+}
+
+/// A change to a case; `by` is the partner making it.
+#[derive(Debug, Clone, Copy)]
+pub enum CaseChange<'a> {
+    /// `partner` starts `role`.
+    StartRole {
+        /// Partner id.
+        partner: &'a str,
+        /// Case role.
+        role: &'a str,
+        /// Who assigned it.
+        by: &'a str,
+    },
+    /// `partner` ends `role`.
+    EndRole {
+        /// Partner id.
+        partner: &'a str,
+        /// Case role.
+        role: &'a str,
+        /// Who ended it.
+        by: &'a str,
+    },
+    /// The participant's consent for `scope` is recorded.
+    RecordConsent {
+        /// Consent scope.
+        scope: &'a str,
+        /// Who recorded it.
+        by: &'a str,
+    },
+    /// The consent for `scope` is withdrawn.
+    WithdrawConsent {
+        /// Consent scope.
+        scope: &'a str,
+        /// Who recorded the withdrawal.
+        by: &'a str,
+    },
 }
 
 /// A per-participant processing flag.
