@@ -37,9 +37,10 @@ async fn run(max_batch: usize, writers: usize, seconds: u64) -> (f64, f64) {
         ..AuditConfig::default()
     };
     let conn = partnergate::store::writer_connection(&path).await.unwrap();
-    let (log, task) = audit::writer::spawn(conn, signer, "bench".into(), config)
-        .await
-        .unwrap();
+    let (log, task) =
+        audit::writer::spawn(conn, signer, "bench".into(), config, Default::default())
+            .await
+            .unwrap();
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();

@@ -184,7 +184,7 @@ pub async fn open_vault(settings: &Settings) -> Result<vault::Vault, String> {
         .await
         .map_err(|e| e.to_string())?;
     let keyring = vault::load_keyring(settings).map_err(|e| e.to_string())?;
-    vault::Vault::open(pool, keyring, None)
+    vault::Vault::open(pool, store::WriteGate::default(), keyring, None)
         .await
         .map_err(|e| e.to_string())
 }

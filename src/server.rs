@@ -68,11 +68,13 @@ pub async fn serve(
     let public_key: Arc<[u8]> = ring::signature::KeyPair::public_key(&signer)
         .as_ref()
         .into();
+    let gate = store::WriteGate::default();
     let (audit_log, audit_task) = audit::writer::spawn(
         store::writer_connection(&db_path).await?,
         signer,
         policy.version().to_string(),
         settings.config.audit.clone(),
+        gate.clone(),
     )
     .await
     .map_err(|e| ServeError::Store(e.into()))?;
@@ -82,7 +84,7 @@ pub async fn serve(
         .is_none()
         .then(|| settings.master_key_path());
     let vault = Arc::new(
-        vault::Vault::open(pool.clone(), keyring, keyring_file.as_deref())
+        vault::Vault::open(pool.clone(), gate, keyring, keyring_file.as_deref())
             .await
             .map_err(|e| ServeError::Key(e.to_string()))?,
     );

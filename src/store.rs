@@ -75,6 +75,21 @@ pub async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     ))
 }
 
+/// Serialises this process's write transactions before they reach SQLite.
+///
+/// SQLite allows one writer at a time; a second one waits in SQLite's busy handler, which
+/// sleeps in steps of up to 100 ms. Queueing writers here instead (the audit writer and the
+/// vault's transactions) keeps waits as short as the transaction ahead.
+#[derive(Clone, Default)]
+pub struct WriteGate(std::sync::Arc<tokio::sync::Mutex<()>>);
+
+impl WriteGate {
+    /// Waits for the turn to write; the turn ends when the guard drops.
+    pub async fn enter(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.0.clone().lock_owned().await
+    }
+}
+
 /// The current time as stored in the database (RFC 3339 UTC, milliseconds).
 pub fn now() -> String {
     crate::audit::record::now()

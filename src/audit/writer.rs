@@ -110,6 +110,7 @@ pub async fn spawn(
     signer: Ed25519KeyPair,
     policy_version: String,
     config: AuditConfig,
+    gate: crate::store::WriteGate,
 ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), sqlx::Error> {
     let head = read_head(&mut conn).await?;
     let (tx, rx) = mpsc::channel(16 * 1024);
@@ -119,6 +120,7 @@ pub async fn spawn(
         policy_version,
         config,
         head,
+        gate,
     };
     let task = tokio::spawn(writer.run(rx));
     Ok((AuditLog { tx }, task))
@@ -130,6 +132,7 @@ struct Writer {
     policy_version: String,
     config: AuditConfig,
     head: Head,
+    gate: crate::store::WriteGate,
 }
 
 impl Writer {
@@ -202,6 +205,7 @@ impl Writer {
     }
 
     async fn write(&mut self, batch: &[Job]) -> Result<(), sqlx::Error> {
+        let _turn = self.gate.enter().await;
         let mut tx = self.conn.begin().await?;
         let mut seq = self.head.seq;
         let mut prev = self.head.hash;

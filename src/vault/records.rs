@@ -107,6 +107,7 @@ impl<E: Into<VaultError>> From<E> for WriteError {
 /// The vault: keys plus the database.
 pub struct Vault {
     pool: SqlitePool,
+    gate: crate::store::WriteGate,
     keyring: ArcSwap<MasterKeyring>,
     keyring_source: Option<std::path::PathBuf>,
     keyring_mtime: std::sync::Mutex<Option<SystemTime>>,
@@ -122,6 +123,7 @@ impl Vault {
     /// [`Vault::reload_keyring_if_changed`] can pick up a rotation).
     pub async fn open(
         pool: SqlitePool,
+        gate: crate::store::WriteGate,
         keyring: MasterKeyring,
         keyring_file: Option<&Path>,
     ) -> Result<Self, VaultError> {
@@ -129,11 +131,26 @@ impl Vault {
         let mtime = keyring_file.and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
         Ok(Self {
             pool,
+            gate,
             keyring: ArcSwap::from_pointee(keyring),
             keyring_source: keyring_file.map(Path::to_path_buf),
             keyring_mtime: std::sync::Mutex::new(mtime),
             index,
         })
+    }
+
+    /// Starts a write transaction in this process's turn (see [`crate::store::WriteGate`]).
+    async fn begin_write(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::OwnedMutexGuard<()>,
+            Transaction<'static, Sqlite>,
+        ),
+        sqlx::Error,
+    > {
+        let turn = self.gate.enter().await;
+        Ok((turn, self.pool.begin().await?))
     }
 
     /// The look-up, pseudonym and audit keys.
@@ -236,7 +253,7 @@ impl Vault {
             consents: &[],
             notes: &[],
         };
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let inserted = self.insert_new(&mut tx, &seed).await?;
         tx.commit().await?;
         Ok(inserted)
@@ -245,7 +262,7 @@ impl Vault {
     /// Stores many new participants in one transaction (migrations and demo data). Returns how
     /// many were new; known national numbers are skipped.
     pub async fn seed_many(&self, seeds: &[Seed<'_>]) -> Result<usize, VaultError> {
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let mut n = 0;
         for seed in seeds {
             n += usize::from(self.insert_new(&mut tx, seed).await?);
@@ -343,7 +360,7 @@ impl Vault {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let sealed = seal_all(&dek, &p.id, p.dek_version, &set)?;
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE participants SET version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
         )
@@ -407,7 +424,7 @@ impl Vault {
         id: &ParticipantId,
         change: CaseChange<'_>,
     ) -> Result<bool, VaultError> {
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let key = &id.as_bytes()[..];
         let n = match change {
             CaseChange::StartRole { partner, role, by } => insert_involvement(&mut tx, id, partner, role, by).await?,
@@ -460,7 +477,7 @@ impl Vault {
         text: &str,
     ) -> Result<Note, VaultError> {
         let dek = self.unwrap(p)?;
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let note = insert_note(&mut tx, &dek, &p.id, p.dek_version, author_partner, text).await?;
         tx.commit().await?;
         Ok(note)
@@ -532,7 +549,7 @@ impl Vault {
             if rows.is_empty() {
                 return Ok(done);
             }
-            let mut tx = self.pool.begin().await?;
+            let (_turn, mut tx) = self.begin_write().await?;
             for (id, v, bytes) in rows {
                 let Some(pid) = ParticipantId::from_slice(&id) else {
                     continue;
@@ -837,7 +854,7 @@ impl Vault {
         flag: Flag,
         on: bool,
     ) -> Result<(), VaultError> {
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let sql = match flag {
             Flag::Restricted => "UPDATE participants SET restricted = ? WHERE id = ?",
             Flag::Objection => "UPDATE participants SET objection = ? WHERE id = ?",
@@ -878,7 +895,7 @@ impl Vault {
     /// the key; everything else goes, the case ends and the record stays restricted.
     /// Idempotent: erasing what is already gone does nothing.
     pub async fn erase(&self, id: &ParticipantId, keep: &[String]) -> Result<(), VaultError> {
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let key = &id.as_bytes()[..];
         if keep.is_empty() {
             sqlx::query(
