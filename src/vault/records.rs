@@ -612,6 +612,21 @@ fn split_list(list: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Parses `group_concat(field || ':' || hex(sealed), ',')`.
+fn parse_sealed(list: Option<String>) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
+    split_list(list)
+        .into_iter()
+        .map(|entry| {
+            let (field, hex_value) = entry
+                .split_once(':')
+                .ok_or(super::crypto::CryptoError::Malformed)?;
+            let bytes =
+                hex::decode(hex_value).map_err(|_| super::crypto::CryptoError::Malformed)?;
+            Ok((field.to_string(), bytes))
+        })
+        .collect()
+}
+
 impl Vault {
     /// Everything a request about one participant needs, for `partner`, in one query: the row,
     /// the partner's active roles in the case, the consents in force and the sealed fields.
@@ -635,20 +650,11 @@ impl Vault {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let mut sealed = Vec::new();
-        for entry in split_list(row.fields) {
-            let (field, hex_value) = entry
-                .split_once(':')
-                .ok_or(super::crypto::CryptoError::Malformed)?;
-            let bytes =
-                hex::decode(hex_value).map_err(|_| super::crypto::CryptoError::Malformed)?;
-            sealed.push((field.to_string(), bytes));
-        }
         Ok(Some(Snapshot {
             participant: row.row.into_participant(),
             roles: split_list(row.roles),
             consents: split_list(row.consents),
-            sealed,
+            sealed: parse_sealed(row.fields)?,
         }))
     }
 
@@ -735,15 +741,16 @@ impl Vault {
                 s.consents.push(scope);
             }
         }
+        // One row per participant, not per field: rows cross a thread boundary one by one.
         let mut q = sqlx::QueryBuilder::new(
-            "SELECT participant_id, field, sealed FROM field_values WHERE participant_id IN (",
+            "SELECT participant_id, group_concat(field || ':' || hex(sealed), ',') FROM field_values WHERE participant_id IN (",
         );
         in_list(&mut q);
-        let rows: Vec<(Vec<u8>, String, Vec<u8>)> =
-            q.build_query_as().fetch_all(&self.pool).await?;
-        for (id, field, sealed) in rows {
+        q.push(" GROUP BY participant_id");
+        let rows: Vec<(Vec<u8>, Option<String>)> = q.build_query_as().fetch_all(&self.pool).await?;
+        for (id, fields) in rows {
             if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
-                s.sealed.push((field, sealed));
+                s.sealed = parse_sealed(fields)?;
             }
         }
         Ok(out)
