@@ -115,8 +115,8 @@ pub async fn verify_database(
     while from <= last.unwrap_or(0) && !v.failed() {
         // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
         let (records, hashes): (Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT group_concat(record, char(10) ORDER BY seq), group_concat(hex(hash), ',' ORDER BY seq)
-             FROM audit_records WHERE seq >= ? AND seq < ?",
+            "SELECT group_concat(record, char(10)), group_concat(hex(hash), ',')
+             FROM (SELECT record, hash FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq)",
         )
         .bind(from)
         .bind(from + VERIFY_CHUNK)
