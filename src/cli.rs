@@ -359,52 +359,41 @@ pub fn demo_commands(settings: &Settings, info: &DemoInfo) -> String {
     let _ = writeln!(out, "{} {base}/v1/me\n", curl("crm.ocmw-gent"));
     let _ = writeln!(
         out,
-        "# One participant (An Peeters, synthetic), three partners, three views:"
+        "# One participant (An Peeters, synthetic), four partners, four different views:"
     );
-    let _ = writeln!(
-        out,
-        "# jobandco is her trajectgezel: the full record, health and notes included"
-    );
-    let _ = writeln!(
-        out,
-        "{} {} {base}/v1/participants/{}\n",
-        curl("crm.jobandco"),
-        headers("trajectory_guidance"),
-        pid("jobandco")
-    );
-    let _ = writeln!(
-        out,
-        "# OCMW Gent is her dossierbeheerder: status and progress, no health, no notes"
-    );
-    let _ = writeln!(
-        out,
-        "{} {} {base}/v1/participants/{}\n",
-        curl("crm.ocmw-gent"),
-        headers("trajectory_guidance"),
-        pid("ocmw-gent")
-    );
-    let _ = writeln!(
-        out,
-        "# VDAB is spoc_vdab: identity, contact, ESF and trajectory; never life, health or notes"
-    );
-    let _ = writeln!(
-        out,
-        "{} {} {base}/v1/participants/{}\n",
-        curl("crm.vdab"),
-        headers("trajectory_guidance"),
-        pid("vdab")
-    );
-    let _ = writeln!(
-        out,
-        "# CAW is brugfiguur: health only because she consented (health_sharing)"
-    );
-    let _ = writeln!(
-        out,
-        "{} {} {base}/v1/participants/{}\n",
-        curl("crm.caw-oost-vlaanderen"),
-        headers("trajectory_guidance"),
-        pid("caw-oost-vlaanderen")
-    );
+    // The same person through four partners' eyes.
+    let views = [
+        (
+            "crm.jobandco",
+            "jobandco",
+            "jobandco is her trajectgezel: the full record, health and notes included",
+        ),
+        (
+            "crm.ocmw-gent",
+            "ocmw-gent",
+            "OCMW Gent is her dossierbeheerder: status and progress, no health, no notes",
+        ),
+        (
+            "crm.vdab",
+            "vdab",
+            "VDAB is spoc_vdab: identity, contact, ESF and trajectory; never life, health or notes",
+        ),
+        (
+            "crm.caw-oost-vlaanderen",
+            "caw-oost-vlaanderen",
+            "CAW is brugfiguur: health only because she consented (health_sharing)",
+        ),
+    ];
+    for (client, partner, comment) in views {
+        let _ = writeln!(out, "# {comment}");
+        let _ = writeln!(
+            out,
+            "{} {} {base}/v1/participants/{}\n",
+            curl(client),
+            headers("trajectory_guidance"),
+            pid(partner)
+        );
+    }
     let _ = writeln!(
         out,
         "# Duplicate check by national number (VDAB's own pid comes back)"

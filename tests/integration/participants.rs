@@ -580,3 +580,83 @@ async fn import_registers_valid_rows_through_the_api_and_names_rejects_by_line_o
     assert_eq!(v["fields"]["identity.family_name"], "Tweede");
     assert_eq!(v["fields"]["trajectory.status"], "active");
 }
+
+/// The client, headers, body and URL of one printed `curl` line.
+fn parse_curl(line: &str) -> (String, Vec<(String, String)>, Option<String>, String) {
+    let client = line
+        .split("/clients/")
+        .nth(1)
+        .unwrap()
+        .split(".pem")
+        .next()
+        .unwrap()
+        .to_string();
+    let headers = line
+        .split("-H '")
+        .skip(1)
+        .filter_map(|h| {
+            h.split('\'')
+                .next()?
+                .split_once(": ")
+                .map(|(k, v)| (k.to_lowercase(), v.to_string()))
+        })
+        .collect();
+    let body = line
+        .split("-d '")
+        .nth(1)
+        .map(|b| b.split('\'').next().unwrap().to_string());
+    let url = line
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .trim_matches('\'')
+        .to_string();
+    (client, headers, body, url)
+}
+
+#[tokio::test]
+async fn the_curl_commands_the_demo_prints_work_and_show_four_different_views() {
+    let home = Home::new();
+    let (ok, out) = home.run(&["demo", "--no-serve", "--participants", "20"]);
+    assert!(ok, "{out}");
+    let gw = home.start();
+    let curls: Vec<&str> = out.lines().filter(|l| l.starts_with("curl ")).collect();
+    assert!(curls.len() >= 8, "{out}");
+    let mut views = std::collections::HashMap::new();
+    for line in curls {
+        let (client, headers, body, url) = parse_curl(line);
+        let path = url.replace("https://localhost:8443", "");
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let c = gw.client(&client);
+        let r = match body {
+            Some(b) => c
+                .send_raw(Method::POST, &path, &h, b.into_bytes())
+                .await
+                .unwrap(),
+            None => c.send(Method::GET, &path, &h, None).await.unwrap(),
+        };
+        assert_eq!(
+            r.status,
+            200,
+            "{line}\n{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if path.starts_with("/v1/participants/") {
+            views.insert(client, field_names(&r.json()));
+        }
+    }
+    let has = |client: &str, field: &str| views[client].iter().any(|f| f == field);
+    assert!(
+        has("crm.jobandco", "health.addiction")
+            && has("crm.caw-oost-vlaanderen", "health.addiction")
+    );
+    assert!(!has("crm.ocmw-gent", "health.addiction") && !has("crm.vdab", "health.addiction"));
+    assert!(
+        !has("crm.vdab", "life.income_debt") && has("crm.caw-oost-vlaanderen", "life.income_debt")
+    );
+    let distinct: std::collections::HashSet<&Vec<String>> = views.values().collect();
+    assert_eq!(distinct.len(), 4, "four different views");
+}
