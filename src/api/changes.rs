@@ -59,23 +59,11 @@ pub async fn changes(
     let page = if ctx.exited {
         let page = sync::exit_page(&state.vault, &ctx, limit).await?;
         if page.changes.is_empty() {
-            let e = ctx.event(
-                "sync.page",
-                None,
-                Vec::new(),
-                Vec::new(),
-                Outcome::Refused,
-                Some("membership_ended".into()),
+            let error = ApiError::forbidden(
+                "membership_ended",
+                "this partner has left the partnership and holds no more participants",
             );
-            return Err(refuse(
-                &state,
-                e,
-                ApiError::forbidden(
-                    "membership_ended",
-                    "this partner has left the partnership and holds no more participants",
-                ),
-            )
-            .await);
+            return Err(refuse_page(&state, &ctx, "membership_ended", error).await);
         }
         page
     } else {
@@ -84,20 +72,9 @@ pub async fn changes(
             .decide(ctx.caller.allowed_roles, ctx.purpose)
             .is_empty()
         {
-            let e = ctx.event(
-                "sync.page",
-                None,
-                Vec::new(),
-                Vec::new(),
-                Outcome::Refused,
-                Some("no_grant_for_purpose".into()),
-            );
-            return Err(refuse(
-                &state,
-                e,
-                ApiError::forbidden("not_allowed", "your roles have no grant for this purpose"),
-            )
-            .await);
+            let error =
+                ApiError::forbidden("not_allowed", "your roles have no grant for this purpose");
+            return Err(refuse_page(&state, &ctx, "no_grant_for_purpose", error).await);
         }
         sync::page(&state.policy, &state.vault, &ctx, after, limit).await?
     };
@@ -109,4 +86,17 @@ pub async fn changes(
         changes: page.changes,
         next,
     }))
+}
+
+/// Audits a refused feed page and returns `error` (or 503).
+async fn refuse_page(state: &AppState, ctx: &Ctx, reason: &str, error: ApiError) -> ApiError {
+    let e = ctx.event(
+        "sync.page",
+        None,
+        Vec::new(),
+        Vec::new(),
+        Outcome::Refused,
+        Some(reason.into()),
+    );
+    refuse(state, e, error).await
 }

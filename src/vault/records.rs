@@ -200,18 +200,6 @@ impl Vault {
         }
     }
 
-    /// The internal id behind a partner's pid, if that participant exists.
-    pub async fn resolve(
-        &self,
-        partner: &str,
-        pid: &str,
-    ) -> Result<Option<Participant>, VaultError> {
-        match self.index.resolve_pid(partner, pid) {
-            Some(id) => self.participant(&id).await,
-            None => Ok(None),
-        }
-    }
-
     /// The participant row.
     pub async fn participant(&self, id: &ParticipantId) -> Result<Option<Participant>, VaultError> {
         let row: Option<ParticipantRow> = sqlx::query_as(
@@ -456,17 +444,6 @@ impl Vault {
         }
         tx.commit().await?;
         Ok(n > 0)
-    }
-
-    /// The consent scopes in force.
-    pub async fn consents(&self, id: &ParticipantId) -> Result<Vec<String>, VaultError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT scope FROM consents WHERE participant_id = ? AND withdrawn_at IS NULL",
-        )
-        .bind(&id.as_bytes()[..])
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|(s,)| s).collect())
     }
 
     /// Adds a case note, sealed like a field (bound to its own id). Returns the note.
