@@ -122,14 +122,61 @@ pub fn policy_check(dir: &Path) -> Result<(), String> {
         return Err("the agreement is refused".into());
     }
     // The compiled casbin policy must decide exactly like the agreement says, everywhere.
-    let combinations = policy::Policy::from_agreement_str(a.source())
-        .and_then(|p| p.verify_against_enforcer())
+    let compiled = policy::Policy::from_agreement_str(a.source()).map_err(|e| e.to_string())?;
+    let combinations = compiled
+        .verify_against_enforcer()
         .map_err(|e| e.to_string())?;
+    print!("{}", escalation_report(&compiled));
     println!(
         "agreement ok: {} grants, {combinations} decisions cross-checked against casbin",
         a.grants.len()
     );
     Ok(())
+}
+
+/// The escalation paths and self-unlocking consents of an agreement, as `policy check` prints
+/// them: every way a partner could widen its own view by its own request.
+pub fn escalation_report(p: &policy::Policy) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let paths = p.escalation_paths();
+    let _ = writeln!(
+        out,
+        "escalation paths the agreement allows (self-assignments that widen the partner's own view): {}",
+        paths.len()
+    );
+    for e in &paths {
+        let _ = writeln!(
+            out,
+            "  [{}] {} -> {} (named in self_assign, purpose {}); {}",
+            e.partners.join(", "),
+            e.from.join("+"),
+            e.to,
+            e.via_purpose,
+            e.widens.join("; ")
+        );
+    }
+    let consents = p.self_widening_consents();
+    let _ = writeln!(
+        out,
+        "consent scopes whose recording widens the recorder's own reading: {}",
+        consents.len()
+    );
+    for c in &consents {
+        let _ = writeln!(
+            out,
+            "  {} recorded by {}: unlocks {} ({})",
+            c.scope,
+            c.role,
+            c.unlocks.join(", "),
+            if c.refused {
+                "refused: the agreement requires another role to record it"
+            } else {
+                "allowed, flagged in the audit record"
+            }
+        );
+    }
+    out
 }
 
 /// `partnergate policy explain`.

@@ -36,6 +36,39 @@ pub struct Config {
     /// Audit log tuning.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// How many national-number look-ups each client may make.
+    #[serde(default)]
+    pub lookup_limit: LookupLimit,
+}
+
+/// A token bucket per client certificate for `POST /v1/lookup`: `burst` look-ups at once, then
+/// `per_minute` on average. A duplicate check is one look-up per new referral; enumerating
+/// national numbers needs thousands.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LookupLimit {
+    /// Sustained rate.
+    #[serde(default = "default_lookup_per_minute")]
+    pub per_minute: u32,
+    /// Bucket size: how many look-ups may come at once.
+    #[serde(default = "default_lookup_burst")]
+    pub burst: u32,
+}
+
+impl Default for LookupLimit {
+    fn default() -> Self {
+        Self {
+            per_minute: default_lookup_per_minute(),
+            burst: default_lookup_burst(),
+        }
+    }
+}
+
+fn default_lookup_per_minute() -> u32 {
+    60
+}
+fn default_lookup_burst() -> u32 {
+    120
 }
 
 /// How log lines are written.
@@ -146,7 +179,8 @@ pub struct Settings {
 impl Settings {
     /// Reads `home/partnergate.toml` (defaults when it is absent), then applies the
     /// `PARTNERGATE_LISTEN`, `PARTNERGATE_HEALTH_LISTEN`, `PARTNERGATE_LOG_FORMAT`,
-    /// `PARTNERGATE_CERTS_DIR`, `PARTNERGATE_DATA_DIR` and `PARTNERGATE_POLICY_DIR` overrides.
+    /// `PARTNERGATE_CERTS_DIR`, `PARTNERGATE_DATA_DIR`, `PARTNERGATE_POLICY_DIR`,
+    /// `PARTNERGATE_LOOKUP_PER_MINUTE` and `PARTNERGATE_LOOKUP_BURST` overrides.
     pub fn load(home: &Path) -> Result<Self, ConfigError> {
         let path = home.join(CONFIG_FILE);
         let mut config = match std::fs::read_to_string(&path) {
@@ -236,6 +270,21 @@ fn apply_env(config: &mut Config) -> Result<(), ConfigError> {
     if let Some(v) = var("PARTNERGATE_POLICY_DIR") {
         config.policy_dir = v.into();
     }
+    let count = |name: &'static str, v: String| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(ConfigError::Env {
+                var: name,
+                message: "expected a whole number above 0".into(),
+            })
+    };
+    if let Some(v) = var("PARTNERGATE_LOOKUP_PER_MINUTE") {
+        config.lookup_limit.per_minute = count("PARTNERGATE_LOOKUP_PER_MINUTE", v)?;
+    }
+    if let Some(v) = var("PARTNERGATE_LOOKUP_BURST") {
+        config.lookup_limit.burst = count("PARTNERGATE_LOOKUP_BURST", v)?;
+    }
     Ok(())
 }
 
@@ -249,6 +298,13 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8443");
         assert_eq!(c.health_listen.to_string(), "127.0.0.1:9464");
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(
+            c.lookup_limit,
+            LookupLimit {
+                per_minute: 60,
+                burst: 120
+            }
+        );
     }
 
     #[test]

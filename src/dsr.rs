@@ -316,6 +316,20 @@ pub async fn create(
     Ok((get(vault.pool(), &id).await?, person))
 }
 
+/// Stores a corrected national number in its normalized form (11 digits).
+fn normalize_insz(
+    mut fields: BTreeMap<String, Value>,
+    insz: Option<&crate::vault::insz::Insz>,
+) -> BTreeMap<String, Value> {
+    if let Some(i) = insz {
+        fields.insert(
+            crate::vault::insz::INSZ_FIELD.into(),
+            Value::String(i.as_str().into()),
+        );
+    }
+    fields
+}
+
 async fn record_step(
     pool: &SqlitePool,
     id: &str,
@@ -661,9 +675,24 @@ pub async fn execute(
                         .unwrap_or_default();
                     if step("apply") {
                         let current = vault.participant(&p.id).await?.ok_or(DsrError::NotFound)?;
-                        match vault.update(&current, current.version, &fields).await {
+                        // A corrected national number moves the look-up with it.
+                        let new_insz = fields
+                            .get(crate::vault::insz::INSZ_FIELD)
+                            .and_then(Value::as_str)
+                            .and_then(|s| crate::vault::insz::Insz::parse(s).ok());
+                        let fields = normalize_insz(fields, new_insz.as_ref());
+                        match vault
+                            .update(&current, current.version, &fields, new_insz.as_ref())
+                            .await
+                        {
                             Ok(_) => {}
                             Err(crate::vault::WriteError::Vault(e)) => return Err(e.into()),
+                            Err(crate::vault::WriteError::InszTaken) => {
+                                return Err(DsrError::Conflict(
+                                    "the corrected national number belongs to another participant; nothing was changed"
+                                        .into(),
+                                ));
+                            }
                             Err(_) => {
                                 return Err(DsrError::Conflict(
                                     "the record changed during the rectification; execute again"

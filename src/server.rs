@@ -97,6 +97,7 @@ pub async fn serve(
         vault: vault.clone(),
         audit: audit_log,
         audit_public_key: public_key,
+        lookups: Arc::new(api::limit::Limiter::new(settings.config.lookup_limit)),
         receipt_signer: Arc::new(
             audit::load_signing_key(&settings.audit_signing_key_path())
                 .map_err(|e| ServeError::Key(e.to_string()))?,

@@ -95,6 +95,11 @@ pub fn now() -> String {
     crate::audit::record::now()
 }
 
+/// The stored-time text of the moment `age` ago.
+pub fn ago(age: std::time::Duration) -> String {
+    crate::audit::record::format_time(time::OffsetDateTime::now_utc() - age)
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]

@@ -41,6 +41,31 @@ impl Access {
     pub fn role_names(&self, policy: &Policy) -> Vec<String> {
         role_names(policy, self.roles)
     }
+
+    /// The case roles the caller's partner holds in this case, whichever of its clients may
+    /// use them: the partner's own view, against which self-widening is measured.
+    pub fn partner_roles(&self, policy: &Policy) -> RoleSet {
+        self.snapshot
+            .roles
+            .iter()
+            .filter_map(|r| policy.role(r))
+            .collect()
+    }
+
+    /// Audits a refusal of `action` (reason: the error's code) naming the fields concerned,
+    /// and returns `error` (or 503).
+    pub async fn deny(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        action: &'static str,
+        fields: Vec<String>,
+        error: ApiError,
+    ) -> ApiError {
+        let reason = Some(error.code.to_string());
+        let e = self.event(ctx, &state.policy, action, fields, Outcome::Refused, reason);
+        refuse(state, e, error).await
+    }
     /// Audits a refusal of `action` on this participant and returns `error` (or 503).
     pub async fn refuse(
         &self,
@@ -151,6 +176,26 @@ pub fn client_level_roles(policy: &Policy, allowed: RoleSet) -> RoleSet {
         .iter()
         .filter(|r| policy.role_level(*r) == RoleLevel::Client)
         .collect()
+}
+
+/// Audits a refusal of `action` before any participant is resolved (reason: the error's
+/// code) and returns `error` (or 503).
+pub async fn deny(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &'static str,
+    roles: RoleSet,
+    error: ApiError,
+) -> ApiError {
+    let e = ctx.event(
+        action,
+        None,
+        role_names(&state.policy, roles),
+        Vec::new(),
+        Outcome::Refused,
+        Some(error.code.to_string()),
+    );
+    refuse(state, e, error).await
 }
 
 /// Appends events and maps an audit failure to 503.

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Explanation for the developer of the CRM (never personal data).
     pub message: Cow<'static, str>,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 /// The JSON body of an error.
@@ -40,6 +42,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
         }
     }
     /// 400.
@@ -66,6 +69,17 @@ impl ApiError {
     pub fn unprocessable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
+    /// 429: the client is over a rate limit; it may try again after `seconds`.
+    pub fn too_many_requests(
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+        seconds: u64,
+    ) -> Self {
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        }
+    }
     /// 503 when the audit log cannot make a record durable: nothing is disclosed.
     pub fn audit_unavailable() -> Self {
         Self::new(
@@ -91,10 +105,10 @@ impl IntoResponse for ApiError {
             message: self.message.into_owned(),
         };
         let mut res = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(s) = self.retry_after {
             res.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(s),
             );
         }
         res

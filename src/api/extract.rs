@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, Method};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -20,20 +21,41 @@ use crate::tls::{Caller, ConnIdentity};
 pub struct RequestId(pub Arc<str>);
 
 fn request_id(parts: &Parts) -> String {
-    parts
-        .extensions
+    request_id_of(&parts.extensions)
+}
+
+fn request_id_of(extensions: &Extensions) -> String {
+    extensions
         .get::<RequestId>()
         .map(|r| r.0.to_string())
         .unwrap_or_default()
 }
 
-fn route(parts: &Parts) -> String {
-    let path = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    format!("{} {}", parts.method, path)
+/// Where a refused request came from, read before its body is consumed.
+struct Origin {
+    request_id: String,
+    route: String,
+    acting_user: Option<String>,
+    purpose: Option<String>,
+}
+
+impl Origin {
+    fn of(extensions: &Extensions, headers: &HeaderMap, method: &Method) -> Self {
+        let path = extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| "unmatched".into());
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            request_id: request_id_of(extensions),
+            route: format!("{method} {path}"),
+            acting_user: header("x-acting-user")
+                .filter(|v| valid_actor(v))
+                .map(str::to_string),
+            // Checked against the agreement before it is recorded (see `refuse_from`).
+            purpose: header("x-purpose").map(str::to_string),
+        }
+    }
 }
 
 /// Audits a refusal made before a handler ran, then returns the error. If the audit log is
@@ -45,23 +67,31 @@ async fn refuse(
     caller: Option<&Caller>,
     error: ApiError,
 ) -> ApiError {
+    let origin = Origin::of(&parts.extensions, &parts.headers, &parts.method);
+    refuse_from(state, origin, client, caller, error).await
+}
+
+async fn refuse_from(
+    state: &AppState,
+    origin: Origin,
+    client: &str,
+    caller: Option<&Caller>,
+    error: ApiError,
+) -> ApiError {
+    // Only a purpose of the agreement is recorded, never what the caller typed.
+    let purpose = origin.purpose.filter(|p| state.policy.purpose(p).is_some());
     let event = AuditEvent {
-        request_id: request_id(parts),
+        request_id: origin.request_id,
         client: client.to_string(),
         partner: caller.map(|c| c.partner.to_string()),
-        acting_user: parts
-            .headers
-            .get("x-acting-user")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| valid_actor(v))
-            .map(str::to_string),
+        acting_user: origin.acting_user,
         roles: Vec::new(),
-        purpose: None,
+        purpose,
         action: "request",
         participant: None,
         fields: Vec::new(),
         outcome: Outcome::Refused,
-        reason: Some(format!("{} ({})", error.code, route(parts))),
+        reason: Some(format!("{} ({})", error.code, origin.route)),
     };
     match state.audit.append_one(event).await {
         Ok(_) => error,
@@ -228,16 +258,28 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
-/// A JSON body whose rejections are our JSON errors, with no input echoed back.
+/// A JSON body whose rejections are our JSON errors, with no input echoed back. A rejected
+/// body from an identified caller is audited like any other refusal.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let origin = Origin::of(req.extensions(), req.headers(), req.method());
+        let identity = req.extensions().get::<Arc<ConnIdentity>>().cloned();
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+            Err(rejection) => {
+                let error = json_rejection(rejection);
+                Err(match identity.as_deref() {
+                    Some(ConnIdentity::Known(caller)) => {
+                        refuse_from(state, origin, &caller.client, Some(caller), error).await
+                    }
+                    // Unknown clients were refused (and audited) by the identity extractor.
+                    _ => error,
+                })
+            }
         }
     }
 }

@@ -1,5 +1,12 @@
 //! `Idempotency-Key` on POST: a retried registration or note returns the first answer instead
 //! of doing the work twice.
+//!
+//! The first request with a key claims it (a row with status 0); concurrent retries wait for
+//! its answer, so two retries at once still do the work once. The stored request hash is an
+//! HMAC under a system key, rows are bound to the participant they concern (erasure removes
+//! them) and expire after [`TTL`]. Every replay is audited like the answer it repeats.
+
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -7,111 +14,280 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
+use super::access::{audit, refuse};
 use super::error::ApiError;
-use super::extract::valid_actor;
+use super::extract::{Ctx, valid_actor};
+use crate::audit::Outcome;
+use crate::vault::crypto::ParticipantId;
 
-/// A request's idempotency key, bound to the client and a hash of the request.
-pub struct Idempotency {
+/// How long a key's answer is kept.
+pub const TTL: Duration = Duration::from_secs(24 * 3600);
+/// A claim older than this whose request never answered (a crash) may be taken over.
+const STALE_CLAIM: Duration = Duration::from_secs(60);
+/// How long a retry waits for the first request's answer.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A request's idempotency key, bound to the client and a keyed hash of the request.
+struct Idempotency {
     client: String,
     key: String,
+    action: &'static str,
     request_hash: [u8; 32],
 }
 
+/// What a request with an optional key may do.
+pub enum Begin {
+    /// The same request was answered before: its answer, already audited as a replay.
+    Replay(Response),
+    /// Do the work, then pass the slot (if a key was given) to [`answer`].
+    Go(Option<Slot>),
+}
+
+enum Claim {
+    Replay(Response),
+    Fresh(Slot),
+}
+
+/// Reads the key of a POST (if any) and claims it: a replay answers at once.
+pub async fn begin(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    action: &'static str,
+    scope: &str,
+    body: &impl Serialize,
+) -> Result<Begin, ApiError> {
+    let Some(key) = Idempotency::from_headers(state, ctx, headers, action, scope, body).await?
+    else {
+        return Ok(Begin::Go(None));
+    };
+    Ok(match key.claim(state, ctx).await? {
+        Claim::Replay(r) => Begin::Replay(r),
+        Claim::Fresh(slot) => Begin::Go(Some(slot)),
+    })
+}
+
+/// A claimed key whose answer is still to come.
+pub struct Slot(Idempotency);
+
 impl Idempotency {
-    /// Reads `Idempotency-Key`; `None` when absent. The hash covers the operation and body,
-    /// so the same key with a different request is refused rather than replayed.
-    pub fn from_headers(
+    /// Reads `Idempotency-Key`; `None` when absent. The hash covers the action and body, so
+    /// the same key with a different request is refused rather than replayed. A malformed
+    /// key is refused, audited.
+    async fn from_headers(
+        state: &AppState,
+        ctx: &Ctx,
         headers: &HeaderMap,
-        client: &str,
-        operation: &str,
+        action: &'static str,
+        scope: &str,
         body: &impl Serialize,
     ) -> Result<Option<Self>, ApiError> {
         let Some(raw) = headers.get("idempotency-key") else {
             return Ok(None);
         };
-        let key = raw
-            .to_str()
-            .ok()
-            .filter(|k| valid_actor(k))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_idempotency_key",
-                    "Idempotency-Key must be 1 to 128 visible ASCII characters",
-                )
-            })?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(operation.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(&serde_json::to_vec(body).expect("json"));
+        let Some(key) = raw.to_str().ok().filter(|k| valid_actor(k)) else {
+            let e = ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 128 visible ASCII characters",
+            );
+            return Err(refused(state, ctx, action, None, e).await);
+        };
+        let body = serde_json::to_vec(body).expect("json");
+        let request_hash =
+            state
+                .vault
+                .index()
+                .idempotency_hash(&[action.as_bytes(), scope.as_bytes(), &body]);
         Ok(Some(Self {
-            client: client.to_string(),
+            client: ctx.caller.client.to_string(),
             key: key.to_string(),
-            request_hash: ctx.finish().as_ref().try_into().expect("32 bytes"),
+            action,
+            request_hash,
         }))
     }
 
-    /// The stored answer for this key, if the same request was answered before.
-    pub async fn replay(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
-        let row: Option<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT request_hash, status, body FROM idempotency WHERE client = ? AND key = ?",
-        )
-        .bind(&self.client)
-        .bind(&self.key)
-        .fetch_optional(&state.pool)
-        .await?;
-        let Some((hash, status, body)) = row else {
-            return Ok(None);
-        };
-        if hash != self.request_hash {
-            return Err(ApiError::unprocessable(
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for a different request",
-            ));
+    /// Claims the key, or replays the answer it already has (waiting while another request
+    /// with the same key is still answering).
+    async fn claim(self, state: &AppState, ctx: &Ctx) -> Result<Claim, ApiError> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = crate::store::now();
+            let mut tx = state.pool.begin().await?;
+            sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
+                .bind(crate::store::ago(TTL))
+                .execute(&mut *tx)
+                .await?;
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency (client, key, request_hash, status, body, created_at, action)
+                 VALUES (?, ?, ?, 0, x'', ?, ?) ON CONFLICT (client, key) DO NOTHING",
+            )
+            .bind(&self.client)
+            .bind(&self.key)
+            .bind(&self.request_hash[..])
+            .bind(&now)
+            .bind(self.action)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 1 {
+                tx.commit().await?;
+                return Ok(Claim::Fresh(Slot(self)));
+            }
+            type Row = (Vec<u8>, i64, Vec<u8>, Option<Vec<u8>>, String);
+            let (hash, status, body, participant, created_at): Row = sqlx::query_as(
+                "SELECT request_hash, status, body, participant_id, created_at FROM idempotency WHERE client = ? AND key = ?",
+            )
+            .bind(&self.client)
+            .bind(&self.key)
+            .fetch_one(&mut *tx)
+            .await?;
+            if hash != self.request_hash {
+                drop(tx);
+                let participant = participant.as_deref().and_then(ParticipantId::from_slice);
+                let e = ApiError::unprocessable(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request",
+                );
+                return Err(refused(state, ctx, self.action, participant.as_ref(), e).await);
+            }
+            if status != 0 {
+                drop(tx);
+                let participant = participant.as_deref().and_then(ParticipantId::from_slice);
+                return replay(state, ctx, self.action, participant, status, body).await;
+            }
+            if created_at < crate::store::ago(STALE_CLAIM) {
+                // The first request died before answering: take the claim over.
+                let taken = sqlx::query(
+                    "UPDATE idempotency SET created_at = ? WHERE client = ? AND key = ? AND status = 0 AND created_at = ?",
+                )
+                .bind(&now)
+                .bind(&self.client)
+                .bind(&self.key)
+                .bind(&created_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                if taken == 1 {
+                    return Ok(Claim::Fresh(Slot(self)));
+                }
+                continue;
+            }
+            drop(tx);
+            if Instant::now() >= deadline {
+                let e = ApiError::conflict(
+                    "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still being answered; retry shortly",
+                );
+                return Err(refused(state, ctx, self.action, None, e).await);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-        let mut res = (
-            status,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response();
-        res.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        Ok(Some(res))
     }
+}
 
-    /// Stores the answer and returns it.
-    pub async fn remember(
+impl Slot {
+    /// Stores the answer for replays, bound to the participant it concerns.
+    async fn complete(
         &self,
         state: &AppState,
         status: StatusCode,
         body: &impl Serialize,
+        participant: &ParticipantId,
     ) -> Result<(), ApiError> {
         sqlx::query(
-            "INSERT INTO idempotency (client, key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (client, key) DO NOTHING",
+            "UPDATE idempotency SET status = ?, body = ?, participant_id = ? WHERE client = ? AND key = ?",
         )
-        .bind(&self.client)
-        .bind(&self.key)
-        .bind(&self.request_hash[..])
         .bind(i64::from(status.as_u16()))
         .bind(serde_json::to_vec(body).expect("json"))
-        .bind(crate::store::now())
+        .bind(&participant.as_bytes()[..])
+        .bind(&self.0.client)
+        .bind(&self.0.key)
         .execute(&state.pool)
         .await?;
         Ok(())
     }
+
+    /// Gives the key up after a refusal or failure, so that a corrected retry can use it.
+    async fn release(&self, state: &AppState) {
+        let r = sqlx::query("DELETE FROM idempotency WHERE client = ? AND key = ? AND status = 0")
+            .bind(&self.0.client)
+            .bind(&self.0.key)
+            .execute(&state.pool)
+            .await;
+        if let Err(e) = r {
+            // The claim then expires on its own after STALE_CLAIM.
+            tracing::warn!(error = %e, "could not release an idempotency claim");
+        }
+    }
 }
 
-/// Answers `(status, body)`, remembering it under the key when there is one.
+/// Finishes a request that may carry a claimed key: stores and sends the answer, or releases
+/// the claim and sends the error.
 pub async fn answer<T: Serialize>(
     state: &AppState,
-    key: Option<&Idempotency>,
-    status: StatusCode,
-    body: T,
+    slot: Option<Slot>,
+    result: Result<(StatusCode, T, ParticipantId), ApiError>,
 ) -> Result<Response, ApiError> {
-    if let Some(k) = key {
-        k.remember(state, status, &body).await?;
+    match (result, slot) {
+        (Ok((status, body, participant)), slot) => {
+            if let Some(s) = slot {
+                s.complete(state, status, &body, &participant).await?;
+            }
+            Ok((status, Json(body)).into_response())
+        }
+        (Err(e), Some(s)) => {
+            s.release(state).await;
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
     }
-    Ok((status, Json(body)).into_response())
+}
+
+async fn replay(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &'static str,
+    participant: Option<ParticipantId>,
+    status: i64,
+    body: Vec<u8>,
+) -> Result<Claim, ApiError> {
+    let pseudonym = participant.map(|p| state.vault.index().audit_pseudonym(&p));
+    let event = ctx.event(
+        action,
+        pseudonym,
+        Vec::new(),
+        Vec::new(),
+        Outcome::Granted,
+        Some("idempotent_replay".into()),
+    );
+    audit(state, vec![event]).await?;
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    let mut res = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(Claim::Replay(res))
+}
+
+async fn refused(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &'static str,
+    participant: Option<&ParticipantId>,
+    error: ApiError,
+) -> ApiError {
+    let event = ctx.event(
+        action,
+        participant.map(|p| state.vault.index().audit_pseudonym(p)),
+        Vec::new(),
+        Vec::new(),
+        Outcome::Refused,
+        Some(error.code.into()),
+    );
+    refuse(state, event, error).await
 }

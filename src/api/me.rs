@@ -46,6 +46,8 @@ pub struct RolePermissions {
     pub read_with_consent: Vec<ConsentGrant>,
     /// Roles this role may assign in a case.
     pub may_assign: Vec<String>,
+    /// Of those, the roles it may give to its own partner even where they widen its view.
+    pub may_self_assign: Vec<String>,
 }
 
 /// Categories allowed under one consent scope.
@@ -93,6 +95,12 @@ pub fn permissions(policy: &Policy, roles: RoleSet) -> Vec<PurposePermissions> {
                         may_assign: d
                             .assignable()
                             .iter()
+                            .map(|r| policy.role_name(r).to_string())
+                            .collect(),
+                        may_self_assign: d
+                            .assignable()
+                            .iter()
+                            .filter(|r| d.may_self_assign(*r))
                             .map(|r| policy.role_name(r).to_string())
                             .collect(),
                     })

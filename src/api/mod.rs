@@ -10,6 +10,7 @@ mod dsr;
 pub mod error;
 pub mod extract;
 mod idempotency;
+pub mod limit;
 mod me;
 pub mod openapi;
 mod participants;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub receipt_signer: Arc<ring::signature::Ed25519KeyPair>,
     /// The Ed25519 public key of audit checkpoints.
     pub audit_public_key: Arc<[u8]>,
+    /// The per-client look-up rate limit.
+    pub lookups: Arc<limit::Limiter>,
 }
 
 /// Builds the `/v1` router.
@@ -66,6 +69,7 @@ pub fn router(state: AppState) -> Router {
             "/participants/{pid}/involvements",
             post(participants::start_involvement).delete(participants::end_involvement),
         )
+        .route("/participants/{pid}/handover", post(participants::handover))
         .route(
             "/participants/{pid}/consents",
             post(participants::record_consent).delete(participants::withdraw_consent),

@@ -22,6 +22,7 @@ use super::{audit, changes, dsr, error, me, participants};
         participants::update,
         participants::start_involvement,
         participants::end_involvement,
+        participants::handover,
         participants::record_consent,
         participants::withdraw_consent,
         participants::list_notes,

@@ -11,18 +11,18 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::access::{self, Access, audit, refuse, role_names};
+use super::access::{
+    self, Access, DSR_PURPOSE, audit, deny, objection_applies, refuse, role_names,
+};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
-use super::idempotency::{Idempotency, answer};
+use super::idempotency::{self, Begin};
 use crate::audit::Outcome;
 use crate::policy::{CategorySet, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::crypto::ParticipantId;
-use crate::vault::insz::Insz;
-use crate::vault::{CaseChange, WriteError};
+use crate::vault::insz::{INSZ_FIELD, Insz};
+use crate::vault::{CaseChange, CaseOutcome, Participant, WriteError};
 
-/// The field holding the national register number.
-pub const INSZ_FIELD: &str = "identity.insz";
 /// The role a registering partner takes.
 const REFERRER_ROLE: &str = "toeleider";
 
@@ -125,112 +125,96 @@ fn today() -> time::Date {
 
 /// `POST /v1/participants`: register; the caller becomes toeleider.
 #[utoipa::path(post, path = "/v1/participants", tag = "participants", request_body = RecordIn,
-    params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Registered), (status = 200, body = Registered, description = "national number already registered"),
-        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RecordIn>,
 ) -> ApiResult<Response> {
-    let idem = Idempotency::from_headers(&headers, &ctx.caller.client, "register", &body.fields)?;
-    if let Some(k) = &idem
-        && let Some(replay) = k.replay(&state).await?
-    {
-        return Ok(replay);
-    }
+    let begin = idempotency::begin(&state, &ctx, &headers, REGISTER, "", &body.fields).await?;
+    let slot = match begin {
+        Begin::Replay(r) => return Ok(r),
+        Begin::Go(slot) => slot,
+    };
+    let result = register_new(&state, &ctx, body.fields).await;
+    idempotency::answer(&state, slot, result).await
+}
+
+const REGISTER: &str = "participant.register";
+
+async fn register_new(
+    state: &AppState,
+    ctx: &Ctx,
+    mut fields: BTreeMap<String, Value>,
+) -> ApiResult<(StatusCode, Registered, ParticipantId)> {
     let policy = &state.policy;
     let referrer = policy
         .role(REFERRER_ROLE)
         .filter(|r| ctx.caller.allowed_roles.contains(*r));
-    let refused = |code: &'static str, msg: &'static str| {
-        (
-            ctx.event(
-                "participant.register",
-                None,
-                Vec::new(),
-                Vec::new(),
-                Outcome::Refused,
-                Some(code.into()),
-            ),
-            ApiError::forbidden(code, msg),
-        )
-    };
     let Some(referrer) = referrer else {
-        let (e, err) = refused(
+        let e = ApiError::forbidden(
             "role_not_allowed",
             "this client may not refer participants (role toeleider)",
         );
-        return Err(refuse(&state, e, err).await);
+        return Err(deny(state, ctx, REGISTER, RoleSet::empty(), e).await);
     };
+    let roles = RoleSet::of(referrer);
     let partner = policy.agreement().partner(&ctx.caller.partner);
     if !partner.is_some_and(|p| p.may_take_new_roles_on(today())) {
-        let (e, err) = refused(
+        let e = ApiError::forbidden(
             "no_new_cases",
             "this partner is in its notice period or has left: it takes no new cases",
         );
-        return Err(refuse(&state, e, err).await);
+        return Err(deny(state, ctx, REGISTER, roles, e).await);
     }
-    let roles = RoleSet::of(referrer);
     let decision = policy.decide(roles, ctx.purpose);
-    if let Err(err) = check_fields(policy, &body.fields, decision.writable(ScopeSet::empty())) {
-        let e = ctx.event(
-            "participant.register",
-            None,
-            role_names(policy, roles),
-            Vec::new(),
-            Outcome::Refused,
-            Some(err.code.into()),
-        );
-        return Err(refuse(&state, e, err).await);
-    }
-    let insz = parse_insz(body.fields.get(INSZ_FIELD))?;
-    let mut fields = body.fields;
+    let checked = check_fields(policy, &fields, decision.writable(ScopeSet::empty()))
+        .and_then(|()| parse_insz(fields.get(INSZ_FIELD)));
+    let insz = match checked {
+        Ok(insz) => insz,
+        Err(e) => return Err(deny(state, ctx, REGISTER, roles, e).await),
+    };
     fields.insert(INSZ_FIELD.into(), Value::String(insz.as_str().to_string()));
 
     let vault = &state.vault;
     if let Some(id) = vault.find_by_insz(&insz).await? {
-        let (status, body) = existing(&state, &ctx, roles, &id).await?;
-        return answer(&state, idem.as_ref(), status, body).await;
+        return existing(state, ctx, roles, id).await;
     }
     let id = ParticipantId::generate().map_err(|_| ApiError::storage())?;
     // The record of the write is durable before the write happens.
     let names: Vec<String> = fields.keys().cloned().collect();
     let event = ctx.event(
-        "participant.register",
+        REGISTER,
         Some(vault.index().audit_pseudonym(&id)),
         role_names(policy, roles),
         names,
         Outcome::Granted,
         None,
     );
-    audit(&state, vec![event]).await?;
-    let (status, body) = match vault
+    audit(state, vec![event]).await?;
+    if vault
         .register(&id, &insz, &fields, &ctx.caller.partner, REFERRER_ROLE)
         .await?
     {
-        true => {
-            let pid = vault
-                .index()
-                .pid_for(&ctx.caller.partner, &id)
-                .into_string();
-            (
-                StatusCode::CREATED,
-                Registered {
-                    pid,
-                    version: 1,
-                    existing: false,
-                },
-            )
-        }
-        // Registered concurrently by someone else a moment ago.
-        false => match vault.find_by_insz(&insz).await? {
-            Some(id) => existing(&state, &ctx, roles, &id).await?,
-            None => return Err(ApiError::storage()),
-        },
-    };
-    answer(&state, idem.as_ref(), status, body).await
+        let pid = vault
+            .index()
+            .pid_for(&ctx.caller.partner, &id)
+            .into_string();
+        let body = Registered {
+            pid,
+            version: 1,
+            existing: false,
+        };
+        return Ok((StatusCode::CREATED, body, id));
+    }
+    // Registered concurrently by someone else a moment ago.
+    match vault.find_by_insz(&insz).await? {
+        Some(id) => existing(state, ctx, roles, id).await,
+        None => Err(ApiError::storage()),
+    }
 }
 
 /// The answer for a national number that is already registered: the caller's pid, no write.
@@ -238,28 +222,32 @@ async fn existing(
     state: &AppState,
     ctx: &Ctx,
     roles: RoleSet,
-    id: &ParticipantId,
-) -> ApiResult<(StatusCode, Registered)> {
+    id: ParticipantId,
+) -> ApiResult<(StatusCode, Registered, ParticipantId)> {
     let vault = &state.vault;
-    let p = vault.participant(id).await?.ok_or_else(ApiError::storage)?;
+    let p = vault
+        .participant(&id)
+        .await?
+        .ok_or_else(ApiError::storage)?;
     let event = ctx.event(
-        "participant.register",
-        Some(vault.index().audit_pseudonym(id)),
+        REGISTER,
+        Some(vault.index().audit_pseudonym(&id)),
         role_names(&state.policy, roles),
         Vec::new(),
         Outcome::Granted,
         Some("existing".into()),
     );
     audit(state, vec![event]).await?;
-    let pid = vault.index().pid_for(&ctx.caller.partner, id).into_string();
-    Ok((
-        StatusCode::OK,
-        Registered {
-            pid,
-            version: p.version,
-            existing: true,
-        },
-    ))
+    let pid = vault
+        .index()
+        .pid_for(&ctx.caller.partner, &id)
+        .into_string();
+    let body = Registered {
+        pid,
+        version: p.version,
+        existing: true,
+    };
+    Ok((StatusCode::OK, body, id))
 }
 
 /// Look-up body.
@@ -279,75 +267,108 @@ pub struct LookupOut {
     pub active: bool,
 }
 
-/// `POST /v1/lookup`: the duplicate check.
+/// `POST /v1/lookup`: the duplicate check. Rate limited per client; a participant whose
+/// processing is restricted, or whose objection stops the caller's processing, gives no pid.
 #[utoipa::path(post, path = "/v1/lookup", tag = "participants", request_body = LookupIn,
     params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 200, body = LookupOut), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = LookupOut), (status = 404, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "no look-up grant, or `participant_restricted` / `participant_objected`"),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "over the look-up limit; see Retry-After")))]
 pub async fn lookup(
     State(state): State<AppState>,
     ctx: Ctx,
     ApiJson(body): ApiJson<LookupIn>,
 ) -> ApiResult<Json<LookupOut>> {
+    const ACTION: &str = "participant.lookup";
     let policy = &state.policy;
     let roles = ctx.caller.allowed_roles;
-    let names = role_names(policy, roles);
     if !policy.decide(roles, ctx.purpose).may_lookup() {
+        let e = ApiError::forbidden(
+            "not_allowed",
+            "your roles may not look up participants for this purpose",
+        );
+        return Err(deny(&state, &ctx, ACTION, roles, e).await);
+    }
+    if let Err(wait) = state.lookups.take(&ctx.caller.client) {
+        let e = ApiError::too_many_requests(
+            "rate_limited",
+            "too many look-ups from this client; wait as Retry-After says",
+            wait.as_secs_f64().ceil() as u64,
+        );
+        return Err(deny(&state, &ctx, ACTION, roles, e).await);
+    }
+    let insz = match Insz::parse(&body.insz) {
+        Ok(i) => i,
+        Err(e) => {
+            let e = ApiError::unprocessable("invalid_insz", format!("insz: {e}"));
+            return Err(deny(&state, &ctx, ACTION, roles, e).await);
+        }
+    };
+    let vault = &state.vault;
+    let names = role_names(policy, roles);
+    let found = match vault.find_by_insz(&insz).await? {
+        Some(id) => vault.participant(&id).await?,
+        None => None,
+    };
+    let Some(p) = found else {
+        let reason = Some("not_found".into());
+        let e = ctx.event(ACTION, None, names, Vec::new(), Outcome::Granted, reason);
+        audit(&state, vec![e]).await?;
+        return Err(ApiError::participant_not_found());
+    };
+    let pseudonym = vault.index().audit_pseudonym(&p.id);
+    if let Some(error) = withheld(policy, &ctx, &p) {
+        let reason = Some(error.code.to_string());
         let e = ctx.event(
-            "participant.lookup",
-            None,
+            ACTION,
+            Some(pseudonym),
             names,
             Vec::new(),
             Outcome::Refused,
-            Some("no_grant_for_purpose".into()),
+            reason,
         );
-        return Err(refuse(
-            &state,
-            e,
-            ApiError::forbidden(
-                "not_allowed",
-                "your roles may not look up participants for this purpose",
-            ),
-        )
-        .await);
+        return Err(refuse(&state, e, error).await);
     }
-    let insz = Insz::parse(&body.insz)
-        .map_err(|e| ApiError::unprocessable("invalid_insz", format!("insz: {e}")))?;
-    let vault = &state.vault;
-    let Some(id) = vault.find_by_insz(&insz).await? else {
-        audit(
-            &state,
-            vec![ctx.event(
-                "participant.lookup",
-                None,
-                names,
-                Vec::new(),
-                Outcome::Granted,
-                Some("not_found".into()),
-            )],
-        )
-        .await?;
-        return Err(ApiError::participant_not_found());
-    };
-    let active = !vault.involvements(&id, None).await?.is_empty();
-    audit(
-        &state,
-        vec![ctx.event(
-            "participant.lookup",
-            Some(vault.index().audit_pseudonym(&id)),
-            names,
-            Vec::new(),
-            Outcome::Granted,
-            Some("found".into()),
-        )],
-    )
-    .await?;
+    let active = !vault.involvements(&p.id, None).await?.is_empty();
+    let reason = Some("found".into());
+    let e = ctx.event(
+        ACTION,
+        Some(pseudonym),
+        names,
+        Vec::new(),
+        Outcome::Granted,
+        reason,
+    );
+    audit(&state, vec![e]).await?;
     Ok(Json(LookupOut {
         pid: vault
             .index()
-            .pid_for(&ctx.caller.partner, &id)
+            .pid_for(&ctx.caller.partner, &p.id)
             .into_string(),
         active,
     }))
+}
+
+/// Why a found participant's pid is withheld from this caller, if it is: restriction
+/// (Art. 18) or an objection (Art. 21) that stops the caller's legal basis. Data-subject
+/// request handling is exempt.
+fn withheld(policy: &Policy, ctx: &Ctx, p: &Participant) -> Option<ApiError> {
+    if &*ctx.purpose_name == DSR_PURPOSE {
+        return None;
+    }
+    if p.restricted {
+        return Some(ApiError::forbidden(
+            "participant_restricted",
+            "processing of this participant is restricted (GDPR Art. 18): no pseudonym is given",
+        ));
+    }
+    if p.objection && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name) {
+        return Some(ApiError::forbidden(
+            "participant_objected",
+            "this participant objected to processing on your legal basis (GDPR Art. 21): no pseudonym is given",
+        ));
+    }
+    None
 }
 
 /// `GET /v1/participants/{pid}`: the fields this caller may see for this purpose.
@@ -407,10 +428,13 @@ fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
         })
 }
 
-/// `PATCH /v1/participants/{pid}`: write fields, all or nothing.
+/// `PATCH /v1/participants/{pid}`: write fields, all or nothing. A corrected
+/// `identity.insz` moves the look-up with it.
 #[utoipa::path(patch, path = "/v1/participants/{pid}", tag = "participants", request_body = RecordIn,
     params(("pid" = String, Path), ("If-Match" = String, Header), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 200, body = Written), (status = 403, body = ErrorBody), (status = 412, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Written), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`insz_taken`: the national number belongs to another participant"),
+        (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -418,32 +442,49 @@ pub async fn update(
     headers: HeaderMap,
     ApiJson(body): ApiJson<RecordIn>,
 ) -> ApiResult<Json<Written>> {
-    let expected = if_match(&headers)?;
-    let access = access::resolve(&state, &ctx, &pid, "participant.write").await?;
+    const ACTION: &str = "participant.write";
+    let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let policy = &state.policy;
-    let names: Vec<String> = body.fields.keys().map(|n| clean_name(n)).collect();
-    let refused = |reason: &str| {
-        access.event(
-            &ctx,
-            policy,
-            "participant.write",
-            names.clone(),
-            Outcome::Refused,
-            Some(reason.to_string()),
+    // Only names the agreement knows go into the audit record, never what the caller typed.
+    let names: Vec<String> = body
+        .fields
+        .keys()
+        .filter(|n| policy.field(n).is_some())
+        .cloned()
+        .collect();
+    let deny = |e: ApiError| access.deny(&state, &ctx, ACTION, names.clone(), e);
+    let checked = if_match(&headers).and_then(|v| {
+        check_fields(policy, &body.fields, access.writable())?;
+        Ok(v)
+    });
+    let expected = match checked {
+        Ok(v) => v,
+        Err(e) => return Err(deny(e).await),
+    };
+    let mut fields = body.fields;
+    let new_insz = match fields.get(INSZ_FIELD) {
+        None => None,
+        Some(Value::Null) => {
+            let e = ApiError::unprocessable("insz_required", "identity.insz cannot be cleared");
+            return Err(deny(e).await);
+        }
+        Some(v) => match parse_insz(Some(v)) {
+            Ok(insz) => Some(insz),
+            Err(e) => return Err(deny(e).await),
+        },
+    };
+    let insz_taken = || {
+        ApiError::conflict(
+            "insz_taken",
+            "this national number belongs to another participant; nothing was written",
         )
     };
-    if let Err(err) = check_fields(policy, &body.fields, access.writable()) {
-        return Err(refuse(&state, refused(err.code), err).await);
-    }
-    let mut fields = body.fields;
-    if let Some(v) = fields.get(INSZ_FIELD).filter(|v| !v.is_null()) {
-        let insz = parse_insz(Some(v))?;
+    if let Some(insz) = &new_insz {
         fields.insert(INSZ_FIELD.into(), Value::String(insz.as_str().to_string()));
-    } else if fields.contains_key(INSZ_FIELD) {
-        return Err(ApiError::unprocessable(
-            "insz_required",
-            "identity.insz cannot be cleared",
-        ));
+        let holder = state.vault.find_by_insz(insz).await?;
+        if holder.is_some_and(|h| h != access.participant.id) {
+            return Err(deny(insz_taken()).await);
+        }
     }
     let stale = |current: i64| {
         ApiError::new(
@@ -453,34 +494,18 @@ pub async fn update(
         )
     };
     if access.participant.version != expected {
-        return Err(refuse(
-            &state,
-            refused("stale_version"),
-            stale(access.participant.version),
-        )
-        .await);
+        return Err(deny(stale(access.participant.version)).await);
     }
-    audit(
-        &state,
-        vec![access.event(
-            &ctx,
-            policy,
-            "participant.write",
-            names.clone(),
-            Outcome::Granted,
-            None,
-        )],
-    )
-    .await?;
+    let granted = access.event(&ctx, policy, ACTION, names.clone(), Outcome::Granted, None);
+    audit(&state, vec![granted]).await?;
     let version = match state
         .vault
-        .update(&access.participant, expected, &fields)
+        .update(&access.participant, expected, &fields, new_insz.as_ref())
         .await
     {
         Ok(v) => v,
-        Err(WriteError::Stale(current)) => {
-            return Err(refuse(&state, refused("stale_version"), stale(current)).await);
-        }
+        Err(WriteError::Stale(current)) => return Err(deny(stale(current)).await),
+        Err(WriteError::InszTaken) => return Err(deny(insz_taken()).await),
         Err(WriteError::NotFound) => return Err(ApiError::participant_not_found()),
         Err(WriteError::Vault(e)) => return Err(e.into()),
     };
@@ -497,25 +522,85 @@ pub struct InvolvementIn {
     pub role: String,
 }
 
-/// Checks that `partner` may hold `role`: a case role, a partner that takes new cases, and a
-/// client of that partner allowed to use the role.
+/// Ending a role. Ending another partner's role needs a reason.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvolvementEnd {
+    /// Partner id.
+    pub partner: String,
+    /// Case role id.
+    pub role: String,
+    /// Why the role ends; required when it is another partner's role.
+    #[serde(default)]
+    pub reason: Option<EndReason>,
+}
+
+/// Why a role in a case ends: a code, never free text (it goes into the audit record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Another partner takes over.
+    Handover,
+    /// The trajectory is closed.
+    CaseClosed,
+    /// The contribution is no longer needed.
+    NoLongerNeeded,
+    /// The participant asked for it.
+    ParticipantRequest,
+    /// A conflict between the participant and the partner.
+    Conflict,
+    /// The partner leaves the partnership.
+    PartnerLeft,
+    /// Documented in the partners' own files.
+    Other,
+}
+
+impl EndReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Handover => "handover",
+            EndReason::CaseClosed => "case_closed",
+            EndReason::NoLongerNeeded => "no_longer_needed",
+            EndReason::ParticipantRequest => "participant_request",
+            EndReason::Conflict => "conflict",
+            EndReason::PartnerLeft => "partner_left",
+            EndReason::Other => "other",
+        }
+    }
+}
+
+/// A handover of a role from one partner to another, in one step.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandoverIn {
+    /// Case role id, e.g. `trajectgezel`.
+    pub role: String,
+    /// The partner that holds the role now.
+    pub from: String,
+    /// The partner that takes it over.
+    pub to: String,
+}
+
+/// Checks that `partner` may hold `role`: a case role, a partner of the agreement and, when
+/// starting, one that takes new cases and has a client allowed to use the role.
 fn check_assignable(
     policy: &Policy,
-    body: &InvolvementIn,
+    partner: &str,
+    role: &str,
     starting: bool,
 ) -> Result<crate::policy::RoleId, ApiError> {
-    let role = policy
-        .role(&body.role)
+    let role_id = policy
+        .role(role)
         .filter(|r| policy.role_level(*r) == RoleLevel::Case)
         .ok_or_else(|| {
             ApiError::unprocessable("unknown_role", "role is not a case role of the agreement")
         })?;
     let agreement = policy.agreement();
-    let partner = agreement.partner(&body.partner).ok_or_else(|| {
+    let p = agreement.partner(partner).ok_or_else(|| {
         ApiError::unprocessable("unknown_partner", "partner is not in the agreement")
     })?;
     if starting {
-        if !partner.may_take_new_roles_on(today()) {
+        if !p.may_take_new_roles_on(today()) {
             return Err(ApiError::conflict(
                 "no_new_cases",
                 "that partner is in its notice period or has left: it takes no new roles",
@@ -524,7 +609,7 @@ fn check_assignable(
         let can_hold = agreement
             .clients
             .iter()
-            .any(|c| *c.partner == body.partner && c.roles.iter().any(|r| **r == body.role));
+            .any(|c| *c.partner == partner && c.roles.iter().any(|r| **r == role));
         if !can_hold {
             return Err(ApiError::unprocessable(
                 "role_not_held",
@@ -532,75 +617,239 @@ fn check_assignable(
             ));
         }
     }
-    Ok(role)
+    Ok(role_id)
 }
 
-async fn involvement(
-    state: AppState,
-    ctx: Ctx,
-    pid: String,
-    body: InvolvementIn,
-    starting: bool,
-) -> ApiResult<Response> {
-    let action = if starting {
-        "involvement.start"
-    } else {
-        "involvement.end"
-    };
-    let access = access::resolve(&state, &ctx, &pid, action).await?;
-    let role = check_assignable(&state.policy, &body, starting)?;
-    let allowed = if starting {
-        access.decision.may_assign(role)
-    } else {
-        access.decision.may_end(role)
-    };
-    let by = &*ctx.caller.partner;
-    let (partner, role) = (body.partner.as_str(), body.role.as_str());
-    let change = if starting {
-        CaseChange::StartRole { partner, role, by }
-    } else {
-        CaseChange::EndRole { partner, role, by }
-    };
-    let refusal = ApiError::forbidden("not_allowed", "your role may not assign or end this role");
-    let absent = "that partner does not hold that role in this case";
-    let detail = format!("{partner}:{role}");
-    apply_case_change(
-        &state,
-        &ctx,
-        &access,
-        action,
-        allowed.then_some(detail).ok_or(refusal),
-        change,
-        &body,
-        absent,
+/// Whether giving `role` to the caller's own partner stays within what the agreement allows:
+/// `Ok(false)` when it widens nothing, `Ok(true)` for a widening the agreement names in
+/// `self_assign`, and the refusal otherwise.
+fn self_assignment(
+    policy: &Policy,
+    access: &Access,
+    role: crate::policy::RoleId,
+) -> Result<bool, ApiError> {
+    let held = access.partner_roles(policy);
+    if held.contains(role) || policy.widening(held, RoleSet::of(role)).is_empty() {
+        return Ok(false);
+    }
+    if access.decision.may_self_assign(role) {
+        return Ok(true);
+    }
+    Err(ApiError::forbidden(
+        "self_escalation",
+        "this role would show your own organisation more than its current roles in this case; another partner has to assign it",
+    ))
+}
+
+/// Refuses a second holder of a one-per-case role before anything is recorded.
+async fn check_free(
+    state: &AppState,
+    access: &Access,
+    role: crate::policy::RoleId,
+    partner: &str,
+) -> Result<(), ApiError> {
+    if !state.policy.one_per_case(role) {
+        return Ok(());
+    }
+    let name = state.policy.role_name(role);
+    let taken = state
+        .vault
+        .involvements(&access.participant.id, None)
+        .await?
+        .iter()
+        .any(|i| i.role == name && i.partner != partner);
+    if taken { Err(role_taken()) } else { Ok(()) }
+}
+
+fn role_taken() -> ApiError {
+    ApiError::conflict(
+        "role_taken",
+        "another partner holds this role in the case; hand it over with POST /v1/participants/{pid}/handover",
     )
-    .await
 }
 
 /// `POST /v1/participants/{pid}/involvements`: start a role in the case.
 #[utoipa::path(post, path = "/v1/participants/{pid}/involvements", tag = "cases", request_body = InvolvementIn,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 201, body = InvolvementIn), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = InvolvementIn), (status = 200, body = InvolvementIn, description = "already so"),
+        (status = 403, body = ErrorBody, description = "`not_allowed`, or `self_escalation`: the role would widen your own view"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`role_taken` or `no_new_cases`"),
+        (status = 422, body = ErrorBody)))]
 pub async fn start_involvement(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(pid): Path<String>,
     ApiJson(body): ApiJson<InvolvementIn>,
-) -> ApiResult<impl IntoResponse> {
-    involvement(state, ctx, pid, body, true).await
+) -> ApiResult<Response> {
+    const ACTION: &str = "involvement.start";
+    let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
+    let policy = &state.policy;
+    let own = body.partner == *ctx.caller.partner;
+    let checked = check_assignable(policy, &body.partner, &body.role, true).and_then(|role| {
+        if !access.decision.may_assign(role) {
+            return Err(not_allowed());
+        }
+        let named = own && self_assignment(policy, &access, role)?;
+        Ok((role, named))
+    });
+    let (role, named) = match checked {
+        Ok(x) => x,
+        Err(e) => return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await),
+    };
+    if let Err(e) = check_free(&state, &access, role, &body.partner).await {
+        return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await);
+    }
+    let suffix = if named { ";self_assign" } else { "" };
+    let detail = format!("{}:{}{suffix}", body.partner, body.role);
+    let change = CaseChange::StartRole {
+        partner: &body.partner,
+        role: &body.role,
+        by: &ctx.caller.partner,
+        one_per_case: policy.one_per_case(role),
+    };
+    commit_case_change(&state, &ctx, &access, ACTION, detail, change, &body).await
 }
 
-/// `DELETE /v1/participants/{pid}/involvements`: end a role in the case.
-#[utoipa::path(delete, path = "/v1/participants/{pid}/involvements", tag = "cases", request_body = InvolvementIn,
+/// `DELETE /v1/participants/{pid}/involvements`: end a role in the case. Ending another
+/// partner's role needs a `reason`.
+#[utoipa::path(delete, path = "/v1/participants/{pid}/involvements", tag = "cases", request_body = InvolvementEnd,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn end_involvement(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(pid): Path<String>,
-    ApiJson(body): ApiJson<InvolvementIn>,
-) -> ApiResult<impl IntoResponse> {
-    involvement(state, ctx, pid, body, false).await
+    ApiJson(body): ApiJson<InvolvementEnd>,
+) -> ApiResult<Response> {
+    const ACTION: &str = "involvement.end";
+    let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
+    let other = body.partner != *ctx.caller.partner;
+    let checked =
+        check_assignable(&state.policy, &body.partner, &body.role, false).and_then(|role| {
+            if !access.decision.may_end(role) {
+                return Err(not_allowed());
+            }
+            if other && body.reason.is_none() {
+                return Err(ApiError::unprocessable(
+                    "reason_required",
+                    "ending another partner's role needs a reason: handover, case_closed, no_longer_needed, participant_request, conflict, partner_left or other",
+                ));
+            }
+            Ok(())
+        });
+    if let Err(e) = checked {
+        return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await);
+    }
+    let reason = body.reason.map(EndReason::as_str);
+    let detail = match reason {
+        Some(r) => format!("{}:{};reason={r}", body.partner, body.role),
+        None => format!("{}:{}", body.partner, body.role),
+    };
+    let change = CaseChange::EndRole {
+        partner: &body.partner,
+        role: &body.role,
+        by: &ctx.caller.partner,
+        reason,
+    };
+    commit_case_change(&state, &ctx, &access, ACTION, detail, change, &body).await
+}
+
+/// `POST /v1/participants/{pid}/handover`: one partner's role passes to another in one
+/// transaction (the way to change the trajectgezel). Both steps are audited.
+#[utoipa::path(post, path = "/v1/participants/{pid}/handover", tag = "cases", request_body = HandoverIn,
+    params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
+    responses((status = 200, body = HandoverIn), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`not_current_holder`, `role_taken` or `no_new_cases`"),
+        (status = 422, body = ErrorBody)))]
+pub async fn handover(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(pid): Path<String>,
+    ApiJson(body): ApiJson<HandoverIn>,
+) -> ApiResult<Response> {
+    const ACTION: &str = "involvement.handover";
+    let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
+    let policy = &state.policy;
+    let checked = check_assignable(policy, &body.from, &body.role, false)
+        .and_then(|_| check_assignable(policy, &body.to, &body.role, true))
+        .and_then(|role| {
+            if body.from == body.to {
+                return Err(ApiError::unprocessable(
+                    "same_partner",
+                    "a handover goes from one partner to another",
+                ));
+            }
+            if !(access.decision.may_assign(role) && access.decision.may_end(role)) {
+                return Err(not_allowed());
+            }
+            let own = body.to == *ctx.caller.partner;
+            Ok(own && self_assignment(policy, &access, role)?)
+        });
+    let named = match checked {
+        Ok(named) => named,
+        Err(e) => return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await),
+    };
+    let not_holder = || {
+        ApiError::conflict(
+            "not_current_holder",
+            "the `from` partner does not hold this role in the case now",
+        )
+    };
+    let holds = state
+        .vault
+        .involvements(&access.participant.id, Some(&body.from))
+        .await?
+        .iter()
+        .any(|i| i.role == body.role);
+    if !holds {
+        return Err(access
+            .deny(&state, &ctx, ACTION, Vec::new(), not_holder())
+            .await);
+    }
+    let suffix = if named { ";self_assign" } else { "" };
+    let ended = format!("{}:{};reason=handover", body.from, body.role);
+    let started = format!("{}:{};handover{suffix}", body.to, body.role);
+    let event = |action, detail| {
+        access.event(
+            &ctx,
+            policy,
+            action,
+            Vec::new(),
+            Outcome::Granted,
+            Some(detail),
+        )
+    };
+    audit(
+        &state,
+        vec![
+            event("involvement.end", ended),
+            event("involvement.start", started),
+        ],
+    )
+    .await?;
+    let outcome = state
+        .vault
+        .handover(
+            &access.participant.id,
+            &body.role,
+            &body.from,
+            &body.to,
+            &ctx.caller.partner,
+        )
+        .await?;
+    match outcome {
+        CaseOutcome::Changed => Ok((StatusCode::OK, Json(body)).into_response()),
+        CaseOutcome::Unchanged => Err(access
+            .deny(&state, &ctx, ACTION, Vec::new(), not_holder())
+            .await),
+        CaseOutcome::Taken => Err(access
+            .deny(&state, &ctx, ACTION, Vec::new(), role_taken())
+            .await),
+    }
+}
+
+fn not_allowed() -> ApiError {
+    ApiError::forbidden("not_allowed", "your role may not assign or end this role")
 }
 
 /// A consent scope.
@@ -624,11 +873,44 @@ async fn consent(
         "consent.withdraw"
     };
     let access = access::resolve(&state, &ctx, &pid, action).await?;
-    if state.policy.scope(&body.scope).is_none() {
-        return Err(ApiError::unprocessable(
-            "unknown_scope",
-            "scope is not a consent scope of the agreement",
-        ));
+    let policy = &state.policy;
+    let checked = policy
+        .scope(&body.scope)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_scope",
+                "scope is not a consent scope of the agreement",
+            )
+        })
+        .and_then(|scope| {
+            if access.decision.may_record_consent() {
+                Ok(scope)
+            } else {
+                Err(ApiError::forbidden(
+                    "not_allowed",
+                    "your role may not record consents",
+                ))
+            }
+        });
+    let scope = match checked {
+        Ok(s) => s,
+        Err(e) => return Err(access.deny(&state, &ctx, action, Vec::new(), e).await),
+    };
+    let mut detail = body.scope.clone();
+    if recording {
+        // A consent that unlocks the recorder's own reading is flagged, or refused where the
+        // agreement wants another role to record it.
+        let unlocks = policy.consent_widens(access.partner_roles(policy), access.consents, scope);
+        if !unlocks.is_empty() {
+            if policy.needs_independent_recorder(scope) {
+                let e = ApiError::forbidden(
+                    "independent_recorder_required",
+                    "this consent would widen your own reading; the agreement wants another role in the case to record it",
+                );
+                return Err(access.deny(&state, &ctx, action, Vec::new(), e).await);
+            }
+            detail.push_str(";widens_own_reading");
+        }
     }
     let (scope, by) = (body.scope.as_str(), &*ctx.caller.partner);
     let change = if recording {
@@ -636,44 +918,20 @@ async fn consent(
     } else {
         CaseChange::WithdrawConsent { scope, by }
     };
-    let allowed = access.decision.may_record_consent();
-    let refusal = ApiError::forbidden("not_allowed", "your role may not record consents");
-    let absent = "no consent for that scope is in force";
-    apply_case_change(
-        &state,
-        &ctx,
-        &access,
-        action,
-        allowed.then(|| scope.to_string()).ok_or(refusal),
-        change,
-        &body,
-        absent,
-    )
-    .await
+    commit_case_change(&state, &ctx, &access, action, detail, change, &body).await
 }
 
-/// Audits and applies one change to the case. `allowed` carries the audit detail, or the
-/// refusal to answer with. A start answers 201 (200 if it was already so), an end 204 (404 if
-/// there was nothing to end).
-#[allow(clippy::too_many_arguments)]
-async fn apply_case_change<B: Serialize>(
+/// Audits and applies one allowed change to the case. A start answers 201 (200 if it was
+/// already so), an end 204 (404 if there was nothing to end).
+async fn commit_case_change<B: Serialize>(
     state: &AppState,
     ctx: &Ctx,
     access: &Access,
     action: &'static str,
-    allowed: Result<String, ApiError>,
+    detail: String,
     change: CaseChange<'_>,
     body: &B,
-    absent: &'static str,
 ) -> ApiResult<Response> {
-    let detail = match allowed {
-        Ok(detail) => detail,
-        Err(error) => {
-            return Err(access
-                .refuse(state, ctx, action, "not_allowed".into(), error)
-                .await);
-        }
-    };
     access
         .grant(state, ctx, action, Vec::new(), Some(detail))
         .await?;
@@ -681,22 +939,33 @@ async fn apply_case_change<B: Serialize>(
         change,
         CaseChange::StartRole { .. } | CaseChange::RecordConsent { .. }
     );
-    let changed = state
+    let outcome = state
         .vault
         .change_case(&access.participant.id, change)
         .await?;
-    Ok(match (starts, changed) {
-        (true, true) => (StatusCode::CREATED, Json(body)).into_response(),
-        (true, false) => (StatusCode::OK, Json(body)).into_response(),
-        (false, true) => StatusCode::NO_CONTENT.into_response(),
-        (false, false) => return Err(ApiError::not_found(absent)),
+    Ok(match (starts, outcome) {
+        (_, CaseOutcome::Taken) => {
+            return Err(access
+                .deny(state, ctx, action, Vec::new(), role_taken())
+                .await);
+        }
+        (true, CaseOutcome::Changed) => (StatusCode::CREATED, Json(body)).into_response(),
+        (true, CaseOutcome::Unchanged) => (StatusCode::OK, Json(body)).into_response(),
+        (false, CaseOutcome::Changed) => StatusCode::NO_CONTENT.into_response(),
+        (false, CaseOutcome::Unchanged) => {
+            return Err(ApiError::not_found(
+                "nothing to end: it is not in force in this case",
+            ));
+        }
     })
 }
 
 /// `POST /v1/participants/{pid}/consents`: record the participant's consent for a scope.
 #[utoipa::path(post, path = "/v1/participants/{pid}/consents", tag = "cases", request_body = ConsentIn,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 201, body = ConsentIn), (status = 403, body = ErrorBody)))]
+    responses((status = 201, body = ConsentIn), (status = 200, body = ConsentIn, description = "already in force"),
+        (status = 403, body = ErrorBody, description = "`not_allowed`, or `independent_recorder_required`"),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn record_consent(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -709,7 +978,7 @@ pub async fn record_consent(
 /// `DELETE /v1/participants/{pid}/consents`: withdraw it; effective on the next request.
 #[utoipa::path(delete, path = "/v1/participants/{pid}/consents", tag = "cases", request_body = ConsentIn,
     params(("pid" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn withdraw_consent(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -816,57 +1085,54 @@ pub async fn add_note(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NoteIn>,
 ) -> ApiResult<Response> {
-    let idem = Idempotency::from_headers(
-        &headers,
-        &ctx.caller.client,
-        &format!("note/{pid}"),
-        &body.text,
-    )?;
-    if let Some(k) = &idem
-        && let Some(replay) = k.replay(&state).await?
-    {
-        return Ok(replay);
-    }
-    let access = access::resolve(&state, &ctx, &pid, "notes.write").await?;
+    const ACTION: &str = "notes.write";
+    let begin = idempotency::begin(&state, &ctx, &headers, ACTION, &pid, &body.text).await?;
+    let slot = match begin {
+        Begin::Replay(r) => return Ok(r),
+        Begin::Go(slot) => slot,
+    };
+    let result = write_note(&state, &ctx, &pid, &body.text).await;
+    idempotency::answer(&state, slot, result).await
+}
+
+async fn write_note(
+    state: &AppState,
+    ctx: &Ctx,
+    pid: &str,
+    text: &str,
+) -> ApiResult<(StatusCode, NoteCreated, ParticipantId)> {
+    const ACTION: &str = "notes.write";
+    let access = access::resolve(state, ctx, pid, ACTION).await?;
     let policy = &state.policy;
-    if !notes_category(policy).is_some_and(|c| access.writable().contains(c)) {
-        let error = ApiError::forbidden(
+    let checked = if !notes_category(policy).is_some_and(|c| access.writable().contains(c)) {
+        Err(ApiError::forbidden(
             "not_allowed",
             "your role may not write case notes for this purpose",
-        );
-        return Err(access
-            .refuse(&state, &ctx, "notes.write", "no_grant".into(), error)
-            .await);
-    }
-    policy
-        .validate_value("notes.text", &Value::String(body.text.clone()))
-        .map_err(|e| ApiError::unprocessable("invalid_value", e.to_string()))?;
-    if body.text.trim().is_empty() {
-        return Err(ApiError::unprocessable(
+        ))
+    } else if text.trim().is_empty() {
+        Err(ApiError::unprocessable(
             "invalid_value",
             "a note needs text",
-        ));
+        ))
+    } else {
+        policy
+            .validate_value("notes.text", &Value::String(text.to_string()))
+            .map_err(|e| ApiError::unprocessable("invalid_value", e.to_string()))
+    };
+    let fields = vec!["notes.text".to_string()];
+    if let Err(e) = checked {
+        return Err(access.deny(state, ctx, ACTION, fields, e).await);
     }
-    audit(
-        &state,
-        vec![access.event(
-            &ctx,
-            policy,
-            "notes.write",
-            vec!["notes.text".into()],
-            Outcome::Granted,
-            None,
-        )],
-    )
-    .await?;
+    let granted = access.event(ctx, policy, ACTION, fields, Outcome::Granted, None);
+    audit(state, vec![granted]).await?;
     let note = state
         .vault
-        .add_note(&access.participant, &ctx.caller.partner, &body.text)
+        .add_note(&access.participant, &ctx.caller.partner, text)
         .await?;
     let created = NoteCreated {
         id: note.id,
         author_partner: note.author_partner,
         created_at: note.created_at,
     };
-    answer(&state, idem.as_ref(), StatusCode::CREATED, created).await
+    Ok((StatusCode::CREATED, created, access.participant.id))
 }

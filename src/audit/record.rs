@@ -132,10 +132,15 @@ pub fn checkpoint_message(seq: u64, hash_hex: &str, time: &str) -> Vec<u8> {
 /// The current time in the audit format: RFC 3339, UTC, always milliseconds, so that text
 /// order is time order.
 pub fn now() -> String {
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+/// A moment in the format of [`now`] (UTC, milliseconds), so stored times compare as text.
+pub fn format_time(t: time::OffsetDateTime) -> String {
     const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    time::OffsetDateTime::now_utc()
+    t.to_offset(time::UtcOffset::UTC)
         .format(FORMAT)
         .expect("UTC time formats")
 }

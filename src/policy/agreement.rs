@@ -385,6 +385,9 @@ pub struct Role {
     pub description: String,
     /// Dutch description for the participant summary.
     pub description_nl: String,
+    /// At most one partner holds this role in a case at a time (the trajectgezel): a second
+    /// assignment is refused, a change of holder is an explicit handover.
+    pub one_per_case: bool,
 }
 
 /// A consent scope the participant can give or withdraw.
@@ -396,6 +399,9 @@ pub struct ConsentScope {
     pub description: String,
     /// Dutch description.
     pub description_nl: String,
+    /// A role whose own reading this consent would widen may not record it: another role has
+    /// to (so nobody unlocks data for themselves).
+    pub independent_recorder: bool,
 }
 
 /// Role(s) × purpose → what may be done, optionally only under a consent scope.
@@ -420,6 +426,10 @@ pub struct Grant {
     pub assign: Vec<Located<String>>,
     /// Roles this grant may end in a case (pseudo-object `involvement:<role>`, `end`).
     pub end: Vec<Located<String>>,
+    /// Roles of `assign` that the holder may also give to its own partner although they widen
+    /// its own view (pseudo-object `involvement:<role>`, `self_assign`). Any other assignment
+    /// to one's own partner that would read or write more is refused.
+    pub self_assign: Vec<Located<String>>,
     /// Consent scope that must be in force for this grant to apply.
     pub consent: Option<Located<String>>,
     /// Why the grant exists (shown in the register).
@@ -708,6 +718,8 @@ struct RawRole {
     kinds: Vec<S>,
     description: String,
     description_nl: Option<String>,
+    #[serde(default)]
+    one_per_case: bool,
 }
 
 #[derive(Deserialize)]
@@ -716,6 +728,8 @@ struct RawScope {
     id: S,
     description: String,
     description_nl: Option<String>,
+    #[serde(default)]
+    independent_recorder: bool,
 }
 
 #[derive(Deserialize)]
@@ -735,6 +749,8 @@ struct RawGrant {
     assign: Vec<S>,
     #[serde(default)]
     end: Vec<S>,
+    #[serde(default)]
+    self_assign: Vec<S>,
     consent: Option<S>,
     why: Option<String>,
 }
@@ -951,6 +967,7 @@ impl RawAgreement {
                 level: r.level,
                 kinds: locs(r.kinds),
                 description: r.description,
+                one_per_case: r.one_per_case,
             })
             .collect();
 
@@ -961,6 +978,7 @@ impl RawAgreement {
                 description_nl: s.description_nl.unwrap_or_else(|| s.description.clone()),
                 id: loc(s.id),
                 description: s.description,
+                independent_recorder: s.independent_recorder,
             })
             .collect();
 
@@ -979,6 +997,7 @@ impl RawAgreement {
                     allow: locs(g.allow),
                     assign: locs(g.assign),
                     end: locs(g.end),
+                    self_assign: locs(g.self_assign),
                     consent: g.consent.map(loc),
                     why: g.why,
                     line,

@@ -351,6 +351,16 @@ impl Checker {
             }
         }
         for r in &a.roles {
+            if r.one_per_case && r.level != RoleLevel::Case {
+                self.err(
+                    r.id.line,
+                    "one-per-case-client-role",
+                    format!(
+                        "role `{}` is a client-level role; `one_per_case` applies to case roles only",
+                        r.id.value
+                    ),
+                );
+            }
             if r.kinds.is_empty() {
                 self.warn(
                     r.id.line,
@@ -466,13 +476,28 @@ impl Checker {
                     Some(_) => {}
                 }
             }
+            for r in &g.self_assign {
+                if !g.assign.iter().any(|x| x.value == r.value) {
+                    self.err(
+                        r.line,
+                        "self-assign-not-assigned",
+                        format!(
+                            "`self_assign` names `{}`, which this grant may not assign; add it to `assign` too",
+                            r.value
+                        ),
+                    );
+                }
+            }
             if g.consent.is_some()
-                && (!g.allow.is_empty() || !g.assign.is_empty() || !g.end.is_empty())
+                && (!g.allow.is_empty()
+                    || !g.assign.is_empty()
+                    || !g.end.is_empty()
+                    || !g.self_assign.is_empty())
             {
                 self.err(
                     g.line,
                     "conditional-pseudo-action",
-                    "a consent condition applies to data categories only; put `allow`, `assign` and `end` in an unconditional grant".into(),
+                    "a consent condition applies to data categories only; put `allow`, `assign`, `self_assign` and `end` in an unconditional grant".into(),
                 );
             }
             // A write must be matched by a read of the same category under the same role and

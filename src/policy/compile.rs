@@ -62,7 +62,7 @@ pub struct Rule {
     pub purpose: String,
     /// Category id or pseudo-object.
     pub object: String,
-    /// `read`, `write`, `lookup`, `record`, `assign` or `end`.
+    /// `read`, `write`, `lookup`, `record`, `assign`, `self_assign` or `end`.
     pub action: String,
     /// `always` or `consent:<scope>`.
     pub condition: String,
@@ -92,6 +92,11 @@ pub fn rules(agreement: &Agreement) -> Vec<Rule> {
             g.end
                 .iter()
                 .map(|r| (format!("involvement:{}", r.value), "end")),
+        );
+        objects.extend(
+            g.self_assign
+                .iter()
+                .map(|r| (format!("involvement:{}", r.value), "self_assign")),
         );
         for role in &g.roles {
             for (obj, act) in &objects {

@@ -15,7 +15,7 @@ pub struct ExplainRow {
     /// A category id, or a pseudo-object (`participant`, `consent`, `audit`, `dsr`,
     /// `reports`, `involvement:<role>`).
     pub object: String,
-    /// `read`, `write`, `lookup`, `record`, `assign` or `end`.
+    /// `read`, `write`, `lookup`, `record`, `assign`, `self_assign` or `end`.
     pub action: String,
     /// `None` when unconditional, else the consent scope that must be in force.
     pub consent: Option<String>,

@@ -8,6 +8,7 @@
 mod agreement;
 mod check;
 mod compile;
+mod escalation;
 mod explain;
 mod fields;
 mod register;
@@ -29,6 +30,7 @@ pub use compile::{
     AGREEMENT_FILE, ALWAYS, Compiled, MODEL_FILE, POLICY_FILE, PSEUDO_ACTIONS, Rule, compile,
     compile_dir, rules, write_compiled,
 };
+pub use escalation::{EscalationPath, SelfWideningConsent};
 pub use explain::{ExplainRow, explain, render_table};
 pub use fields::{FieldError, TEXT_MAX_CHARS};
 pub use register::{RegisterFile, register, register_files};
@@ -103,6 +105,7 @@ struct Grants {
     cond: Vec<(ScopeId, CategorySet, CategorySet)>,
     flags: u32,
     assign: RoleSet,
+    self_assign: RoleSet,
     end: RoleSet,
 }
 
@@ -112,6 +115,7 @@ impl Grants {
         self.write = self.write.union(other.write);
         self.flags |= other.flags;
         self.assign = self.assign.union(other.assign);
+        self.self_assign = self.self_assign.union(other.self_assign);
         self.end = self.end.union(other.end);
         for &(s, r, w) in &other.cond {
             match self.cond.iter_mut().find(|(t, _, _)| *t == s) {
@@ -188,6 +192,32 @@ impl Decision {
         self.0.assign
     }
 
+    /// Give `role` to one's own partner even though it widens its view: only where the
+    /// agreement names the self-assignment (`involvement:<role>`, `self_assign`).
+    pub fn may_self_assign(&self, role: RoleId) -> bool {
+        self.0.self_assign.contains(role)
+    }
+
+    /// Categories this decision reads, under some combination of consents, that `base` does
+    /// not read under the same consents. Checking no consent and each single scope suffices:
+    /// both sides are unions over the scopes in force.
+    pub fn reads_beyond(&self, base: &Decision) -> CategorySet {
+        let mut out = self.0.read.difference(base.0.read);
+        for &(scope, r, _) in &self.0.cond {
+            out = out.union(r.difference(base.readable(ScopeSet::of(scope))));
+        }
+        out
+    }
+
+    /// Like [`Decision::reads_beyond`], for writes.
+    pub fn writes_beyond(&self, base: &Decision) -> CategorySet {
+        let mut out = self.0.write.difference(base.0.write);
+        for &(scope, _, w) in &self.0.cond {
+            out = out.union(w.difference(base.writable(ScopeSet::of(scope))));
+        }
+        out
+    }
+
     /// Record or withdraw a participant's consent (`consent`, `record`).
     pub fn may_record_consent(&self) -> bool {
         self.0.flags & flag::RECORD_CONSENT != 0
@@ -212,6 +242,17 @@ impl Decision {
     pub fn may_read_reports(&self) -> bool {
         self.0.flags & flag::READ_REPORTS != 0
     }
+}
+
+/// What a change of roles adds for one purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Widening {
+    /// The purpose.
+    pub purpose: PurposeId,
+    /// Categories readable after but not before.
+    pub reads: CategorySet,
+    /// Categories writable after but not before.
+    pub writes: CategorySet,
 }
 
 struct FieldDef {
@@ -375,6 +416,7 @@ impl Policy {
                 let t = RoleId(find(&roles, target).ok_or_else(unknown)? as u8);
                 match a.as_str() {
                     "assign" => g.assign.insert(t),
+                    "self_assign" => g.self_assign.insert(t),
                     "end" => g.end.insert(t),
                     _ => return Err(unknown()),
                 }
@@ -481,6 +523,51 @@ impl Policy {
     /// Whether a role is held per case or per client.
     pub fn role_level(&self, id: RoleId) -> RoleLevel {
         self.agreement.roles[id.index()].level
+    }
+
+    /// Whether at most one partner may hold this role in a case (the trajectgezel).
+    pub fn one_per_case(&self, id: RoleId) -> bool {
+        self.agreement.roles[id.index()].one_per_case
+    }
+
+    /// Whether a consent scope must be recorded by a role whose reading it does not widen.
+    pub fn needs_independent_recorder(&self, id: ScopeId) -> bool {
+        self.agreement.scopes[id.index()].independent_recorder
+    }
+
+    /// What adding `extra` to the roles `held` in a case would read or write beyond what
+    /// `held` already does, per purpose (only purposes where it widens), for any consents.
+    pub fn widening(&self, held: RoleSet, extra: RoleSet) -> Vec<Widening> {
+        let more = held.union(extra);
+        self.all_purposes()
+            .filter_map(|purpose| {
+                let (before, after) = (self.decide(held, purpose), self.decide(more, purpose));
+                let w = Widening {
+                    purpose,
+                    reads: after.reads_beyond(&before),
+                    writes: after.writes_beyond(&before),
+                };
+                (!w.reads.is_empty() || !w.writes.is_empty()).then_some(w)
+            })
+            .collect()
+    }
+
+    /// Categories that recording consent `scope` would make readable for `roles`, over every
+    /// purpose, on top of the consents already in force.
+    pub fn consent_widens(
+        &self,
+        roles: RoleSet,
+        in_force: ScopeSet,
+        scope: ScopeId,
+    ) -> CategorySet {
+        let mut with = in_force;
+        with.insert(scope);
+        self.all_purposes()
+            .map(|p| {
+                let d = self.decide(roles, p);
+                d.readable(with).difference(d.readable(in_force))
+            })
+            .fold(CategorySet::empty(), CategorySet::union)
     }
 
     /// All declared roles.
@@ -614,6 +701,8 @@ impl Policy {
                     let obj = format!("involvement:{}", self.role_name(t));
                     compare(r, p, &obj, "assign", ALWAYS, g.assign.contains(t))?;
                     compare(r, p, &obj, "end", ALWAYS, g.end.contains(t))?;
+                    let self_assign = g.self_assign.contains(t);
+                    compare(r, p, &obj, "self_assign", ALWAYS, self_assign)?;
                 }
             }
         }

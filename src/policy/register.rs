@@ -405,6 +405,9 @@ fn art30(a: &Agreement) -> Doc {
         );
         d.p("ESF+ indicators are reported to the managing authority (Europa WSE) as aggregates, small cells suppressed. No transfers outside the European Economic Area.");
 
+        d.h(3, "Safeguards against widening one's own access");
+        d.list(access_safeguards(a));
+
         d.h(3, "Retention");
         d.table(
             &["Category", "Kept", "Blocks erasure", "Reason"],
@@ -435,6 +438,39 @@ fn art30(a: &Agreement) -> Doc {
         );
     }
     d
+}
+
+/// How the agreement keeps partners from widening their own access: named self-assignments,
+/// one-holder roles and consents another role must record.
+fn access_safeguards(a: &Agreement) -> Vec<String> {
+    let mut out = vec!["A partner cannot give itself a role that would show it more than its current roles in the case, unless listed here.".to_string()];
+    for g in &a.grants {
+        for r in &g.self_assign {
+            out.push(format!(
+                "Allowed self-assignment: {} may make its own organisation {} (purpose {}).",
+                g.roles
+                    .iter()
+                    .map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.value,
+                g.purpose.value
+            ));
+        }
+    }
+    for r in a.roles.iter().filter(|r| r.one_per_case) {
+        out.push(format!(
+            "At most one partner is {} in a case; a change is an explicit handover, recorded in the access log.",
+            r.id.value
+        ));
+    }
+    for s in a.scopes.iter().filter(|s| s.independent_recorder) {
+        out.push(format!(
+            "Consent `{}` must be recorded by a role whose own access it does not widen.",
+            s.id.value
+        ));
+    }
+    out
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

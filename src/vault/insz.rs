@@ -13,6 +13,9 @@ use std::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+/// The agreement field that holds the national register number.
+pub const INSZ_FIELD: &str = "identity.insz";
+
 /// Why a string is not a valid INSZ. Messages never contain the number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InszError {

@@ -8,7 +8,9 @@
 //!             └─ IndexSecret (random, generated once at init, stored wrapped)
 //!                  ├─ HKDF "partnergate/v1/insz-lookup"      HMAC-SHA256 of the INSZ
 //!                  ├─ HKDF "partnergate/v1/pid/<partner>"    AES-256 PRP: id <-> pid
-//!                  └─ HKDF "partnergate/v1/audit-pseudonym"  HMAC-SHA256 of the id
+//!                  ├─ HKDF "partnergate/v1/audit-pseudonym"  HMAC-SHA256 of the id
+//!                  ├─ HKDF "partnergate/v1/token-mac"        MAC of sync cursors
+//!                  └─ HKDF "partnergate/v1/idempotency"      HMAC of retried requests
 //! ```
 //!
 //! Look-up hashes, pids and audit pseudonyms hang off the [`IndexSecret`], not off the master
@@ -40,6 +42,7 @@ const INFO_INSZ: &[u8] = b"partnergate/v1/insz-lookup";
 const INFO_PID: &[u8] = b"partnergate/v1/pid/";
 const INFO_AUDIT: &[u8] = b"partnergate/v1/audit-pseudonym";
 const INFO_TOKEN: &[u8] = b"partnergate/v1/token-mac";
+const INFO_IDEMPOTENCY: &[u8] = b"partnergate/v1/idempotency";
 /// Label under which the [`IndexSecret`] is wrapped.
 const INDEX_SECRET_LABEL: &str = "index-secret";
 
@@ -545,6 +548,7 @@ pub struct IndexKeys {
     pid_root: [u8; KEY_LEN],
     audit: [u8; KEY_LEN],
     token: [u8; KEY_LEN],
+    idempotency: [u8; KEY_LEN],
 }
 
 impl fmt::Debug for IndexKeys {
@@ -561,6 +565,7 @@ impl IndexKeys {
             pid_root: *derive(&secret.0, &[INFO_PID]),
             audit: *derive(&secret.0, &[INFO_AUDIT]),
             token: *derive(&secret.0, &[INFO_TOKEN]),
+            idempotency: *derive(&secret.0, &[INFO_IDEMPOTENCY]),
         }
     }
 
@@ -571,6 +576,21 @@ impl IndexKeys {
         let tag = hmac::sign(&key, data);
         let mut out = [0u8; 16];
         out.copy_from_slice(&tag.as_ref()[..16]);
+        out
+    }
+
+    /// The keyed hash of a request retried under an `Idempotency-Key`: the stored hash of a
+    /// body with personal data cannot be confirmed by guessing without this key.
+    pub fn idempotency_hash(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.idempotency);
+        let mut ctx = hmac::Context::with_key(&key);
+        for p in parts {
+            // Length-prefixed, so that part boundaries cannot shift.
+            ctx.update(&(p.len() as u64).to_be_bytes());
+            ctx.update(p);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
         out
     }
 

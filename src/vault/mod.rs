@@ -9,8 +9,8 @@ pub mod keys;
 pub mod records;
 
 pub use records::{
-    CaseChange, ConsentHistory, Flag, Involvement, InvolvementHistory, Note, Participant, Seed,
-    Vault, WriteError,
+    CaseChange, CaseOutcome, ConsentHistory, Flag, Involvement, InvolvementHistory, Note,
+    Participant, Seed, Vault, WriteError,
 };
 
 use sqlx::SqlitePool;

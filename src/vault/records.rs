@@ -94,6 +94,8 @@ pub enum WriteError {
     NotFound,
     /// `If-Match` named an older version; the current one is given.
     Stale(i64),
+    /// The corrected national number belongs to another participant: nothing was written.
+    InszTaken,
     /// Anything else.
     Vault(VaultError),
 }
@@ -334,12 +336,14 @@ impl Vault {
     }
 
     /// Writes `changes` (a `null` clears the field) if the record is still at `expected`.
-    /// Returns the new version.
+    /// A corrected national number (`new_insz`) moves the look-up hash in the same
+    /// transaction, so the old number finds nobody. Returns the new version.
     pub async fn update(
         &self,
         p: &Participant,
         expected: i64,
         changes: &BTreeMap<String, Value>,
+        new_insz: Option<&Insz>,
     ) -> Result<i64, WriteError> {
         let dek = self.unwrap(p)?;
         let (clear, set): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_null());
@@ -364,6 +368,21 @@ impl Vault {
                 Some(current) => Err(WriteError::Stale(current.version)),
                 None => Err(WriteError::NotFound),
             };
+        }
+        if let Some(insz) = new_insz {
+            let hash = self.index.insz_lookup_hash(insz);
+            let moved = sqlx::query(
+                "UPDATE participants SET insz_hash = ?1 WHERE id = ?2
+                 AND NOT EXISTS (SELECT 1 FROM participants WHERE insz_hash = ?1 AND id <> ?2)",
+            )
+            .bind(&hash[..])
+            .bind(&p.id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Err(WriteError::InszTaken);
+            }
         }
         write_sealed(&mut tx, &p.id, sealed).await?;
         for (field, _) in clear {
@@ -406,34 +425,39 @@ impl Vault {
     }
 
     /// Applies one change to the case (a role or a consent) and notes it for the feeds.
-    /// Returns `false` when there was nothing to change (already active, already ended, ...).
+    /// Returns `Unchanged` when there was nothing to change (already active, already ended,
+    /// ...), and `Taken` when a role that one partner at a time may hold is held by another.
     pub async fn change_case(
         &self,
         id: &ParticipantId,
         change: CaseChange<'_>,
-    ) -> Result<bool, VaultError> {
+    ) -> Result<CaseOutcome, VaultError> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let key = &id.as_bytes()[..];
         let n = match change {
-            CaseChange::StartRole { partner, role, by } => insert_involvement(&mut tx, id, partner, role, by).await?,
-            CaseChange::EndRole { partner, role, by } => sqlx::query(
-                "UPDATE involvements SET ended_at = ?, ended_by = ? WHERE participant_id = ? AND partner = ? AND role = ? AND ended_at IS NULL",
-            )
-            .bind(now())
-            .bind(by)
-            .bind(key)
-            .bind(partner)
-            .bind(role)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
+            CaseChange::StartRole {
+                partner,
+                role,
+                by,
+                one_per_case,
+            } => {
+                if one_per_case && held_by_other(&mut tx, id, partner, role).await? {
+                    return Ok(CaseOutcome::Taken);
+                }
+                insert_involvement(&mut tx, id, partner, role, by).await?
+            }
+            CaseChange::EndRole {
+                partner,
+                role,
+                by,
+                reason,
+            } => end_involvement(&mut tx, id, partner, role, by, reason).await?,
             CaseChange::RecordConsent { scope, by } => insert_consent(&mut tx, id, scope, by).await?,
             CaseChange::WithdrawConsent { scope, by } => sqlx::query(
                 "UPDATE consents SET withdrawn_at = ?, withdrawn_by = ? WHERE participant_id = ? AND scope = ? AND withdrawn_at IS NULL",
             )
             .bind(now())
             .bind(by)
-            .bind(key)
+            .bind(&id.as_bytes()[..])
             .bind(scope)
             .execute(&mut *tx)
             .await?
@@ -443,7 +467,36 @@ impl Vault {
             record_change(&mut tx, id).await?;
         }
         tx.commit().await?;
-        Ok(n > 0)
+        Ok(if n > 0 {
+            CaseOutcome::Changed
+        } else {
+            CaseOutcome::Unchanged
+        })
+    }
+
+    /// Hands `role` over from partner `from` to partner `to` in one transaction: the old
+    /// involvement ends (reason `handover`) and the new one starts, or nothing happens.
+    /// Returns `Unchanged` when `from` does not hold the role now, `Taken` when a third
+    /// partner holds a one-per-case role.
+    pub async fn handover(
+        &self,
+        id: &ParticipantId,
+        role: &str,
+        from: &str,
+        to: &str,
+        by: &str,
+    ) -> Result<CaseOutcome, VaultError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        if end_involvement(&mut tx, id, from, role, by, Some("handover")).await? == 0 {
+            return Ok(CaseOutcome::Unchanged);
+        }
+        if held_by_other(&mut tx, id, to, role).await? {
+            return Ok(CaseOutcome::Taken);
+        }
+        insert_involvement(&mut tx, id, to, role, by).await?;
+        record_change(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(CaseOutcome::Changed)
     }
 
     /// Adds a case note, sealed like a field (bound to its own id). Returns the note.
@@ -927,6 +980,17 @@ impl Vault {
     }
 }
 
+/// What a change to a case did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseOutcome {
+    /// The change was made.
+    Changed,
+    /// It was already so (or there was nothing to end).
+    Unchanged,
+    /// Another partner holds this one-per-case role: nothing was written.
+    Taken,
+}
+
 /// A change to a case; `by` is the partner making it.
 #[derive(Debug, Clone, Copy)]
 pub enum CaseChange<'a> {
@@ -938,6 +1002,8 @@ pub enum CaseChange<'a> {
         role: &'a str,
         /// Who assigned it.
         by: &'a str,
+        /// Only one partner at a time may hold this role.
+        one_per_case: bool,
     },
     /// `partner` ends `role`.
     EndRole {
@@ -947,6 +1013,8 @@ pub enum CaseChange<'a> {
         role: &'a str,
         /// Who ended it.
         by: &'a str,
+        /// Why (a code), when another partner's role is ended.
+        reason: Option<&'a str>,
     },
     /// The participant's consent for `scope` is recorded.
     RecordConsent {
@@ -1005,6 +1073,46 @@ async fn insert_involvement(
     .bind(role)
     .bind(now())
     .bind(by)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// Whether a partner other than `partner` holds `role` in the case now.
+async fn held_by_other(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ParticipantId,
+    partner: &str,
+    role: &str,
+) -> Result<bool, sqlx::Error> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM involvements WHERE participant_id = ? AND role = ? AND partner <> ? AND ended_at IS NULL",
+    )
+    .bind(&id.as_bytes()[..])
+    .bind(role)
+    .bind(partner)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n > 0)
+}
+
+async fn end_involvement(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ParticipantId,
+    partner: &str,
+    role: &str,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE involvements SET ended_at = ?, ended_by = ?, end_reason = ? WHERE participant_id = ? AND partner = ? AND role = ? AND ended_at IS NULL",
+    )
+    .bind(now())
+    .bind(by)
+    .bind(reason)
+    .bind(&id.as_bytes()[..])
+    .bind(partner)
+    .bind(role)
     .execute(&mut **tx)
     .await?
     .rows_affected())
