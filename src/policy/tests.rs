@@ -152,8 +152,72 @@ fn pseudo_object_permissions() {
 fn decision_table_agrees_with_the_casbin_enforcer_everywhere() {
     let p = demo();
     let n = p.verify_against_enforcer().unwrap();
-    // 10 roles × 6 purposes × (9 categories × 2 actions × (1 + 3 scopes) + 6 pseudo + 10 × 2 involvement)
-    assert_eq!(n, 10 * 6 * (9 * 2 * 4 + 6 + 20));
+    // 10 roles × 6 purposes × (9 categories × 2 actions × (1 + 3 scopes) + 6 pseudo
+    // + 10 roles × 3 involvement actions: assign, end, self_assign)
+    assert_eq!(n, 10 * 6 * (9 * 2 * 4 + 6 + 30));
+}
+
+#[test]
+fn widening_counts_what_a_role_adds_under_any_consent() {
+    let p = demo();
+    let tg = p.purpose("trajectory_guidance").unwrap();
+    // toeleider -> dossierbeheerder: contact, esf, measure become readable for guidance.
+    let w = p.widening(roles(p, &["toeleider"]), roles(p, &["dossierbeheerder"]));
+    let g = w.iter().find(|w| w.purpose == tg).unwrap();
+    assert_eq!(g.reads, cats(p, &["contact", "esf", "measure"]));
+    assert!(g.writes.is_empty());
+    // dossierbeheerder -> trajectgezel widens (health, justice, life, notes, ...).
+    let w = p.widening(roles(p, &["dossierbeheerder"]), roles(p, &["trajectgezel"]));
+    let g = w.iter().find(|w| w.purpose == tg).unwrap();
+    assert!(g.reads.contains(p.category("health").unwrap()));
+    assert!(g.writes.contains(p.category("notes").unwrap()));
+    // VDAB as dossierbeheerder taking spoc_vdab widens nothing, for any purpose.
+    assert!(
+        p.widening(roles(p, &["dossierbeheerder"]), roles(p, &["spoc_vdab"]))
+            .is_empty()
+    );
+    // A consent-conditioned grant counts as widening: brugfiguur over co_coach reads health
+    // under health_sharing.
+    let w = p.widening(roles(p, &["co_coach"]), roles(p, &["brugfiguur"]));
+    let g = w.iter().find(|w| w.purpose == tg).unwrap();
+    assert!(g.reads.contains(p.category("health").unwrap()));
+}
+
+#[test]
+fn only_the_named_self_assignment_is_an_allowed_escalation_path() {
+    let p = demo();
+    let paths = p.escalation_paths();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert_eq!(paths[0].from, vec!["toeleider".to_string()]);
+    assert_eq!(paths[0].to, "dossierbeheerder");
+    assert_eq!(
+        paths[0].partners,
+        vec!["ocmw-gent".to_string(), "vdab".to_string()]
+    );
+    let toeleider = roles(p, &["toeleider"]);
+    let d = p.decide(toeleider, p.purpose("trajectory_guidance").unwrap());
+    assert!(d.may_self_assign(p.role("dossierbeheerder").unwrap()));
+    assert!(!d.may_self_assign(p.role("trajectgezel").unwrap()));
+}
+
+#[test]
+fn consents_that_unlock_the_recorders_own_reading_are_listed_and_marked() {
+    let p = demo();
+    let list = p.self_widening_consents();
+    let find = |scope: &str, role: &str| {
+        list.iter()
+            .find(|c| c.scope == scope && c.role == role)
+            .unwrap_or_else(|| panic!("{scope} by {role} missing from {list:?}"))
+    };
+    assert!(find("health_sharing", "brugfiguur").refused);
+    assert!(find("caw_professional_secrecy", "brugfiguur").refused);
+    assert!(!find("group_case_discussion", "trajectgezel").refused);
+    // The trajectgezel already reads health: recording health_sharing unlocks nothing for it.
+    assert!(
+        !list
+            .iter()
+            .any(|c| c.scope == "health_sharing" && c.role == "trajectgezel")
+    );
 }
 
 #[test]
