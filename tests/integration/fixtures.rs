@@ -128,3 +128,17 @@ pub async fn showcase(gw: &Gateway, serial: u16) -> Case {
     }
     Case { insz, pids }
 }
+
+/// Every audit record so far, as the DPO exports them.
+pub async fn audit_records(gw: &Gateway) -> Vec<Value> {
+    let r = as_(&gw.client("dpo.stad-gent"), "audit")
+        .get("/v1/audit/export")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .filter(|l| l.starts_with("{\"v\":"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -7,4 +7,5 @@ mod harness;
 mod participants;
 mod sync;
 mod tls;
+mod trust;
 mod vault;

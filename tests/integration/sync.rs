@@ -122,24 +122,15 @@ async fn two_mirrors_stay_in_step_through_rectification_role_change_and_consent_
 
     // The trajectgezel changes from jobandco to intro: gone from one mirror, whole in the other.
     let oc = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
-    let inv = format!("/v1/participants/{}/involvements", case.pids["ocmw-gent"]);
-    assert_eq!(
-        oc.post(&inv, &json!({"partner": "intro", "role": "trajectgezel"}))
-            .await
-            .unwrap()
-            .status,
-        201
-    );
+    let handover = format!("/v1/participants/{}/handover", case.pids["ocmw-gent"]);
     let r = oc
-        .send(
-            Method::DELETE,
-            &inv,
-            &[],
-            Some(&json!({"partner": "jobandco", "role": "trajectgezel"})),
+        .post(
+            &handover,
+            &json!({"role": "trajectgezel", "from": "jobandco", "to": "intro"}),
         )
         .await
         .unwrap();
-    assert_eq!(r.status, 204);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     sync(&home, &gw, "crm.jobandco", &m_job).await;
     assert!(
         mirror(&m_job).await.is_empty(),
