@@ -14,6 +14,8 @@ fn ok_report(records: u64) -> VerifyReport {
         checkpoints: 3,
         first_bad: None,
         problem: None,
+        signed_through: records,
+        unsigned_tail: 0,
     }
 }
 
@@ -108,6 +110,8 @@ fn broken_chain_shows_a_red_banner_with_sequence_and_problem() {
         checkpoints: 2,
         first_bad: Some(42),
         problem: Some("hash mismatch".into()),
+        signed_through: 40,
+        unsigned_tail: 1,
     };
     let out = html_for(&records, &broken);
     let v = section(&out, "verification");
@@ -403,6 +407,25 @@ fn header_shows_partnership_period_and_total() {
         "{summary}"
     );
     assert!(summary.contains("2025-06-01 10:00"));
+}
+
+#[test]
+fn an_unsigned_tail_is_shown_as_not_yet_signed_and_not_as_a_fault() {
+    let records = vec![read(1, "2025-02-03T09:00:00.000Z", "vdab", "jan", "p1")];
+    let v = VerifyReport {
+        signed_through: 40,
+        unsigned_tail: 2,
+        ..ok_report(42)
+    };
+    let out = html_for(&records, &v);
+    let s = section(&out, "verification");
+    assert!(s.contains("banner ok"), "{s}");
+    assert!(
+        s.contains("Signed through sequence 40; the last 2 record(s) after it"),
+        "{s}"
+    );
+    let signed = html_for(&records, &ok_report(42));
+    assert!(!section(&signed, "verification").contains("unsigned-tail"));
 }
 
 /// A realistic synthetic log: nine partners, forty staff, four hundred participants, office

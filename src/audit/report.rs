@@ -658,6 +658,14 @@ impl Page<'_, '_> {
             if v.checkpoints == 0 {
                 self.w("<p class=\"note\">There is no signed checkpoint yet, so the chain is not yet bound to a signature.</p>\n");
             }
+            if v.unsigned_tail > 0 {
+                let _ = writeln!(
+                    self.out,
+                    "<p class=\"note\" id=\"unsigned-tail\">Signed through sequence {}; the last {} record(s) after it verify but are not yet covered by a signed checkpoint. That is not a fault: the gateway signs every few seconds and when it stops. Until then, deleting them would leave no trace.</p>",
+                    v.signed_through,
+                    num(v.unsigned_tail)
+                );
+            }
         } else {
             self.w("<div class=\"banner broken\">&#10008; Chain BROKEN");
             if let Some(seq) = v.first_bad {
@@ -1198,7 +1206,7 @@ impl Page<'_, '_> {
         self.w("<footer>\n<h2>Verifying an export yourself</h2>\n");
         self.w("<p>Export the log (<code>partnergate audit export</code>) and check it offline, on any machine, with only the export and the partnership's public checkpoint key:</p>\n");
         self.w("<p><code>partnergate audit verify FILE --public-key certs/audit-signing.pub</code></p>\n");
-        self.w("<p>It recomputes every record's SHA-256 chain link and checks every Ed25519 checkpoint signature; any change, removal or insertion of a record is reported with its sequence number.</p>\n");
+        self.w("<p>It recomputes every record's SHA-256 chain link and checks every Ed25519 checkpoint signature; any change, removal or insertion of a record, and an export cut short (its signed header declares where it ends), is reported with its sequence number.</p>\n");
         self.w("<p><b>The log holds pseudonyms only.</b> Participants appear in it as internal audit pseudonyms, never as names or national register numbers, and it records field names, never field values. This report counts pseudonyms and shows none.</p>\n");
         self.w("</footer>\n</body>\n</html>\n");
     }
