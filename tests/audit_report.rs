@@ -410,6 +410,16 @@ fn header_shows_partnership_period_and_total() {
 }
 
 #[test]
+fn a_feed_disclosing_a_participant_at_night_counts_as_a_night_read() {
+    // 23:30 in Brussels (winter): the feed sent this participant's fields to a CRM.
+    let mut r = read(1, "2025-01-15T22:30:00.000Z", "vdab", "sync-job", "p1");
+    r.action = "sync.disclose".into();
+    let out = html(&[r]);
+    let night = section(&out, "unusual-night");
+    assert!(night.contains("sync-job"), "{night}");
+}
+
+#[test]
 fn an_unsigned_tail_is_shown_as_not_yet_signed_and_not_as_a_fault() {
     let records = vec![read(1, "2025-02-03T09:00:00.000Z", "vdab", "jan", "p1")];
     let v = VerifyReport {

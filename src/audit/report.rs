@@ -211,9 +211,10 @@ fn is_night(local: i64) -> bool {
     !(NIGHT_END_HOUR..NIGHT_START_HOUR).contains(&hour)
 }
 
-/// Reads are what the night and many-participants rules look at.
+/// Reads are what the night and many-participants rules look at. A feed page disclosing a
+/// participant's fields to a partner's CRM (`sync.disclose`) is a read too.
 fn is_read(action: &str) -> bool {
-    action.ends_with(".read") || action == "participant.lookup"
+    action.ends_with(".read") || action == "participant.lookup" || action == "sync.disclose"
 }
 
 /// Thousands with a comma.
@@ -1017,7 +1018,7 @@ impl Page<'_, '_> {
 
     fn unusual(&mut self) {
         self.w("<section id=\"unusual\">\n<h2>Unusual patterns</h2>\n");
-        self.w("<p class=\"note\">These rules point at what a DPO may want to look into; a match is not by itself a breach. Reads are <code>*.read</code> and <code>participant.lookup</code> records, granted or refused. Participants are counted by their audit pseudonym; no pseudonym is shown.</p>\n");
+        self.w("<p class=\"note\">These rules point at what a DPO may want to look into; a match is not by itself a breach. Reads are <code>*.read</code>, <code>participant.lookup</code> and <code>sync.disclose</code> (fields sent to a CRM by the feed) records, granted or refused. Participants are counted by their audit pseudonym; no pseudonym is shown.</p>\n");
         self.many_reads();
         self.night_reads();
         self.refusal_bursts();
