@@ -638,15 +638,17 @@ pub async fn audit_report(settings: &Settings, out: &Path) -> Result<(), String>
         partnership: &a.meta.name,
     });
     std::fs::write(out, html).map_err(|e| format!("{}: {e}", out.display()))?;
+    let chain = if verification.ok {
+        "verified".to_string()
+    } else {
+        format!("BROKEN at sequence {}", verification.first_bad.unwrap_or(0))
+    };
     println!(
-        "wrote {} ({} records, chain {})",
+        "wrote {} ({} records, chain {chain}, signed through {}, {} not yet signed)",
         out.display(),
         records.len(),
-        if verification.ok {
-            "verified"
-        } else {
-            "BROKEN"
-        }
+        verification.signed_through,
+        verification.unsigned_tail
     );
     Ok(())
 }
@@ -662,8 +664,10 @@ pub async fn audit_export(settings: &Settings, from: u64, out: &Path) -> Result<
         .await
         .map_err(|e| e.to_string())?;
     let to = last.ok_or("no signed checkpoint yet: nothing can be exported verifiably")? as u64;
+    let signer =
+        audit::load_signing_key(&settings.audit_signing_key_path()).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
-    let header = audit::export(&pool, from, to, &mut buf)
+    let header = audit::export(&pool, from, to, &signer, &mut buf)
         .await
         .map_err(|e| e.to_string())?;
     std::fs::write(out, buf).map_err(|e| format!("{}: {e}", out.display()))?;

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use partnergate::audit::report::{
-    BURST_REFUSALS, MANY_PARTICIPANTS_PER_DAY, ReportInput, brussels_offset, render,
+    BURST_REFUSALS, LOOKUP_BURST, LOOKUP_WINDOW_SECONDS, MANY_PARTICIPANTS_PER_DAY, ReportInput,
+    brussels_offset, render,
 };
 use partnergate::audit::{AuditRecord, Outcome, VerifyReport};
 
@@ -14,6 +15,8 @@ fn ok_report(records: u64) -> VerifyReport {
         checkpoints: 3,
         first_bad: None,
         problem: None,
+        signed_through: records,
+        unsigned_tail: 0,
     }
 }
 
@@ -108,6 +111,8 @@ fn broken_chain_shows_a_red_banner_with_sequence_and_problem() {
         checkpoints: 2,
         first_bad: Some(42),
         problem: Some("hash mismatch".into()),
+        signed_through: 40,
+        unsigned_tail: 1,
     };
     let out = html_for(&records, &broken);
     let v = section(&out, "verification");
@@ -311,7 +316,14 @@ fn burst_of_refusals_from_one_client_is_flagged_and_scattered_refusals_are_not()
 #[test]
 fn empty_patterns_say_none_found() {
     let out = html(&[read(1, "2025-02-03T09:00:00.000Z", "vdab", "jan", "p1")]);
-    for id in ["unusual-many", "unusual-night", "unusual-bursts"] {
+    for id in [
+        "unusual-many",
+        "unusual-night",
+        "unusual-bursts",
+        "unusual-lookups",
+        "unusual-consents",
+        "unusual-self-assign",
+    ] {
         assert!(section(&out, id).contains("None found."), "{id}");
     }
 }
@@ -403,6 +415,387 @@ fn header_shows_partnership_period_and_total() {
         "{summary}"
     );
     assert!(summary.contains("2025-06-01 10:00"));
+}
+
+/// The text cells of each body row of a section's table, tags removed.
+fn rows(section: &str) -> Vec<Vec<String>> {
+    let Some(body) = section.split("<tbody>").nth(1) else {
+        return Vec::new();
+    };
+    let body = &body[..body.find("</tbody>").expect("tbody closes")];
+    body.split("</tr>")
+        .filter(|r| r.contains("<td"))
+        .map(|r| {
+            r.split("</td>")
+                .filter(|c| c.contains("<td"))
+                .map(|c| {
+                    let mut text = String::new();
+                    let mut in_tag = false;
+                    for ch in c.chars() {
+                        match ch {
+                            '<' => in_tag = true,
+                            '>' => in_tag = false,
+                            c if !in_tag => text.push(c),
+                            _ => {}
+                        }
+                    }
+                    text.trim().to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A record of `action` by `client` (partner from its name) at UTC `time`.
+fn record(
+    seq: u64,
+    time: &str,
+    client: &str,
+    action: &str,
+    decision: Outcome,
+    reason: Option<&str>,
+) -> AuditRecord {
+    let partner = client.trim_start_matches("crm.");
+    AuditRecord {
+        client: client.to_string(),
+        action: action.to_string(),
+        decision,
+        reason: reason.map(str::to_string),
+        fields: Vec::new(),
+        ..read(seq, time, partner, "staff-7", &format!("{seq:064x}"))
+    }
+}
+
+/// UTC time `secs` seconds after 2025-03-04T09:00:00Z (10:00 in Brussels).
+fn at(secs: u64) -> String {
+    format!(
+        "2025-03-04T{:02}:{:02}:{:02}.000Z",
+        9 + secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+fn assert_no_pseudonyms(out: &str, records: &[AuditRecord]) {
+    for r in records {
+        if let Some(p) = &r.participant {
+            assert!(!out.contains(p.as_str()), "pseudonym {p} in the report");
+        }
+    }
+}
+
+#[test]
+fn thirty_look_ups_in_ten_minutes_from_one_client_are_flagged_and_slower_series_are_not() {
+    let mut records = Vec::new();
+    let mut seq = 0;
+    let mut push = |client: &str, secs: u64, records: &mut Vec<AuditRecord>| {
+        seq += 1;
+        records.push(record(
+            seq,
+            &at(secs),
+            client,
+            "participant.lookup",
+            Outcome::Granted,
+            None,
+        ));
+    };
+    // 30 look-ups 20 s apart: 580 s from first to last, inside ten minutes.
+    for i in 0..LOOKUP_BURST as u64 {
+        push("crm.ocmw-gent", 600 + i * 20, &mut records);
+    }
+    // One short of the threshold, at the same pace.
+    for i in 0..LOOKUP_BURST as u64 - 1 {
+        push("crm.vdab", 600 + i * 20, &mut records);
+    }
+    // Many, but 21 s apart: never 30 within ten minutes.
+    for i in 0..60 {
+        push("crm.caw", 3600 + i * 21, &mut records);
+    }
+    records.sort_by(|a, b| a.time.cmp(&b.time));
+    let out = html(&records);
+    let s = section(&out, "unusual-lookups");
+    assert!(
+        s.contains(&format!(
+            "at least <b>{LOOKUP_BURST} look-ups (<code>participant.lookup</code>, granted or refused) within {} minutes</b>",
+            LOOKUP_WINDOW_SECONDS / 60
+        )),
+        "the page states the threshold: {s}"
+    );
+    let rows = rows(s);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row[0], "crm.ocmw-gent");
+    assert!(row[1].contains("OCMW Gent"), "{row:?}");
+    assert_eq!(row[2], "30", "look-ups in the period");
+    assert_eq!(row[3], "1", "bursts");
+    assert_eq!(row[4], "30", "largest");
+    assert_eq!(row[5], "2025-03-04 10:10:00", "first burst, Brussels time");
+    assert_eq!(row[7], "0", "no rate-limited refusals");
+    assert_no_pseudonyms(&out, &records);
+}
+
+#[test]
+fn rate_limited_refusals_are_counted_per_client_and_other_refusals_are_not() {
+    let mut records = Vec::new();
+    for i in 0..3 {
+        records.push(record(
+            i + 1,
+            &at(i),
+            "crm.vdab",
+            "participant.lookup",
+            Outcome::Refused,
+            Some("rate_limited"),
+        ));
+    }
+    records.push(record(
+        4,
+        &at(10),
+        "crm.caw",
+        "participant.lookup",
+        Outcome::Refused,
+        Some("rate_limited"),
+    ));
+    // Not rate limiting: another refusal of a look-up, and a granted look-up.
+    records.push(record(
+        5,
+        &at(20),
+        "crm.atlas",
+        "participant.lookup",
+        Outcome::Refused,
+        Some("not_found"),
+    ));
+    records.push(record(
+        6,
+        &at(30),
+        "crm.atlas",
+        "participant.lookup",
+        Outcome::Granted,
+        None,
+    ));
+    let out = html(&records);
+    let rows = rows(section(&out, "unusual-lookups"));
+    let counts: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r.last().unwrap().as_str()))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("crm.vdab", "3"), ("crm.caw", "1")],
+        "{rows:?}"
+    );
+    assert_eq!(rows[0][3], "0", "no burst");
+    assert_no_pseudonyms(&out, &records);
+}
+
+#[test]
+fn consents_that_widen_the_recorders_own_reading_are_listed_and_no_other_consents() {
+    let granted = Outcome::Granted;
+    let records = vec![
+        record(
+            1,
+            &at(0),
+            "crm.vdab",
+            "consent.record",
+            granted,
+            Some("health_sharing;widens_own_reading"),
+        ),
+        // An ordinary consent.
+        record(
+            2,
+            &at(60),
+            "crm.vdab",
+            "consent.record",
+            granted,
+            Some("health_sharing"),
+        ),
+        // Refused, withdrawn, or another action: not a consent that took effect.
+        record(
+            3,
+            &at(120),
+            "crm.vdab",
+            "consent.record",
+            Outcome::Refused,
+            Some("justice_sharing;widens_own_reading"),
+        ),
+        record(
+            4,
+            &at(180),
+            "crm.vdab",
+            "consent.withdraw",
+            granted,
+            Some("health_sharing;widens_own_reading"),
+        ),
+        record(
+            5,
+            &at(240),
+            "crm.vdab",
+            "involvement.start",
+            granted,
+            Some("health_sharing;widens_own_reading"),
+        ),
+        // The marker must be a whole qualifier, not part of the scope or another word.
+        record(
+            6,
+            &at(300),
+            "crm.vdab",
+            "consent.record",
+            granted,
+            Some("widens_own_reading"),
+        ),
+        record(
+            7,
+            &at(360),
+            "crm.vdab",
+            "consent.record",
+            granted,
+            Some("health_sharing;widens_own_reading_not"),
+        ),
+        record(
+            8,
+            &at(3600),
+            "crm.ocmw-gent",
+            "consent.record",
+            granted,
+            Some("life_sharing;widens_own_reading"),
+        ),
+    ];
+    let out = html(&records);
+    let rows = rows(section(&out, "unusual-consents"));
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "1",
+                "2025-03-04 10:00:00",
+                "crm.vdab",
+                "VDABvdab",
+                "staff-7",
+                "health_sharing"
+            ],
+            vec![
+                "8",
+                "2025-03-04 11:00:00",
+                "crm.ocmw-gent",
+                "OCMW Gentocmw-gent",
+                "staff-7",
+                "life_sharing"
+            ],
+        ]
+    );
+    assert_no_pseudonyms(&out, &records);
+}
+
+#[test]
+fn self_assignments_and_refused_self_escalations_are_listed_and_ordinary_role_starts_are_not() {
+    let granted = Outcome::Granted;
+    let records = vec![
+        record(
+            1,
+            &at(0),
+            "crm.ocmw-gent",
+            "involvement.start",
+            granted,
+            Some("ocmw-gent:dossierbeheerder;self_assign"),
+        ),
+        // Ordinary role starts, granted with or without a qualifier.
+        record(
+            2,
+            &at(60),
+            "crm.ocmw-gent",
+            "involvement.start",
+            granted,
+            None,
+        ),
+        record(
+            3,
+            &at(120),
+            "crm.ocmw-gent",
+            "involvement.start",
+            granted,
+            Some("vdab:spoc_vdab"),
+        ),
+        // A refused self-escalation.
+        record(
+            4,
+            &at(180),
+            "crm.vdab",
+            "involvement.start",
+            Outcome::Refused,
+            Some("self_escalation"),
+        ),
+        // Other refusals of a role start, and the marker on another action.
+        record(
+            5,
+            &at(240),
+            "crm.vdab",
+            "involvement.start",
+            Outcome::Refused,
+            Some("not_involved"),
+        ),
+        record(
+            6,
+            &at(300),
+            "crm.vdab",
+            "involvement.end",
+            granted,
+            Some("vdab:spoc_vdab;self_assign"),
+        ),
+    ];
+    let out = html(&records);
+    let rows = rows(section(&out, "unusual-self-assign"));
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "1",
+                "2025-03-04 10:00:00",
+                "crm.ocmw-gent",
+                "OCMW Gentocmw-gent",
+                "staff-7",
+                "ocmw-gent:dossierbeheerder",
+                "granted (allowed self-assignment)"
+            ],
+            vec![
+                "4",
+                "2025-03-04 10:03:00",
+                "crm.vdab",
+                "VDABvdab",
+                "staff-7",
+                "–",
+                "refused: self_escalation"
+            ],
+        ]
+    );
+    assert_no_pseudonyms(&out, &records);
+}
+
+#[test]
+fn a_feed_disclosing_a_participant_at_night_counts_as_a_night_read() {
+    // 23:30 in Brussels (winter): the feed sent this participant's fields to a CRM.
+    let mut r = read(1, "2025-01-15T22:30:00.000Z", "vdab", "sync-job", "p1");
+    r.action = "sync.disclose".into();
+    let out = html(&[r]);
+    let night = section(&out, "unusual-night");
+    assert!(night.contains("sync-job"), "{night}");
+}
+
+#[test]
+fn an_unsigned_tail_is_shown_as_not_yet_signed_and_not_as_a_fault() {
+    let records = vec![read(1, "2025-02-03T09:00:00.000Z", "vdab", "jan", "p1")];
+    let v = VerifyReport {
+        signed_through: 40,
+        unsigned_tail: 2,
+        ..ok_report(42)
+    };
+    let out = html_for(&records, &v);
+    let s = section(&out, "verification");
+    assert!(s.contains("banner ok"), "{s}");
+    assert!(
+        s.contains("Signed through sequence 40; the last 2 record(s) after it"),
+        "{s}"
+    );
+    let signed = html_for(&records, &ok_report(42));
+    assert!(!section(&signed, "verification").contains("unsigned-tail"));
 }
 
 /// A realistic synthetic log: nine partners, forty staff, four hundred participants, office

@@ -141,15 +141,18 @@ pub async fn verify_database(
         }
         from += VERIFY_CHUNK;
     }
-    Ok(v.finish(false))
+    Ok(v.finish())
 }
 
 /// Writes an export of records `from..=to` (extended to the next signed checkpoint) as JSON
-/// lines into `out`. Call [`AuditLog::checkpoint`] first so the head is signed.
+/// lines into `out`, with a header signed by `signer` (the checkpoint key) that declares the
+/// range and the last record's hash, so the file cannot be shortened unnoticed. Call
+/// [`AuditLog::checkpoint`] first so the head is signed.
 pub async fn export(
     pool: &SqlitePool,
     from: u64,
     to: u64,
+    signer: &Ed25519KeyPair,
     out: &mut Vec<u8>,
 ) -> Result<ExportHeader, sqlx::Error> {
     use futures_util::TryStreamExt;
@@ -182,12 +185,20 @@ pub async fn export(
         ),
         None => (1, None),
     };
-    let header = ExportHeader {
-        format: "partnergate-audit-export/v1".into(),
-        from_seq: from,
-        to_seq: to,
-        exported_at: record::now(),
-    };
+    // Asked to start past the head: an empty export that ends on its anchor.
+    let to = if to < from { from - 1 } else { to };
+    // The declared end hash comes from the checkpoint the writer signed there when there is one,
+    // so the header repeats a signed fact rather than whatever the table holds now.
+    let end: Option<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT hash FROM audit_checkpoints WHERE seq = ?1
+         UNION ALL SELECT hash FROM audit_records WHERE seq = ?1 LIMIT 1",
+    )
+    .bind(to as i64)
+    .fetch_optional(pool)
+    .await?;
+    // No row at all only when the log is empty (to = 0): the chain's all-zero start.
+    let to_hash = hex::encode(end.map_or(vec![0u8; 32], |(h,)| h));
+    let header = ExportHeader::signed(from, to, to_hash, record::now(), signer);
     let line = |out: &mut Vec<u8>, v: serde_json::Value| {
         serde_json::to_writer(&mut *out, &v).expect("json");
         out.push(b'\n');

@@ -32,6 +32,21 @@ pub const BURST_REFUSALS: usize = 10;
 pub const BURST_WINDOW_SECONDS: i64 = 300;
 /// How many of the latest refusals the report lists.
 pub const LATEST_REFUSALS: usize = 50;
+/// A client with at least this many `participant.lookup` records within
+/// [`LOOKUP_WINDOW_SECONDS`] is flagged.
+pub const LOOKUP_BURST: usize = 30;
+/// The sliding window for look-up bursts, in seconds.
+pub const LOOKUP_WINDOW_SECONDS: i64 = 600;
+/// The refusal reason of a look-up past the per-client limit (429).
+pub const RATE_LIMITED: &str = "rate_limited";
+/// Marker in a granted `consent.record` reason: the consent widens what the recording partner
+/// itself may read (`"<scope>;widens_own_reading"`).
+pub const WIDENS_OWN_READING: &str = "widens_own_reading";
+/// Marker in a granted `involvement.start` reason: a partner gave a role to itself, as the
+/// agreement allows (`"<partner>:<role>;self_assign"`).
+pub const SELF_ASSIGN: &str = "self_assign";
+/// The refusal reason of a self-assignment that would widen the caller's own reading.
+pub const SELF_ESCALATION: &str = "self_escalation";
 
 /// Rows shown per unusual-pattern table; the rest is counted.
 const MAX_PATTERN_ROWS: usize = 100;
@@ -122,8 +137,9 @@ impl Clock {
         }
     }
 
-    /// Local Brussels time of a record time, as seconds since the Unix epoch of the local clock.
-    fn local(&mut self, text: &str) -> Option<i64> {
+    /// A record time as (UTC, local Brussels) seconds since the Unix epoch of each clock.
+    /// Windows are measured in UTC, so the October change of clocks does not stretch them.
+    fn times(&mut self, text: &str) -> Option<(i64, i64)> {
         let (year, utc) = parse_utc(text)?;
         if year != self.year {
             self.year = year;
@@ -134,7 +150,7 @@ impl Clock {
         } else {
             1
         };
-        Some(utc + offset * 3600)
+        Some((utc, utc + offset * 3600))
     }
 }
 
@@ -211,9 +227,20 @@ fn is_night(local: i64) -> bool {
     !(NIGHT_END_HOUR..NIGHT_START_HOUR).contains(&hour)
 }
 
-/// Reads are what the night and many-participants rules look at.
+/// Reads are what the night and many-participants rules look at. A feed page disclosing a
+/// participant's fields to a partner's CRM (`sync.disclose`) is a read too.
 fn is_read(action: &str) -> bool {
-    action.ends_with(".read") || action == "participant.lookup"
+    action.ends_with(".read") || action == "participant.lookup" || action == "sync.disclose"
+}
+
+/// The code of a reason: what comes before any `;` marker or ` (…)` detail.
+fn reason_code(reason: &str) -> &str {
+    reason.split([';', ' ']).next().unwrap_or("")
+}
+
+/// Whether a reason carries `marker` as one of its `;`-separated qualifiers after the first.
+fn has_marker(reason: &str, marker: &str) -> bool {
+    reason.split(';').skip(1).any(|m| m.trim() == marker)
 }
 
 /// Thousands with a comma.
@@ -294,6 +321,21 @@ struct Burst<'a> {
     reasons: HashMap<&'a str, u64>,
 }
 
+/// Look-ups by one client: bursts in a sliding window, and refusals past the rate limit.
+#[derive(Default)]
+struct Lookups {
+    partner: u32,
+    total: u64,
+    /// (UTC, local) times of the look-ups inside the current window.
+    window: VecDeque<(i64, i64)>,
+    in_burst: bool,
+    bursts: u32,
+    largest: usize,
+    first: Option<i64>,
+    last: i64,
+    rate_limited: u64,
+}
+
 /// All aggregates, built in one pass.
 #[derive(Default)]
 struct Aggregates<'a> {
@@ -321,6 +363,9 @@ struct Aggregates<'a> {
     not_involved: HashSet<(u32, u32)>,
     night: HashMap<u32, Night>,
     bursts: HashMap<&'a str, Burst<'a>>,
+    lookups: HashMap<&'a str, Lookups>,
+    own_consents: Vec<(&'a AuditRecord, Option<i64>)>,
+    self_assignments: Vec<(&'a AuditRecord, Option<i64>)>,
 }
 
 const NO_REASON: &str = "(no reason given)";
@@ -331,7 +376,9 @@ impl<'a> Aggregates<'a> {
         let mut a = Aggregates::default();
         let mut clock = Clock::new();
         for r in records {
-            a.add(r, clock.local(&r.time));
+            let times = clock.times(&r.time);
+            a.add(r, times.map(|t| t.1));
+            a.watch(r, times);
         }
         a
     }
@@ -436,6 +483,38 @@ impl<'a> Aggregates<'a> {
         }
     }
 
+    /// The rules on look-ups, self-widening consents and self-assignments.
+    fn watch(&mut self, r: &'a AuditRecord, times: Option<(i64, i64)>) {
+        let local = times.map(|t| t.1);
+        let granted = r.decision == Outcome::Granted;
+        let reason = r.reason.as_deref().unwrap_or("");
+        let rate_limited = !granted && reason_code(reason) == RATE_LIMITED;
+        let lookup = r.action == "participant.lookup";
+        if lookup || rate_limited {
+            let partner = self.partners.id(r.partner.as_deref().unwrap_or(""));
+            let l = self.lookups.entry(&r.client).or_default();
+            l.partner = partner;
+            l.rate_limited += u64::from(rate_limited);
+            if lookup {
+                l.total += 1;
+                if let Some(t) = times {
+                    l.add(t);
+                }
+            }
+        }
+        let own_consent =
+            granted && r.action == "consent.record" && has_marker(reason, WIDENS_OWN_READING);
+        if own_consent {
+            self.own_consents.push((r, local));
+        }
+        let self_assign =
+            (granted && r.action == "involvement.start" && has_marker(reason, SELF_ASSIGN))
+                || (!granted && reason_code(reason) == SELF_ESCALATION);
+        if self_assign {
+            self.self_assignments.push((r, local));
+        }
+    }
+
     fn burst(&mut self, r: &'a AuditRecord, partner: u32, reason: &'a str, t: i64) {
         let b = self.bursts.entry(&r.client).or_default();
         b.partner = partner;
@@ -468,6 +547,32 @@ impl<'a> Aggregates<'a> {
             }
         }
         b.largest = b.largest.max(b.window.len());
+    }
+}
+
+impl Lookups {
+    /// Adds one look-up at (UTC, local) time `t`; records arrive in chain (time) order.
+    fn add(&mut self, t: (i64, i64)) {
+        self.window.push_back(t);
+        while self
+            .window
+            .front()
+            .is_some_and(|&(s, _)| s <= t.0 - LOOKUP_WINDOW_SECONDS)
+        {
+            self.window.pop_front();
+        }
+        if self.window.len() < LOOKUP_BURST {
+            self.in_burst = false;
+            return;
+        }
+        if !self.in_burst {
+            self.in_burst = true;
+            self.bursts += 1;
+            let start = self.window.front().map_or(t.1, |w| w.1);
+            self.first.get_or_insert(start);
+            self.last = start;
+        }
+        self.largest = self.largest.max(self.window.len());
     }
 }
 
@@ -657,6 +762,14 @@ impl Page<'_, '_> {
             self.w("<small>Every record's hash links to the one before it and every checkpoint signature is valid.</small></div>\n");
             if v.checkpoints == 0 {
                 self.w("<p class=\"note\">There is no signed checkpoint yet, so the chain is not yet bound to a signature.</p>\n");
+            }
+            if v.unsigned_tail > 0 {
+                let _ = writeln!(
+                    self.out,
+                    "<p class=\"note\" id=\"unsigned-tail\">Signed through sequence {}; the last {} record(s) after it verify but are not yet covered by a signed checkpoint. That is not a fault: the gateway signs every few seconds and when it stops. Until then, deleting them would leave no trace.</p>",
+                    v.signed_through,
+                    num(v.unsigned_tail)
+                );
             }
         } else {
             self.w("<div class=\"banner broken\">&#10008; Chain BROKEN");
@@ -1009,10 +1122,13 @@ impl Page<'_, '_> {
 
     fn unusual(&mut self) {
         self.w("<section id=\"unusual\">\n<h2>Unusual patterns</h2>\n");
-        self.w("<p class=\"note\">These rules point at what a DPO may want to look into; a match is not by itself a breach. Reads are <code>*.read</code> and <code>participant.lookup</code> records, granted or refused. Participants are counted by their audit pseudonym; no pseudonym is shown.</p>\n");
+        self.w("<p class=\"note\">These rules point at what a DPO may want to look into; a match is not by itself a breach. Reads are <code>*.read</code>, <code>participant.lookup</code> and <code>sync.disclose</code> (fields sent to a CRM by the feed) records, granted or refused. Participants are counted by their audit pseudonym; no pseudonym is shown.</p>\n");
         self.many_reads();
         self.night_reads();
         self.refusal_bursts();
+        self.lookup_bursts();
+        self.own_consents();
+        self.self_assignments();
         self.w("</section>\n");
     }
 
@@ -1194,11 +1310,141 @@ impl Page<'_, '_> {
         self.w("</section>\n");
     }
 
+    fn lookup_bursts(&mut self) {
+        let a = self.a;
+        let mut flagged: Vec<(&str, &Lookups)> = a
+            .lookups
+            .iter()
+            .filter(|(_, l)| l.bursts > 0 || l.rate_limited > 0)
+            .map(|(&c, l)| (c, l))
+            .collect();
+        flagged.sort_by(|x, y| {
+            (y.1.largest, y.1.rate_limited)
+                .cmp(&(x.1.largest, x.1.rate_limited))
+                .then(x.0.cmp(y.0))
+        });
+        self.w(
+            "<section id=\"unusual-lookups\">\n<h3>(d) Bursts of look-ups from one client</h3>\n",
+        );
+        let _ = writeln!(
+            self.out,
+            "<div class=\"rule\">Flagged when one client (certificate) makes at least <b>{LOOKUP_BURST} look-ups (<code>participant.lookup</code>, granted or refused) within {} minutes</b>, and every client refused as <code>{RATE_LIMITED}</code> (past its look-up limit, answered 429). A CRM checks for a duplicate once per registration; series of look-ups suggest someone trying national numbers to learn who is known to the partnership.</div>",
+            LOOKUP_WINDOW_SECONDS / 60
+        );
+        if flagged.is_empty() {
+            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            return;
+        }
+        self.found(flagged.len(), "client");
+        let _ = writeln!(
+            self.out,
+            "<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Client</th><th>Partner</th><th class=\"num\">Look-ups in the period</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (look-ups in {} min)</th><th>First burst</th><th>Last burst</th><th class=\"num\">Refused as {RATE_LIMITED}</th></tr></thead><tbody>",
+            LOOKUP_WINDOW_SECONDS / 60
+        );
+        for (client, l) in flagged.iter().take(MAX_PATTERN_ROWS) {
+            self.w("<tr><td class=\"nowrap\">");
+            self.e(client);
+            self.w("</td><td>");
+            self.partner(a.partners.names[l.partner as usize]);
+            let when = |t: Option<i64>| t.map_or_else(|| "–".to_string(), fmt_local);
+            let hit = |yes: bool| if yes { "num hit" } else { "num" };
+            let _ = writeln!(
+                self.out,
+                "</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{}\">{}</td><td class=\"time\">{}</td><td class=\"time\">{}</td><td class=\"{}\">{}</td></tr>",
+                num(l.total),
+                l.bursts,
+                hit(l.bursts > 0),
+                l.largest,
+                when(l.first),
+                when(l.first.map(|_| l.last)),
+                hit(l.rate_limited > 0),
+                num(l.rate_limited)
+            );
+        }
+        self.w("</tbody></table></div>\n");
+        self.more(flagged.len());
+        self.w("</section>\n");
+    }
+
+    /// The first cells of a listed record: sequence, local time, client, partner, acting user.
+    fn record_cells(&mut self, r: &AuditRecord, local: Option<i64>) {
+        let _ = write!(
+            self.out,
+            "<tr><td class=\"num\">{}</td><td class=\"time\">",
+            r.seq
+        );
+        match local {
+            Some(t) => self.w(&fmt_local(t)),
+            None => self.e(&r.time),
+        }
+        self.w("</td><td class=\"nowrap\">");
+        self.e(&r.client);
+        self.w("</td><td>");
+        self.partner(r.partner.as_deref().unwrap_or(""));
+        self.w("</td><td class=\"nowrap\">");
+        self.e(r.acting_user.as_deref().unwrap_or("–"));
+        self.w("</td>");
+    }
+
+    fn own_consents(&mut self) {
+        let a = self.a;
+        self.w("<section id=\"unusual-consents\">\n<h3>(e) Consents that widen the recorder's own reading</h3>\n");
+        self.w("<div class=\"rule\">Listed: every granted consent (<code>consent.record</code>) marked <code>widens_own_reading</code>: the partner that recorded the participant's consent is itself one that the consent lets read more. The agreement allows it, but the partner decided on its own access; check that the signed consent is on file. The sequence number finds the record in the log.</div>\n");
+        if a.own_consents.is_empty() {
+            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            return;
+        }
+        self.found(a.own_consents.len(), "consent");
+        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Consent scope</th></tr></thead><tbody>\n");
+        for &(r, local) in a.own_consents.iter().take(MAX_PATTERN_ROWS) {
+            self.record_cells(r, local);
+            self.w("<td>");
+            self.e(reason_code(r.reason.as_deref().unwrap_or("")));
+            self.w("</td></tr>\n");
+        }
+        self.w("</tbody></table></div>\n");
+        self.more(a.own_consents.len());
+        self.w("</section>\n");
+    }
+
+    fn self_assignments(&mut self) {
+        let a = self.a;
+        self.w("<section id=\"unusual-self-assign\">\n<h3>(f) Partners giving themselves a role</h3>\n");
+        let _ = writeln!(
+            self.out,
+            "<div class=\"rule\">Listed: every granted role start (<code>involvement.start</code>) marked <code>{SELF_ASSIGN}</code>, where a partner gave its own organisation a role in a case, as the agreement allows; and every request refused as <code>{SELF_ESCALATION}</code>, where a partner tried to give itself a role that would widen its own reading. Refused attempts are the stronger signal.</div>"
+        );
+        if a.self_assignments.is_empty() {
+            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            return;
+        }
+        self.found(a.self_assignments.len(), "self-assignment");
+        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Role (partner:role)</th><th>Decision</th></tr></thead><tbody>\n");
+        for &(r, local) in a.self_assignments.iter().take(MAX_PATTERN_ROWS) {
+            self.record_cells(r, local);
+            self.w("<td class=\"nowrap\">");
+            match r.decision {
+                Outcome::Granted => {
+                    self.e(reason_code(r.reason.as_deref().unwrap_or("")));
+                    self.w("</td><td>granted (allowed self-assignment)");
+                }
+                Outcome::Refused => {
+                    self.w("–</td><td class=\"hit\">refused: ");
+                    self.e(SELF_ESCALATION);
+                }
+            }
+            self.w("</td></tr>\n");
+        }
+        self.w("</tbody></table></div>\n");
+        self.more(a.self_assignments.len());
+        self.w("</section>\n");
+    }
+
     fn footer(&mut self) {
         self.w("<footer>\n<h2>Verifying an export yourself</h2>\n");
         self.w("<p>Export the log (<code>partnergate audit export</code>) and check it offline, on any machine, with only the export and the partnership's public checkpoint key:</p>\n");
         self.w("<p><code>partnergate audit verify FILE --public-key certs/audit-signing.pub</code></p>\n");
-        self.w("<p>It recomputes every record's SHA-256 chain link and checks every Ed25519 checkpoint signature; any change, removal or insertion of a record is reported with its sequence number.</p>\n");
+        self.w("<p>It recomputes every record's SHA-256 chain link and checks every Ed25519 checkpoint signature; any change, removal or insertion of a record, and an export cut short (its signed header declares where it ends), is reported with its sequence number.</p>\n");
         self.w("<p><b>The log holds pseudonyms only.</b> Participants appear in it as internal audit pseudonyms, never as names or national register numbers, and it records field names, never field values. This report counts pseudonyms and shows none.</p>\n");
         self.w("</footer>\n</body>\n</html>\n");
     }

@@ -1,9 +1,14 @@
 //! Verification of the chain and its signed checkpoints, for the live database and for an
 //! exported file (offline: needs only the export and the public key).
 //!
-//! The export format is JSON lines: a header `{"export":{...}}`, optionally an anchor
+//! The export format is JSON lines: a signed header `{"export":{...}}`, optionally an anchor
 //! checkpoint `{"anchor":{...}}` (the signed checkpoint just before the first record), then the
 //! records' exact canonical bytes, one per line, and `{"checkpoint":{...}}` lines.
+//!
+//! An export proves it is complete, not just consistent: its header (range, hash of the last
+//! record, time) is signed with the checkpoint key, the last record must be the declared end and
+//! carry the declared hash, and a signed checkpoint must sit on it. Cutting records off the tail,
+//! with or without editing the header, is reported at the first missing sequence number.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +30,14 @@ pub struct VerifyReport {
     pub first_bad: Option<u64>,
     /// What is wrong there (no record content, only the kind of fault).
     pub problem: Option<String>,
+    /// The last sequence number covered by a valid signed checkpoint (0: none yet).
+    #[serde(default)]
+    pub signed_through: u64,
+    /// Records after `signed_through` that verify but are not yet signed. On the live log that
+    /// is normal for a short while (the writer signs every few seconds and at shutdown); it is
+    /// not a fault, but these records are only protected once a checkpoint covers them.
+    #[serde(default)]
+    pub unsigned_tail: u64,
 }
 
 /// A signed checkpoint.
@@ -74,6 +87,7 @@ pub struct ChainVerifier<'k> {
     checkpoints: BTreeMap<u64, Checkpoint>,
     expected_seq: Option<u64>,
     prev: [u8; 32],
+    signed_through: u64,
     report: VerifyReport,
 }
 
@@ -90,12 +104,15 @@ impl<'k> ChainVerifier<'k> {
             checkpoints: checkpoints.into_iter().map(|c| (c.seq, c)).collect(),
             expected_seq: None,
             prev: [0; 32],
+            signed_through: 0,
             report: VerifyReport {
                 ok: true,
                 records: 0,
                 checkpoints: 0,
                 first_bad: None,
                 problem: None,
+                signed_through: 0,
+                unsigned_tail: 0,
             },
         };
         match anchor {
@@ -104,6 +121,7 @@ impl<'k> ChainVerifier<'k> {
                 if hex::decode_to_slice(&a.hash, &mut h).is_ok() {
                     v.prev = h;
                     v.expected_seq = Some(a.seq + 1);
+                    v.signed_through = a.seq;
                 } else {
                     v.fail(a.seq + 1, "anchor checkpoint is malformed");
                 }
@@ -155,43 +173,136 @@ impl<'k> ChainVerifier<'k> {
             if !cp.signature_ok(self.public_key) {
                 return self.fail(seq, "checkpoint signature is invalid");
             }
+            self.signed_through = seq;
         }
         self.prev = h;
         self.expected_seq = Some(seq + 1);
     }
 
-    /// Finishes: checkpoints past the last record mean the tail was cut off.
-    pub fn finish(mut self, require_signed_tail: bool) -> VerifyReport {
-        let next = self.expected_seq.unwrap_or(1);
-        if self.report.ok {
-            if let Some((&seq, _)) = self.checkpoints.range(next..).next() {
-                let _ = seq;
-                self.fail(next, "records covered by a signed checkpoint are missing");
-            } else if require_signed_tail && self.report.records > 0 {
-                let last = next - 1;
-                if !self.checkpoints.contains_key(&last) {
-                    self.fail(
-                        last,
-                        "the last record is not covered by a signed checkpoint",
-                    );
-                }
-            }
+    /// The last record that verified (the anchor's sequence, or 0, before any) and its hash.
+    fn end(&self) -> (u64, [u8; 32]) {
+        (self.expected_seq.unwrap_or(1) - 1, self.prev)
+    }
+
+    /// Finishes the live log: checkpoints past the last record mean the tail was cut off;
+    /// verified records after the last checkpoint are reported as the unsigned tail.
+    pub fn finish(mut self) -> VerifyReport {
+        let next = self.end().0 + 1;
+        if self.report.ok && self.checkpoints.range(next..).next().is_some() {
+            self.fail(next, "records covered by a signed checkpoint are missing");
         }
+        self.report.signed_through = self.signed_through;
+        self.report.unsigned_tail = self.end().0.saturating_sub(self.signed_through);
         self.report
+    }
+
+    /// Finishes an export: on top of [`Self::finish`], the file must end exactly where its
+    /// signed header says, on the declared hash, with a signed checkpoint on the last record.
+    /// A missing or unverifiable header means the end cannot be trusted: the first sequence
+    /// number the file cannot vouch for is the one after its last record.
+    fn finish_export(mut self, header: Result<&ExportHeader, &'static str>) -> VerifyReport {
+        let (end, end_hash) = self.end();
+        match header {
+            Err(problem) => self.fail(end + 1, problem),
+            Ok(h) if h.to_seq > end => self.fail(
+                end + 1,
+                "records the export header declares are missing (the tail was cut off)",
+            ),
+            Ok(h) if h.to_seq < end => self.fail(
+                h.to_seq + 1,
+                "records follow the end the export header declares",
+            ),
+            Ok(h) if h.to_hash != hex::encode(end_hash) => self.fail(
+                end,
+                "the last record's hash differs from the one the export header declares",
+            ),
+            Ok(_) => {}
+        }
+        if self.report.ok && end >= 1 && end != self.signed_through {
+            self.fail(end, "the last record is not covered by a signed checkpoint");
+        }
+        self.finish()
     }
 }
 
-/// The header line of an export.
+/// The export format this version writes and accepts. v1 headers were unsigned, so their
+/// declared end could be edited to hide a cut tail; they are refused.
+pub const EXPORT_FORMAT: &str = "partnergate-audit-export/v2";
+
+/// The header line of an export. Its signature covers every other field.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExportHeader {
-    /// Format version.
+    /// Format version, [`EXPORT_FORMAT`].
     pub format: String,
     /// First sequence number in the file.
     pub from_seq: u64,
     /// Last sequence number in the file.
     pub to_seq: u64,
+    /// Hash (hex) of record `to_seq`: binds the header to this chain's end.
+    #[serde(default)]
+    pub to_hash: String,
     /// When it was exported.
     pub exported_at: String,
+    /// Ed25519 signature (hex) over [`export_message`], by the checkpoint key.
+    #[serde(default)]
+    pub signature: String,
+}
+
+impl ExportHeader {
+    /// Builds and signs a header.
+    pub fn signed(
+        from_seq: u64,
+        to_seq: u64,
+        to_hash: String,
+        exported_at: String,
+        signer: &ring::signature::Ed25519KeyPair,
+    ) -> Self {
+        let msg = export_message(EXPORT_FORMAT, from_seq, to_seq, &to_hash, &exported_at);
+        Self {
+            format: EXPORT_FORMAT.to_string(),
+            from_seq,
+            to_seq,
+            to_hash,
+            exported_at,
+            signature: hex::encode(signer.sign(&msg)),
+        }
+    }
+
+    /// Whether the header is in the current format and its signature is valid.
+    fn check(&self, public_key: &[u8]) -> Result<(), &'static str> {
+        if self.format != EXPORT_FORMAT || self.signature.is_empty() {
+            return Err("export header is not signed (old or unknown format: export again)");
+        }
+        let msg = export_message(
+            &self.format,
+            self.from_seq,
+            self.to_seq,
+            &self.to_hash,
+            &self.exported_at,
+        );
+        let ok = hex::decode(&self.signature).is_ok_and(|sig| {
+            UnparsedPublicKey::new(&ED25519, public_key)
+                .verify(&msg, &sig)
+                .is_ok()
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err("export header signature is invalid (the header was altered)")
+        }
+    }
+}
+
+/// The bytes an export header's signature covers. Its first line differs from a checkpoint's
+/// and an erasure receipt's, so no signature can be replayed as another kind.
+pub fn export_message(
+    format: &str,
+    from_seq: u64,
+    to_seq: u64,
+    to_hash: &str,
+    exported_at: &str,
+) -> Vec<u8> {
+    format!("{format}\n{from_seq}\n{to_seq}\n{to_hash}\n{exported_at}\n").into_bytes()
 }
 
 #[derive(Deserialize)]
@@ -206,10 +317,14 @@ enum Meta {
 }
 
 /// Verifies an export file's text offline with the Ed25519 public key (32 raw bytes).
-/// The file must end on a signed checkpoint, so a cut-off or altered tail is found too.
+///
+/// Beyond every record's chain link and every checkpoint's signature, the file must be whole:
+/// its signed header's range must be exactly the records present (so a cut tail is named at
+/// its first missing sequence number, header edited or not), and the last record must carry
+/// the declared hash and a signed checkpoint.
 pub fn verify_export(text: &str, public_key: &[u8]) -> VerifyReport {
-    let mut header = None;
-    let mut anchor = None;
+    let mut headers = Vec::new();
+    let mut anchors = Vec::new();
     let mut checkpoints = Vec::new();
     let mut records = Vec::new();
     for line in text.lines().filter(|l| !l.is_empty()) {
@@ -218,20 +333,28 @@ pub fn verify_export(text: &str, public_key: &[u8]) -> VerifyReport {
             continue;
         }
         match serde_json::from_str::<Meta>(line) {
-            Ok(Meta::Export(h)) => header = Some(h),
-            Ok(Meta::Anchor(a)) => anchor = Some(a),
+            Ok(Meta::Export(h)) => headers.push(h),
+            Ok(Meta::Anchor(a)) => anchors.push(a),
             Ok(Meta::Checkpoint(c)) => checkpoints.push(c),
             Err(_) => records.push(line), // a damaged record line: the chain check names it
         }
     }
-    let mut v = ChainVerifier::new(public_key, checkpoints, anchor.as_ref());
-    if let Some(h) = &header {
-        let first = anchor.as_ref().map(|a| a.seq + 1).unwrap_or(1);
-        if h.from_seq != first {
-            v.fail(first, "export header does not match its anchor");
-        }
-    } else {
-        v.fail(1, "export header is missing");
+    // A second header or anchor could make the file mean two things: refuse rather than pick.
+    let anchor = anchors.first();
+    let mut v = ChainVerifier::new(public_key, checkpoints, anchor);
+    let first = anchor.map(|a| a.seq + 1).unwrap_or(1);
+    if anchors.len() > 1 {
+        v.fail(first, "export has more than one anchor");
+    }
+    let header = match headers.as_slice() {
+        [] => Err("export header is missing"),
+        [h] => h.check(public_key).map(|()| h),
+        _ => Err("export has more than one header"),
+    };
+    if let Ok(h) = header
+        && h.from_seq != first
+    {
+        v.fail(first, "export header does not match its anchor");
     }
     for r in records {
         v.push(r, None);
@@ -239,7 +362,7 @@ pub fn verify_export(text: &str, public_key: &[u8]) -> VerifyReport {
             break;
         }
     }
-    v.finish(true)
+    v.finish_export(header)
 }
 
 #[cfg(test)]

@@ -480,3 +480,307 @@ async fn a_dpo_can_export_verify_and_report_offline_from_the_command_line() {
         assert!(!html.contains(&s), "{s} in the report");
     }
 }
+
+/// Runs `partnergate audit verify` on `content` and returns (success, the JSON report it prints).
+fn verify_file(home: &Home, name: &str, content: &str) -> (bool, Value) {
+    let f = home.path().join(name);
+    std::fs::write(&f, content).unwrap();
+    let key = home.certs().join("audit-signing.pub");
+    let (ok, out) = home.run(&[
+        "audit",
+        "verify",
+        f.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+    ]);
+    let report = out
+        .lines()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .unwrap_or_else(|| panic!("no JSON report in: {out}"));
+    assert_eq!(report["ok"], ok, "exit status and report agree: {out}");
+    (ok, report)
+}
+
+/// The sequence number a JSON line carries: a record's `seq`, or a checkpoint's.
+fn line_seq(line: &str) -> Option<u64> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    v["seq"]
+        .as_u64()
+        .or_else(|| v["checkpoint"]["seq"].as_u64())
+}
+
+/// The export with every record and checkpoint after `keep` dropped.
+fn cut_after(text: &str, keep: u64) -> Vec<String> {
+    text.lines()
+        .filter(|l| line_seq(l).is_none_or(|s| s <= keep))
+        .map(str::to_string)
+        .collect()
+}
+
+fn joined(lines: &[String]) -> String {
+    lines.join("\n") + "\n"
+}
+
+/// An export whose log holds two signed checkpoints: the first export's and the second's.
+/// Returns (the second export, the first checkpoint's sequence, the last record's sequence).
+async fn export_with_two_checkpoints(gw: &Gateway, serial: u16) -> (String, u64, u64) {
+    showcase(gw, serial).await;
+    let first = dpo(gw).get("/v1/audit/export").await.unwrap();
+    let first = String::from_utf8(first.body.to_vec()).unwrap();
+    let earlier = first.lines().filter_map(line_seq).max().unwrap();
+    showcase(gw, serial + 1).await;
+    let r = dpo(gw).get("/v1/audit/export").await.unwrap();
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    let checkpoints: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("{\"checkpoint\""))
+        .filter_map(line_seq)
+        .collect();
+    assert!(
+        checkpoints.contains(&earlier),
+        "the earlier checkpoint is in the export: {checkpoints:?}"
+    );
+    let last = text
+        .lines()
+        .filter(|l| l.starts_with("{\"v\":"))
+        .filter_map(line_seq)
+        .max()
+        .unwrap();
+    assert!(last > earlier + 5, "records after the earlier checkpoint");
+    (text, earlier, last)
+}
+
+fn edit_header(lines: &mut [String], edit: impl FnOnce(&mut Value)) {
+    let mut header: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert!(
+        header.get("export").is_some(),
+        "the header is the first line"
+    );
+    edit(&mut header["export"]);
+    lines[0] = header.to_string();
+}
+
+#[tokio::test]
+async fn an_intact_export_verifies_signed_to_its_declared_end() {
+    let home = Home::new();
+    let gw = home.start();
+    let (text, _, last) = export_with_two_checkpoints(&gw, 30).await;
+    let (ok, report) = verify_file(&home, "intact.jsonl", &text);
+    assert!(ok, "{report}");
+    assert_eq!(report["records"], last);
+    assert_eq!(report["signed_through"], last);
+    assert_eq!(report["unsigned_tail"], 0);
+    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["export"]["to_seq"], last);
+    assert_eq!(header["export"]["format"], "partnergate-audit-export/v2");
+}
+
+#[tokio::test]
+async fn an_export_cut_after_an_earlier_checkpoint_is_refused_at_the_first_missing_record() {
+    let home = Home::new();
+    let gw = home.start();
+    let (text, earlier, _) = export_with_two_checkpoints(&gw, 32).await;
+    let cut = cut_after(&text, earlier);
+    assert!(cut.last().unwrap().starts_with("{\"checkpoint\""));
+    let (ok, report) = verify_file(&home, "cut.jsonl", &joined(&cut));
+    assert!(!ok, "{report}");
+    assert_eq!(report["first_bad"], earlier + 1, "{report}");
+    assert!(
+        report["problem"].as_str().unwrap().contains("declares"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_cut_export_whose_header_is_edited_to_match_is_still_refused() {
+    let home = Home::new();
+    let gw = home.start();
+    let (text, earlier, _) = export_with_two_checkpoints(&gw, 34).await;
+    let cut = cut_after(&text, earlier);
+    let earlier_hash = cut
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["checkpoint"]["seq"] == earlier)
+        .unwrap()["checkpoint"]["hash"]
+        .clone();
+
+    // The declared end moved back to the cut, signature kept.
+    let mut end_edited = cut.clone();
+    edit_header(&mut end_edited, |h| h["to_seq"] = json!(earlier));
+    // ... and the declared end hash too.
+    let mut end_and_hash_edited = end_edited.clone();
+    edit_header(&mut end_and_hash_edited, |h| h["to_hash"] = earlier_hash);
+    // Downgraded to the unsigned format.
+    let mut downgraded = end_and_hash_edited.clone();
+    edit_header(&mut downgraded, |h| {
+        h["format"] = json!("partnergate-audit-export/v1");
+        h.as_object_mut().unwrap().remove("signature");
+        h.as_object_mut().unwrap().remove("to_hash");
+    });
+    // The earlier checkpoint's signature pasted in as the header's.
+    let mut checkpoint_signature = end_and_hash_edited.clone();
+    let cp_sig = cut
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["checkpoint"]["seq"] == earlier)
+        .unwrap()["checkpoint"]["signature"]
+        .clone();
+    edit_header(&mut checkpoint_signature, |h| h["signature"] = cp_sig);
+    // The header removed altogether.
+    let headless: Vec<String> = cut[1..].to_vec();
+    // A second, edited header after the real one.
+    let mut two_headers = cut.clone();
+    two_headers.insert(1, end_and_hash_edited[0].clone());
+
+    for (name, lines) in [
+        ("end_edited", end_edited),
+        ("end_and_hash_edited", end_and_hash_edited),
+        ("downgraded", downgraded),
+        ("checkpoint_signature", checkpoint_signature),
+        ("headless", headless),
+        ("two_headers", two_headers),
+    ] {
+        let (ok, report) = verify_file(&home, name, &joined(&lines));
+        assert!(!ok, "{name} passed: {report}");
+        assert_eq!(report["first_bad"], earlier + 1, "{name}: {report}");
+    }
+}
+
+#[tokio::test]
+async fn an_export_is_refused_when_its_end_does_not_match_the_signed_header() {
+    let home = Home::new();
+    let gw = home.start();
+    let (text, earlier, last) = export_with_two_checkpoints(&gw, 36).await;
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+
+    // The final checkpoint dropped: the records are all there but the end is unsigned.
+    let unsigned_end: Vec<String> = lines
+        .iter()
+        .filter(|l| !(l.starts_with("{\"checkpoint\"") && line_seq(l) == Some(last)))
+        .cloned()
+        .collect();
+    let (ok, report) = verify_file(&home, "unsigned_end", &joined(&unsigned_end));
+    assert!(!ok, "{report}");
+    assert_eq!(report["first_bad"], last, "{report}");
+
+    // An older export's records with a newer export's records appended past its signed end.
+    let older = dpo(&gw)
+        .get(&format!("/v1/audit/export?to={earlier}"))
+        .await
+        .unwrap();
+    let older = String::from_utf8(older.body.to_vec()).unwrap();
+    let older_header: Value = serde_json::from_str(older.lines().next().unwrap()).unwrap();
+    assert_eq!(older_header["export"]["to_seq"], earlier);
+    assert!(verify_file(&home, "older", &older).0);
+    let mut extended: Vec<String> = older.lines().map(str::to_string).collect();
+    extended.extend(
+        lines
+            .iter()
+            .filter(|l| line_seq(l).is_some_and(|s| s > earlier))
+            .cloned(),
+    );
+    let (ok, report) = verify_file(&home, "extended", &joined(&extended));
+    assert!(!ok, "{report}");
+    assert_eq!(report["first_bad"], earlier + 1, "{report}");
+
+    // An export from the middle loses its anchor: the signed header's start no longer fits.
+    let from = earlier + 1;
+    let middle = dpo(&gw)
+        .get(&format!("/v1/audit/export?from={from}"))
+        .await
+        .unwrap();
+    let middle = String::from_utf8(middle.body.to_vec()).unwrap();
+    assert!(verify_file(&home, "middle", &middle).0);
+    let unanchored: Vec<String> = middle
+        .lines()
+        .filter(|l| !l.starts_with("{\"anchor\""))
+        .map(str::to_string)
+        .collect();
+    let (ok, report) = verify_file(&home, "unanchored", &joined(&unanchored));
+    assert!(!ok, "{report}");
+}
+
+/// A home whose server signs only on export, at shutdown and every 1000 records, so a test
+/// sees an unsigned tail however slowly it runs.
+fn home_with_slow_checkpoints() -> Home {
+    let home = Home::new();
+    let config = home.path().join("partnergate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[audit]\ncheckpoint_seconds = 86400\n");
+    std::fs::write(&config, text).unwrap();
+    home
+}
+
+#[tokio::test]
+async fn live_verify_reports_unsigned_records_apart_from_a_deleted_tail() {
+    let home = home_with_slow_checkpoints();
+    let gw = home.start();
+    let case = showcase(&gw, 38).await;
+    // An export signs the head.
+    all_records(&gw).await;
+    let mut conn = db(&home).await;
+    let (signed,): (i64,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    for _ in 0..3 {
+        job.get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+            .await
+            .unwrap();
+    }
+    let v = verify(&gw).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["first_bad"], Value::Null, "{v}");
+    assert_eq!(v["signed_through"], signed, "{v}");
+    let records = v["records"].as_i64().unwrap();
+    // Three reads and this verification's own record, none signed yet.
+    assert_eq!(records, signed + 4, "{v}");
+    assert_eq!(v["unsigned_tail"], records - signed, "{v}");
+
+    // The newest row deleted: the writer chains the next record onto it, leaving a gap.
+    sqlx::query("DELETE FROM audit_records WHERE seq = ?")
+        .bind(records)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let v = verify(&gw).await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["first_bad"], records, "{v}");
+}
+
+#[tokio::test]
+async fn the_report_command_prints_how_far_the_log_is_signed() {
+    let home = home_with_slow_checkpoints();
+    let gw = home.start();
+    let case = showcase(&gw, 40).await;
+    all_records(&gw).await;
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    for _ in 0..2 {
+        job.get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+            .await
+            .unwrap();
+    }
+    // A crash leaves the two reads unsigned.
+    gw.kill9();
+    let mut conn = db(&home).await;
+    let (signed,): (i64,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let report = home.path().join("report.html");
+    let (ok, text) = home.run(&["audit", "report", "--out", report.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "chain verified, signed through {signed}, 2 not yet signed"
+        )),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("id=\"unsigned-tail\""),
+        "the page says it too"
+    );
+}
