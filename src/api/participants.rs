@@ -18,6 +18,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
 use super::idempotency::{self, Begin};
 use crate::audit::Outcome;
+use crate::audit::report::{RATE_LIMITED, SELF_ASSIGN, SELF_ESCALATION, WIDENS_OWN_READING};
 use crate::policy::{CategorySet, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::crypto::ParticipantId;
 use crate::vault::insz::{INSZ_FIELD, Insz};
@@ -291,7 +292,7 @@ pub async fn lookup(
     }
     if let Err(wait) = state.lookups.take(&ctx.caller.client) {
         let e = ApiError::too_many_requests(
-            "rate_limited",
+            RATE_LIMITED,
             "too many look-ups from this client; wait as Retry-After says",
             wait.as_secs_f64().ceil() as u64,
         );
@@ -636,7 +637,7 @@ fn self_assignment(
         return Ok(true);
     }
     Err(ApiError::forbidden(
-        "self_escalation",
+        SELF_ESCALATION,
         "this role would show your own organisation more than its current roles in this case; another partner has to assign it",
     ))
 }
@@ -699,7 +700,12 @@ pub async fn start_involvement(
     if let Err(e) = check_free(&state, &access, role, &body.partner).await {
         return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await);
     }
-    let suffix = if named { ";self_assign" } else { "" };
+    // The DPO report lists the self-assignments the agreement names.
+    let suffix = if named {
+        format!(";{SELF_ASSIGN}")
+    } else {
+        String::new()
+    };
     let detail = format!("{}:{}{suffix}", body.partner, body.role);
     let change = CaseChange::StartRole {
         partner: &body.partner,
@@ -806,7 +812,12 @@ pub async fn handover(
             .deny(&state, &ctx, ACTION, Vec::new(), not_holder())
             .await);
     }
-    let suffix = if named { ";self_assign" } else { "" };
+    // The DPO report lists the self-assignments the agreement names.
+    let suffix = if named {
+        format!(";{SELF_ASSIGN}")
+    } else {
+        String::new()
+    };
     let ended = format!("{}:{};reason=handover", body.from, body.role);
     let started = format!("{}:{};handover{suffix}", body.to, body.role);
     let event = |action, detail| {
@@ -909,7 +920,8 @@ async fn consent(
                 );
                 return Err(access.deny(&state, &ctx, action, Vec::new(), e).await);
             }
-            detail.push_str(";widens_own_reading");
+            detail.push(';');
+            detail.push_str(WIDENS_OWN_READING);
         }
     }
     let (scope, by) = (body.scope.as_str(), &*ctx.caller.partner);
