@@ -1145,37 +1145,60 @@ pub async fn export_bundle(policy: &Policy, vault: &Vault, id: &str) -> Result<V
             serde_json::json!({"scope": c.scope, "description": description, "recorded_by": partner_name(&c.recorded_by), "given": c.recorded_at, "withdrawn": c.withdrawn_at})
         })
         .collect();
-    let audit_id = vault.index().audit_pseudonym(&p.id);
+    // The audit log outlives an erasure: the history of a record an erasure replaced by what
+    // it kept still tells the person who received their data (Art. 15(1)(c), 19).
+    let former = former_records(vault, id).await?;
+    let mut pseudonyms = vec![vault.index().audit_pseudonym(&p.id)];
+    pseudonyms.extend(former.iter().map(|(f, _)| vault.index().audit_pseudonym(f)));
     let mut disclosures = Vec::new();
-    let mut q = crate::audit::AuditQuery {
-        participant: Some(audit_id),
-        decision: Some("granted".into()),
-        limit: Some(1000),
-        ..Default::default()
-    };
-    loop {
-        let page = crate::audit::search(vault.pool(), &q).await?;
-        for r in &page {
-            let (Some(partner), Some((_, what))) =
-                (&r.partner, DISCLOSING.iter().find(|(a, _)| *a == r.action))
-            else {
-                continue;
-            };
-            let categories: BTreeSet<&str> = r
-                .fields
-                .iter()
-                .filter_map(|f| f.split_once('.').map(|x| x.0))
-                .collect();
-            disclosures.push(serde_json::json!({
-                "time": r.time, "organisation": partner_name(partner), "what": what,
-                "purpose": r.purpose, "categories": categories,
-            }));
-        }
-        match page.last() {
-            Some(last) if page.len() == 1000 => q.after = Some(last.seq),
-            _ => break,
+    for audit_id in pseudonyms {
+        let mut q = crate::audit::AuditQuery {
+            participant: Some(audit_id),
+            decision: Some("granted".into()),
+            limit: Some(1000),
+            ..Default::default()
+        };
+        loop {
+            let page = crate::audit::search(vault.pool(), &q).await?;
+            for r in &page {
+                let (Some(partner), Some((_, what))) =
+                    (&r.partner, DISCLOSING.iter().find(|(a, _)| *a == r.action))
+                else {
+                    continue;
+                };
+                let categories: BTreeSet<&str> = r
+                    .fields
+                    .iter()
+                    .filter_map(|f| f.split_once('.').map(|x| x.0))
+                    .collect();
+                disclosures.push(serde_json::json!({
+                    "time": r.time, "organisation": partner_name(partner), "what": what,
+                    "purpose": r.purpose, "categories": categories,
+                }));
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => q.after = Some(last.seq),
+                _ => break,
+            }
         }
     }
+    disclosures.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+    // Why, and until when, an erasure kept some of the data (Art. 15(1)(d)).
+    let retention: Vec<Value> = former
+        .iter()
+        .flat_map(|(_, receipt)| {
+            receipt["categories_kept"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|k| {
+            serde_json::json!({
+                "category": k["category"], "reason": k["reason"],
+                "until": k["until"], "until_unknown": k["until_unknown"],
+            })
+        })
+        .collect();
     Ok(serde_json::json!({
         "request": request,
         "generated_at": crate::store::now(),
@@ -1186,7 +1209,39 @@ pub async fn export_bundle(policy: &Policy, vault: &Vault, id: &str) -> Result<V
         "involvements": involvements,
         "consents": consents,
         "disclosures": disclosures,
+        "retention": retention,
     }))
+}
+
+/// The person's earlier records that completed erasures replaced, with each erasure's receipt
+/// payload: named by the erasure requests about the same national number.
+async fn former_records(
+    vault: &Vault,
+    request_id: &str,
+) -> Result<Vec<(ParticipantId, Value)>, DsrError> {
+    let rows: Vec<(Vec<u8>, Option<String>)> = sqlx::query_as(
+        "SELECT e.participant_id, e.receipt FROM dsr_requests r JOIN dsr_requests e ON e.insz_hash = r.insz_hash
+         WHERE r.id = ? AND e.kind = 'erasure' AND e.state = 'completed' AND e.participant_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM participants p WHERE p.id = e.participant_id)
+         ORDER BY e.updated_at",
+    )
+    .bind(request_id)
+    .fetch_all(vault.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, receipt)| {
+            let payload = receipt
+                .and_then(|r| serde_json::from_str::<Value>(&r).ok())
+                .and_then(|r| {
+                    r["payload"]
+                        .as_str()
+                        .and_then(|p| serde_json::from_str(p).ok())
+                })
+                .unwrap_or(Value::Null);
+            Some((ParticipantId::from_slice(&id)?, payload))
+        })
+        .collect())
 }
 
 use crate::audit::report::escape_html as esc;
@@ -1280,6 +1335,22 @@ pub fn render_html(bundle: &Value) -> String {
             ("withdrawn", "Ingetrokken / Withdrawn"),
         ],
     );
+    if bundle["retention"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty())
+    {
+        table(
+            &mut h,
+            "Bewaard na uw verzoek tot wissen <span class=\"en\">/ Kept after your erasure request</span>",
+            &bundle["retention"],
+            &[
+                ("category", "Gegevens / Data"),
+                ("reason", "Waarom / Why"),
+                ("until", "Tot / Until"),
+                ("until_unknown", "Geen datum omdat / No date because"),
+            ],
+        );
+    }
     table(
         &mut h,
         "Notities <span class=\"en\">/ Case notes</span>",

@@ -808,6 +808,65 @@ async fn the_erasure_receipt_names_what_was_erased_and_what_was_kept_with_reason
     assert_eq!(again["history"], done["history"]);
 }
 
+#[tokio::test]
+async fn an_access_request_after_an_erasure_shows_only_the_kept_fields_and_who_saw_the_file() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 71).await;
+    full_case(&gw, &home, &case).await;
+    let r = as_(&gw.client("crm.vdab"), "trajectory_guidance")
+        .get(&format!("/v1/participants/{}", case.pids["vdab"]))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let erasure = request(&gw, "erasure", &case.insz, None).await;
+    execute(&gw, &erasure).await;
+    let id = request(&gw, "access", &case.insz, None).await;
+    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    let bundle = dpo(&gw)
+        .get(&format!("/v1/dsr/{id}/export"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(bundle["held"], true);
+    assert_eq!(bundle["request"]["person_known"], true);
+    assert_eq!(
+        bundle["data"],
+        json!({"esf": {"education_level": "isced_0_2", "labour_status_entry": "long_term_unemployed"}})
+    );
+    for part in ["notes", "involvements", "consents"] {
+        assert_eq!(bundle[part], json!([]), "{part}");
+    }
+    assert_eq!(bundle["retention"][0]["category"], "esf");
+    assert_eq!(bundle["retention"][0]["until"], ESF_UNTIL);
+    // The audit log is not erased: the person still learns who received their data.
+    let seen = bundle["disclosures"].as_array().unwrap();
+    assert!(
+        seen.iter()
+            .any(|d| d["organisation"].as_str().unwrap().starts_with("VDAB")
+                && d["what"] == "viewed"),
+        "{seen:?}"
+    );
+    let text = bundle.to_string();
+    let mut secrets = fixtures::secrets(&case.insz);
+    secrets.push(CORRECTED.into());
+    for s in &secrets {
+        assert!(
+            !text.contains(s.as_str()),
+            "an erased value is in the export"
+        );
+    }
+    let html = String::from_utf8_lossy(
+        &dpo(&gw)
+            .get(&format!("/v1/dsr/{id}/export?format=html"))
+            .await
+            .unwrap()
+            .body,
+    )
+    .to_string();
+    assert!(html.contains("Kept after your erasure request") && html.contains(ESF_UNTIL));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_field_written_while_an_erasure_was_interrupted_is_planned_again_and_named_in_the_receipt()
  {
