@@ -709,32 +709,49 @@ pub async fn execute(
                         .and_then(|d| d.get("lift"))
                         .and_then(Value::as_bool)
                         .unwrap_or(false);
-                    if step("restrict") {
-                        vault
-                            .set_flag(&p.id, crate::vault::Flag::Restricted, !lift)
-                            .await?;
-                        let to = recipients(vault, &p.id).await?;
-                        let what = if lift {
-                            "restriction lifted"
-                        } else {
-                            "processing restricted to storage; partners receive removals"
-                        };
-                        record_step(
-                            pool,
-                            id,
-                            "restrict",
-                            &format!("{what}; partners: {}", to.join(", ")),
-                        )
-                        .await?;
-                    }
-                    (
-                        State::Completed,
-                        if lift {
-                            "restriction lifted".into()
-                        } else {
-                            "processing restricted".into()
-                        },
+                    let (kept,): (i64,) = sqlx::query_as(
+                        "SELECT count(*) FROM erased_lookup WHERE participant_id = ?",
                     )
+                    .bind(&p.id.as_bytes()[..])
+                    .fetch_one(pool)
+                    .await?;
+                    if lift && kept > 0 {
+                        // Lifted, what an erasure kept would reach feeds of client-level roles:
+                        // it is stored, not processed, until its retention ends.
+                        const KEPT: &str =
+                            "what an erasure kept for retention stays restricted to storage";
+                        if step("refused") {
+                            record_step(pool, id, "refused", KEPT).await?;
+                        }
+                        (State::Refused, KEPT.into())
+                    } else {
+                        if step("restrict") {
+                            vault
+                                .set_flag(&p.id, crate::vault::Flag::Restricted, !lift)
+                                .await?;
+                            let to = recipients(vault, &p.id).await?;
+                            let what = if lift {
+                                "restriction lifted"
+                            } else {
+                                "processing restricted to storage; partners receive removals"
+                            };
+                            record_step(
+                                pool,
+                                id,
+                                "restrict",
+                                &format!("{what}; partners: {}", to.join(", ")),
+                            )
+                            .await?;
+                        }
+                        (
+                            State::Completed,
+                            if lift {
+                                "restriction lifted".into()
+                            } else {
+                                "processing restricted".into()
+                            },
+                        )
+                    }
                 }
                 Kind::Objection => {
                     if let Some(grounds) = details

@@ -867,6 +867,26 @@ async fn an_access_request_after_an_erasure_shows_only_the_kept_fields_and_who_s
     assert!(html.contains("Kept after your erasure request") && html.contains(ESF_UNTIL));
 }
 
+#[tokio::test]
+async fn what_an_erasure_kept_stays_restricted_when_a_lift_is_asked() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 73).await;
+    let erasure = request(&gw, "erasure", &case.insz, None).await;
+    execute(&gw, &erasure).await;
+    let lift = request(&gw, "restriction", &case.insz, Some(json!({"lift": true}))).await;
+    let done = execute(&gw, &lift).await;
+    assert_eq!(done["state"], "refused", "{done}");
+    let mut conn = db(&home).await;
+    let (restricted,): (bool,) = sqlx::query_as(
+        "SELECT p.restricted FROM participants p JOIN erased_lookup e ON e.participant_id = p.id",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(restricted);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_field_written_while_an_erasure_was_interrupted_is_planned_again_and_named_in_the_receipt()
  {
