@@ -13,9 +13,9 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 use time::{Date, Month};
 
-use crate::policy::Policy;
+use crate::policy::{Policy, Retention, RetentionStart};
 use crate::vault::crypto::ParticipantId;
-use crate::vault::{Participant, Vault, VaultError};
+use crate::vault::{Participant, Vault, VaultError, WriteError};
 
 /// What the data subject asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -112,8 +112,8 @@ impl From<sqlx::Error> for DsrError {
 }
 
 /// Adds calendar months, clamping the day (31 January + 1 month = 28/29 February).
-pub fn add_months(date: Date, months: u8) -> Date {
-    let total = date.month() as u32 - 1 + u32::from(months);
+pub fn add_months(date: Date, months: u32) -> Date {
+    let total = date.month() as u32 - 1 + months;
     let year = date.year() + (total / 12) as i32;
     let month = Month::try_from((total % 12 + 1) as u8).expect("1..=12");
     let mut day = date.day();
@@ -284,7 +284,9 @@ pub async fn create(
     }
     let details = check_details(policy, kind, &new.details)?;
     let id = new_id()?;
-    let person = vault.find_by_insz(&insz).await?;
+    // Also finds what an erasure kept for retention, which look-up and registration no
+    // longer reach: the person may still ask about it.
+    let person = vault.find_for_dsr(&insz).await?;
     let sealed = match (&details, person) {
         (Some(d), Some(pid)) => match vault.participant(&pid).await? {
             Some(p) => Some(vault.seal_for(
@@ -501,7 +503,9 @@ pub async fn extend(
         return Err(DsrError::Conflict("the request is finished".into()));
     }
     let received = parse_date(&r.received_at).ok_or(DsrError::NotFound)?;
-    let until = add_months(received, 1 + months).format(DATE).expect("date");
+    let until = add_months(received, 1 + u32::from(months))
+        .format(DATE)
+        .expect("date");
     sqlx::query("UPDATE dsr_requests SET extended_due = ?, extension_reason = ?, updated_at = ? WHERE id = ?")
         .bind(&until)
         .bind(reason)
@@ -734,32 +738,49 @@ pub async fn execute(
                         .and_then(|d| d.get("lift"))
                         .and_then(Value::as_bool)
                         .unwrap_or(false);
-                    if step("restrict") {
-                        vault
-                            .set_flag(&p.id, crate::vault::Flag::Restricted, !lift)
-                            .await?;
-                        let to = recipients(vault, &p.id).await?;
-                        let what = if lift {
-                            "restriction lifted"
-                        } else {
-                            "processing restricted to storage; partners receive removals"
-                        };
-                        record_step(
-                            pool,
-                            id,
-                            "restrict",
-                            &format!("{what}; partners: {}", to.join(", ")),
-                        )
-                        .await?;
-                    }
-                    (
-                        State::Completed,
-                        if lift {
-                            "restriction lifted".into()
-                        } else {
-                            "processing restricted".into()
-                        },
+                    let (kept,): (i64,) = sqlx::query_as(
+                        "SELECT count(*) FROM erased_lookup WHERE participant_id = ?",
                     )
+                    .bind(&p.id.as_bytes()[..])
+                    .fetch_one(pool)
+                    .await?;
+                    if lift && kept > 0 {
+                        // Lifted, what an erasure kept would reach feeds of client-level roles:
+                        // it is stored, not processed, until its retention ends.
+                        const KEPT: &str =
+                            "what an erasure kept for retention stays restricted to storage";
+                        if step("refused") {
+                            record_step(pool, id, "refused", KEPT).await?;
+                        }
+                        (State::Refused, KEPT.into())
+                    } else {
+                        if step("restrict") {
+                            vault
+                                .set_flag(&p.id, crate::vault::Flag::Restricted, !lift)
+                                .await?;
+                            let to = recipients(vault, &p.id).await?;
+                            let what = if lift {
+                                "restriction lifted"
+                            } else {
+                                "processing restricted to storage; partners receive removals"
+                            };
+                            record_step(
+                                pool,
+                                id,
+                                "restrict",
+                                &format!("{what}; partners: {}", to.join(", ")),
+                            )
+                            .await?;
+                        }
+                        (
+                            State::Completed,
+                            if lift {
+                                "restriction lifted".into()
+                            } else {
+                                "processing restricted".into()
+                            },
+                        )
+                    }
                 }
                 Kind::Objection => {
                     if let Some(grounds) = details
@@ -813,6 +834,170 @@ pub async fn execute(
     })
 }
 
+/// The field whose date starts `after = "trajectory_end"` retention periods.
+const TRAJECTORY_END: &str = "trajectory.end_date";
+
+/// The last day `rule` keeps its category: `months` after the programme's end, or after the
+/// trajectory's end date when that is on file. The error says why the day cannot be known.
+pub fn retention_until(
+    rule: &Retention,
+    programme_end: Date,
+    trajectory_end: Option<Date>,
+) -> Result<Date, &'static str> {
+    match rule.after {
+        RetentionStart::ProgrammeEnd => Ok(add_months(programme_end, rule.months)),
+        RetentionStart::TrajectoryEnd => trajectory_end
+            .map(|end| add_months(end, rule.months))
+            .ok_or(
+                "the period counts from the end of the trajectory, and no trajectory end date is \
+                 on file: the DPO reviews this hold",
+            ),
+    }
+}
+
+/// Decides what an erasure deletes and what retention keeps (with reason and end date), before
+/// anything is deleted. Recorded as the `plan` step, so a resumed run and the receipt follow
+/// the same decision.
+async fn erasure_plan(
+    policy: &Policy,
+    vault: &Vault,
+    pid: &ParticipantId,
+) -> Result<Value, DsrError> {
+    // The version first: a field written after this makes the shred refuse this plan.
+    let p = vault.participant(pid).await?;
+    let held: Vec<(String,)> =
+        sqlx::query_as("SELECT field FROM field_values WHERE participant_id = ? ORDER BY field")
+            .bind(&pid.as_bytes()[..])
+            .fetch_all(vault.pool())
+            .await?;
+    let mut by_category: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (field,) in held {
+        if let Some((category, _)) = field.split_once('.') {
+            by_category
+                .entry(category.to_string())
+                .or_default()
+                .push(field);
+        }
+    }
+    let agreement = policy.agreement();
+    let hold = |c: &str| agreement.retention_of(c).filter(|r| r.blocks_erasure);
+    // Decrypt the trajectory's end only when a hold counts from it.
+    let needs_end = by_category
+        .keys()
+        .any(|c| hold(c).is_some_and(|r| r.after == RetentionStart::TrajectoryEnd));
+    let trajectory_end = match (&p, needs_end) {
+        (Some(p), true) => vault
+            .read(p, |f| f == TRAJECTORY_END)
+            .await?
+            .get(TRAJECTORY_END)
+            .and_then(Value::as_str)
+            .and_then(parse_date),
+        _ => None,
+    };
+    let mut kept = Vec::new();
+    let mut erased = Vec::new();
+    for (category, fields) in by_category {
+        let Some(rule) = hold(&category) else {
+            erased.push(category);
+            continue;
+        };
+        let mut item = serde_json::json!({
+            "category": category, "fields": fields, "reason": rule.reason,
+            "after": rule.after, "months": rule.months,
+        });
+        match retention_until(rule, agreement.meta.programme_end, trajectory_end) {
+            Ok(until) => item["until"] = Value::String(until.format(DATE).expect("date")),
+            Err(why) => {
+                item["until"] = Value::Null;
+                item["until_unknown"] = Value::String(why.into());
+            }
+        }
+        kept.push(item);
+    }
+    erased.extend(["notes", "consents", "involvements"].map(String::from));
+    let partners = recipients(vault, pid).await?;
+    Ok(serde_json::json!({
+        "erased": erased, "kept": kept, "partners_notified": partners,
+        "version": p.map(|p| p.version),
+    }))
+}
+
+/// The field names a plan keeps. A plan recorded before plans named fields keeps its
+/// categories' fields.
+fn kept_fields(policy: &Policy, plan: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in plan["kept"].as_array().into_iter().flatten() {
+        match item["fields"].as_array() {
+            Some(fields) => out.extend(fields.iter().filter_map(Value::as_str).map(String::from)),
+            None => {
+                let category = item["category"].as_str().unwrap_or_default();
+                out.extend(
+                    policy
+                        .all_fields()
+                        .filter(|f| policy.category_name(f.category) == category)
+                        .map(|f| f.name.to_string()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// What an erasure deletes besides the categories, as the receipt lists it.
+fn also_erased() -> Value {
+    serde_json::json!([
+        {"item": "role_history", "detail": "every role in the case, ended ones included"},
+        {"item": "idempotency_replies", "detail": "stored answers to retried requests about the person"},
+        {"item": "request_details", "detail": "details of earlier data-subject requests, such as corrected values"},
+        {"item": "data_key", "detail": "the key that sealed the erased data is destroyed, so no copy of it can be decrypted"},
+    ])
+}
+
+/// What an erasure keeps besides retained categories, with why and until when.
+fn records_kept(plan: &Value) -> Value {
+    let kept = plan["kept"].as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    if !kept.is_empty() {
+        // The hash goes with the kept record: as long as the longest hold.
+        let untils: Option<Vec<&str>> = kept.iter().map(|k| k["until"].as_str()).collect();
+        let until = untils.and_then(|u| u.into_iter().max().map(String::from));
+        let mut item = serde_json::json!({
+            "record": "national_number_hash",
+            "content": "a keyed hash of the national number, linked only to the kept categories",
+            "reason": "only a data-subject request still reaches what is kept; look-up and registration do not",
+            "until": until,
+        });
+        if until.is_none() {
+            item["until_unknown"] = "as long as a kept category whose end date is not known".into();
+        }
+        out.push(item);
+    }
+    out.extend([
+        serde_json::json!({
+            "record": "request_records",
+            "content": "this and earlier data-subject requests about the person: kind, dates, state, outcome, this receipt, a keyed hash of the national number and the erased record's random internal id; no request details",
+            "reason": "proof that the requests were handled, and in time (GDPR Art. 5(2), 12(3))",
+            "until": null,
+            "until_unknown": "the agreement sets no retention period for request records",
+        }),
+        serde_json::json!({
+            "record": "audit_log",
+            "content": "pseudonymous access records: organisation, staff id, purpose, time and names of the fields disclosed; no values",
+            "reason": "accountability (GDPR Art. 5(2)); the log is hash-chained, so no record can be taken out; a later access request still shows who saw the file",
+            "until": null,
+            "until_unknown": "the agreement sets no retention period for the audit log",
+        }),
+        serde_json::json!({
+            "record": "feed_markers",
+            "content": "the erased record's random id, and which partner systems were shown it; no content",
+            "reason": "every partner system that received the data is told of the erasure through its feed (GDPR Art. 19)",
+            "until": null,
+            "until_unknown": "kept while a partner system may resume its feed from before the erasure",
+        }),
+    ]);
+    Value::Array(out)
+}
+
 /// The erasure steps: plan (what retention keeps), shred, receipt. Each recorded once.
 async fn erasure_finish(
     policy: &Policy,
@@ -824,66 +1009,81 @@ async fn erasure_finish(
 ) -> Result<String, DsrError> {
     let pool = vault.pool();
     let pid = participant.ok_or(DsrError::NotFound)?;
-    let done = done_steps(pool, id).await?;
-    // 1. Plan: which categories retention keeps, decided before anything is deleted.
-    let plan: Value = match done.get("plan") {
-        Some(d) => serde_json::from_str(d).unwrap_or(Value::Null),
-        None => {
-            let held: BTreeSet<String> = sqlx::query_as::<_, (String,)>(
-                "SELECT field FROM field_values WHERE participant_id = ?",
-            )
-            .bind(&pid.as_bytes()[..])
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .filter_map(|(f,)| f.split_once('.').map(|(c, _)| c.to_string()))
-            .collect();
-            let mut kept = Vec::new();
-            let mut erased = Vec::new();
-            for c in &held {
-                match policy
-                    .category(c)
-                    .and_then(|id| policy.retention_blocks_erasure(id))
-                {
-                    Some(reason) => kept.push(serde_json::json!({"category": c, "reason": reason})),
-                    None => erased.push(c.clone()),
-                }
+    let mut done = done_steps(pool, id).await?;
+    let mut replans = 0;
+    // 1. Plan, 2. shred. A plan the record outgrew before the shred (a field written in
+    // between, e.g. while an interrupted run waited) is made again, so that what is kept is
+    // exactly what the plan, and so the receipt, names.
+    let plan = loop {
+        let plan: Value = match done.get("plan") {
+            Some(d) => serde_json::from_str(d).map_err(|_| {
+                // Never guess what to keep: fail closed.
+                DsrError::Conflict("the recorded erasure plan is unreadable".into())
+            })?,
+            None => {
+                let plan = erasure_plan(policy, vault, &pid).await?;
+                step("plan");
+                record_step(pool, id, "plan", &plan.to_string()).await?;
+                plan
             }
-            erased.extend(["notes", "consents", "involvements"].map(String::from));
-            let partners = recipients(vault, &pid).await?;
-            let plan =
-                serde_json::json!({"erased": erased, "kept": kept, "partners_notified": partners});
-            step("plan");
-            record_step(pool, id, "plan", &plan.to_string()).await?;
-            plan
+        };
+        if done.contains_key("shred") {
+            break plan;
+        }
+        let keep = kept_fields(policy, &plan);
+        match vault.erase(&pid, &keep, plan["version"].as_i64()).await {
+            Ok(()) | Err(WriteError::NotFound) => {
+                step("shred");
+                let what = if keep.is_empty() {
+                    "data key destroyed and every row deleted"
+                } else {
+                    "data key destroyed and every row deleted; the retained fields were re-sealed apart, reachable only by a data-subject request"
+                };
+                record_step(pool, id, "shred", what).await?;
+                break plan;
+            }
+            Err(WriteError::Stale(_)) if replans < 3 => {
+                replans += 1;
+                sqlx::query("DELETE FROM dsr_steps WHERE request_id = ? AND step = 'plan'")
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+                done.remove("plan");
+            }
+            Err(WriteError::Stale(_)) => {
+                return Err(DsrError::Conflict(
+                    "the record kept changing while the erasure was planned; execute again".into(),
+                ));
+            }
+            Err(WriteError::Vault(e)) => return Err(e.into()),
         }
     };
-    // 2. Shred.
-    if !done.contains_key("shred") {
-        let keep: Vec<String> = plan["kept"]
+    // 3. Receipt, signed with the audit key so a DPO can verify it offline.
+    if !done.contains_key("receipt") {
+        let mut notified: BTreeSet<String> = plan["partners_notified"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|k| k["category"].as_str().map(String::from))
+            .filter_map(Value::as_str)
+            .map(String::from)
             .collect();
-        vault.erase(&pid, &keep).await?;
-        step("shred");
-        let what = if keep.is_empty() {
-            "data key destroyed and every row deleted"
-        } else {
-            "all but retained categories deleted; record restricted"
-        };
-        record_step(pool, id, "shred", what).await?;
-    }
-    // 3. Receipt, signed with the audit key so a DPO can verify it offline.
-    if !done.contains_key("receipt") {
+        // Every client in the sync state gets the removal, also one shown the record after the
+        // plan was made.
+        let clients: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT client FROM sync_state WHERE participant_id = ?")
+                .bind(&pid.as_bytes()[..])
+                .fetch_all(pool)
+                .await?;
+        notified.extend(clients.into_iter().map(|c| c.0));
         let payload = serde_json::json!({
             "type": "partnergate-erasure-receipt/v1",
             "request": id,
             "time": crate::store::now(),
             "categories_erased": plan["erased"],
+            "also_erased": also_erased(),
             "categories_kept": plan["kept"],
-            "partners_notified": plan["partners_notified"],
+            "records_kept": records_kept(&plan),
+            "partners_notified": notified,
         });
         let text = payload.to_string();
         let receipt = serde_json::json!({"payload": text, "signature": hex::encode(signer.sign(text.as_bytes()))});
@@ -991,37 +1191,60 @@ pub async fn export_bundle(policy: &Policy, vault: &Vault, id: &str) -> Result<V
             serde_json::json!({"scope": c.scope, "description": description, "recorded_by": partner_name(&c.recorded_by), "given": c.recorded_at, "withdrawn": c.withdrawn_at})
         })
         .collect();
-    let audit_id = vault.index().audit_pseudonym(&p.id);
+    // The audit log outlives an erasure: the history of a record an erasure replaced by what
+    // it kept still tells the person who received their data (Art. 15(1)(c), 19).
+    let former = former_records(vault, id).await?;
+    let mut pseudonyms = vec![vault.index().audit_pseudonym(&p.id)];
+    pseudonyms.extend(former.iter().map(|(f, _)| vault.index().audit_pseudonym(f)));
     let mut disclosures = Vec::new();
-    let mut q = crate::audit::AuditQuery {
-        participant: Some(audit_id),
-        decision: Some("granted".into()),
-        limit: Some(1000),
-        ..Default::default()
-    };
-    loop {
-        let page = crate::audit::search(vault.pool(), &q).await?;
-        for r in &page {
-            let (Some(partner), Some((_, what))) =
-                (&r.partner, DISCLOSING.iter().find(|(a, _)| *a == r.action))
-            else {
-                continue;
-            };
-            let categories: BTreeSet<&str> = r
-                .fields
-                .iter()
-                .filter_map(|f| f.split_once('.').map(|x| x.0))
-                .collect();
-            disclosures.push(serde_json::json!({
-                "time": r.time, "organisation": partner_name(partner), "what": what,
-                "purpose": r.purpose, "categories": categories,
-            }));
-        }
-        match page.last() {
-            Some(last) if page.len() == 1000 => q.after = Some(last.seq),
-            _ => break,
+    for audit_id in pseudonyms {
+        let mut q = crate::audit::AuditQuery {
+            participant: Some(audit_id),
+            decision: Some("granted".into()),
+            limit: Some(1000),
+            ..Default::default()
+        };
+        loop {
+            let page = crate::audit::search(vault.pool(), &q).await?;
+            for r in &page {
+                let (Some(partner), Some((_, what))) =
+                    (&r.partner, DISCLOSING.iter().find(|(a, _)| *a == r.action))
+                else {
+                    continue;
+                };
+                let categories: BTreeSet<&str> = r
+                    .fields
+                    .iter()
+                    .filter_map(|f| f.split_once('.').map(|x| x.0))
+                    .collect();
+                disclosures.push(serde_json::json!({
+                    "time": r.time, "organisation": partner_name(partner), "what": what,
+                    "purpose": r.purpose, "categories": categories,
+                }));
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => q.after = Some(last.seq),
+                _ => break,
+            }
         }
     }
+    disclosures.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+    // Why, and until when, an erasure kept some of the data (Art. 15(1)(d)).
+    let retention: Vec<Value> = former
+        .iter()
+        .flat_map(|(_, receipt)| {
+            receipt["categories_kept"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|k| {
+            serde_json::json!({
+                "category": k["category"], "reason": k["reason"],
+                "until": k["until"], "until_unknown": k["until_unknown"],
+            })
+        })
+        .collect();
     Ok(serde_json::json!({
         "request": request,
         "generated_at": crate::store::now(),
@@ -1032,7 +1255,39 @@ pub async fn export_bundle(policy: &Policy, vault: &Vault, id: &str) -> Result<V
         "involvements": involvements,
         "consents": consents,
         "disclosures": disclosures,
+        "retention": retention,
     }))
+}
+
+/// The person's earlier records that completed erasures replaced, with each erasure's receipt
+/// payload: named by the erasure requests about the same national number.
+async fn former_records(
+    vault: &Vault,
+    request_id: &str,
+) -> Result<Vec<(ParticipantId, Value)>, DsrError> {
+    let rows: Vec<(Vec<u8>, Option<String>)> = sqlx::query_as(
+        "SELECT e.participant_id, e.receipt FROM dsr_requests r JOIN dsr_requests e ON e.insz_hash = r.insz_hash
+         WHERE r.id = ? AND e.kind = 'erasure' AND e.state = 'completed' AND e.participant_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM participants p WHERE p.id = e.participant_id)
+         ORDER BY e.updated_at",
+    )
+    .bind(request_id)
+    .fetch_all(vault.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, receipt)| {
+            let payload = receipt
+                .and_then(|r| serde_json::from_str::<Value>(&r).ok())
+                .and_then(|r| {
+                    r["payload"]
+                        .as_str()
+                        .and_then(|p| serde_json::from_str(p).ok())
+                })
+                .unwrap_or(Value::Null);
+            Some((ParticipantId::from_slice(&id)?, payload))
+        })
+        .collect())
 }
 
 use crate::audit::report::escape_html as esc;
@@ -1126,6 +1381,22 @@ pub fn render_html(bundle: &Value) -> String {
             ("withdrawn", "Ingetrokken / Withdrawn"),
         ],
     );
+    if bundle["retention"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty())
+    {
+        table(
+            &mut h,
+            "Bewaard na uw verzoek tot wissen <span class=\"en\">/ Kept after your erasure request</span>",
+            &bundle["retention"],
+            &[
+                ("category", "Gegevens / Data"),
+                ("reason", "Waarom / Why"),
+                ("until", "Tot / Until"),
+                ("until_unknown", "Geen datum omdat / No date because"),
+            ],
+        );
+    }
     table(
         &mut h,
         "Notities <span class=\"en\">/ Case notes</span>",
@@ -1165,5 +1436,31 @@ mod tests {
         assert_eq!(add_months(date!(2026 - 01 - 31), 1), date!(2026 - 02 - 28));
         assert_eq!(add_months(date!(2028 - 01 - 31), 1), date!(2028 - 02 - 29));
         assert_eq!(add_months(date!(2026 - 12 - 15), 3), date!(2027 - 03 - 15));
+        assert_eq!(
+            add_months(date!(2029 - 12 - 31), 120),
+            date!(2039 - 12 - 31)
+        );
+    }
+
+    #[test]
+    fn a_hold_ends_months_after_the_programme_or_the_trajectory_and_says_when_it_cannot_know() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let policy = Policy::load(&dir).unwrap();
+        let a = policy.agreement();
+        let end = a.meta.programme_end;
+        let esf = a.retention_of("esf").unwrap();
+        assert_eq!(esf.after, RetentionStart::ProgrammeEnd);
+        assert_eq!(
+            retention_until(esf, end, None),
+            Ok(add_months(end, esf.months))
+        );
+        let health = a.retention_of("health").unwrap();
+        assert_eq!(health.after, RetentionStart::TrajectoryEnd);
+        assert_eq!(
+            retention_until(health, end, Some(date!(2026 - 08 - 31))),
+            Ok(add_months(date!(2026 - 08 - 31), health.months))
+        );
+        let why = retention_until(health, end, None).unwrap_err();
+        assert!(why.contains("no trajectory end date"), "{why}");
     }
 }

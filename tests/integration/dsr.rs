@@ -463,39 +463,497 @@ async fn an_erasure_interrupted_by_a_crash_completes_on_retry_and_leaves_nothing
     }
 }
 
+/// The value an earlier rectification request carried (sealed in its details).
+const CORRECTED: &str = "Rechtgezet-Zeewaeter";
+/// The showcase's ESF evidence, which retention keeps through an erasure.
+const ESF_FIELDS: [&str; 2] = ["esf.education_level", "esf.labour_status_entry"];
+/// 120 months after the agreement's programme_end (2029-12-31).
+const ESF_UNTIL: &str = "2039-12-31";
+
+/// A showcase case with everything an erasure must remove besides fields: a consent, an ended
+/// role, a stored idempotent reply bound to the person, and an earlier request whose details
+/// are sealed. Returns the internal id.
+async fn full_case(gw: &Gateway, home: &Home, case: &fixtures::Case) -> Vec<u8> {
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let path = format!("/v1/participants/{}", case.pids["jobandco"]);
+    let r = job
+        .post(
+            &format!("{path}/consents"),
+            &json!({"scope": "health_sharing"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let r = job
+        .send(
+            Method::DELETE,
+            &format!("{path}/involvements"),
+            &[],
+            Some(&json!({"partner": "caw-oost-vlaanderen", "role": "brugfiguur"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let r = job
+        .send(
+            Method::POST,
+            &format!("{path}/notes"),
+            &[("idempotency-key", "note-before-erasure")],
+            Some(&json!({"text": fixtures::NOTE})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let rect = request(
+        gw,
+        "rectification",
+        &case.insz,
+        Some(json!({"fields": {"identity.family_name": CORRECTED}})),
+    )
+    .await;
+    assert_eq!(execute(gw, &rect).await["state"], "completed");
+    let mut conn = db(home).await;
+    let (id,): (Vec<u8>,) = sqlx::query_as("SELECT id FROM participants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    // The API binds stored replies to the participant they concern (migration 0002).
+    sqlx::query(
+        "INSERT INTO idempotency (client, key, request_hash, status, body, created_at, participant_id, action)
+         VALUES ('crm.jobandco', 'bound-reply', x'00', 201, x'7b7d', '2026-01-01T00:00:00.000Z', ?, 'notes.write')",
+    )
+    .bind(&id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // Everything the erasure must remove is really there, so the checks after it can fail.
+    let (ended, consents, bound, details): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM involvements WHERE ended_at IS NOT NULL),
+                (SELECT count(*) FROM consents),
+                (SELECT count(*) FROM idempotency WHERE participant_id IS NOT NULL),
+                (SELECT count(*) FROM dsr_requests WHERE details_sealed IS NOT NULL)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(ended >= 1 && consents >= 1 && bound >= 1 && details >= 1);
+    id
+}
+
+fn receipt_payload(done: &Value) -> Value {
+    serde_json::from_str(done["receipt"]["payload"].as_str().unwrap()).unwrap()
+}
+
 #[tokio::test]
-async fn an_erasure_keeps_only_what_retention_requires_and_says_so_in_the_receipt() {
+async fn an_erasure_with_esf_retention_deletes_everything_but_the_esf_fields() {
     let home = Home::new();
     let gw = home.start();
     let case = showcase(&gw, 67).await;
+    let old_id = full_case(&gw, &home, &case).await;
+    let mut conn = db(&home).await;
+    let (wrapped,): (Vec<u8>,) = sqlx::query_as("SELECT wrapped_dek FROM participants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let sealed: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT field, sealed FROM field_values")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
     let id = request(&gw, "erasure", &case.insz, None).await;
-    let done = execute(&gw, &id).await;
-    assert_eq!(done["state"], "completed");
-    let payload: Value =
-        serde_json::from_str(done["receipt"]["payload"].as_str().unwrap()).unwrap();
-    assert_eq!(payload["categories_kept"][0]["category"], "esf");
-    assert!(
-        payload["categories_kept"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .len()
-            > 10
-    );
+    assert_eq!(execute(&gw, &id).await["state"], "completed");
+
     let mut conn = db(&home).await;
     let fields: Vec<(String,)> = sqlx::query_as("SELECT field FROM field_values ORDER BY field")
         .fetch_all(&mut conn)
         .await
         .unwrap();
     let fields: Vec<&str> = fields.iter().map(|f| f.0.as_str()).collect();
-    assert_eq!(fields, ["esf.education_level", "esf.labour_status_entry"]);
-    let (notes, active): (i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM notes), (SELECT count(*) FROM involvements WHERE ended_at IS NULL)").fetch_one(&mut conn).await.unwrap();
-    assert_eq!((notes, active), (0, 0));
-    // What is kept is stored, not processed: no partner sees the person any more.
-    let r = as_(&gw.client("crm.jobandco"), "trajectory_guidance")
-        .get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+    assert_eq!(fields, ESF_FIELDS);
+    for (what, sql) in [
+        ("notes", "SELECT count(*) FROM notes"),
+        (
+            "involvements, ended or not",
+            "SELECT count(*) FROM involvements",
+        ),
+        ("consents", "SELECT count(*) FROM consents"),
+        (
+            "stored replies about the person",
+            "SELECT count(*) FROM idempotency WHERE participant_id IS NOT NULL",
+        ),
+        (
+            "details of earlier requests",
+            "SELECT count(*) FROM dsr_requests WHERE details_sealed IS NOT NULL",
+        ),
+        (
+            "anything under the erased record's id",
+            "SELECT (SELECT count(*) FROM participants WHERE id = ?1) + (SELECT count(*) FROM field_values WHERE participant_id = ?1)",
+        ),
+    ] {
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&old_id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{what}");
+    }
+    // What is kept is a new, restricted record that only the erased-lookup table leads to.
+    let kept: Vec<(Vec<u8>, bool, bool)> = sqlx::query_as(
+        "SELECT p.id, p.restricted, p.insz_hash = e.insz_hash FROM participants p JOIN erased_lookup e ON e.participant_id = p.id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(kept.len(), 1);
+    let (kept_id, restricted, findable) = &kept[0];
+    assert_ne!(kept_id, &old_id);
+    assert!(restricted);
+    assert!(!findable, "the kept record's own insz_hash is random");
+    drop(conn);
+
+    // No key, no ciphertext of the erased record (the kept fields were re-sealed), and no
+    // seeded value anywhere in the files or the server log.
+    let log = gw.logs();
+    gw.stop();
+    let mut secrets = fixtures::secrets(&case.insz);
+    secrets.push(CORRECTED.into());
+    for f in ["partnergate.db", "partnergate.db-wal"] {
+        let Ok(bytes) = std::fs::read(home.path().join("data").join(f)) else {
+            continue;
+        };
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(&wrapped), "the erased record's key is in {f}");
+        for (field, ct) in &sealed {
+            assert!(
+                !has(ct),
+                "ciphertext of {field} under the old key is in {f}"
+            );
+        }
+        for s in &secrets {
+            assert!(!has(s.as_bytes()), "a seeded value is in {f}");
+        }
+    }
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "a seeded value is in the log");
+    }
+}
+
+#[tokio::test]
+async fn after_an_erasure_look_up_finds_nobody_feeds_say_erased_and_the_number_registers_anew() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 68).await;
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let vdab = as_(&gw.client("crm.vdab"), "trajectory_guidance");
+    let mut cursors = Vec::new();
+    for c in [&job, &vdab] {
+        let page = c.get("/v1/changes").await.unwrap().json();
+        assert_eq!(page["changes"][0]["op"], "upsert");
+        cursors.push(page["next"].as_str().unwrap().to_string());
+    }
+    let id = request(&gw, "erasure", &case.insz, None).await;
+    let done = execute(&gw, &id).await;
+    assert!(
+        !receipt_payload(&done)["categories_kept"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Every partner system that held the person is told it was erased, not merely restricted.
+    for ((c, cursor), partner) in [&job, &vdab]
+        .into_iter()
+        .zip(&cursors)
+        .zip(["jobandco", "vdab"])
+    {
+        let page = c
+            .get(&format!("/v1/changes?since={cursor}"))
+            .await
+            .unwrap()
+            .json();
+        assert_eq!(
+            page["changes"],
+            json!([{"op": "remove", "pid": case.pids[partner], "reason": "erased"}]),
+            "{partner}"
+        );
+    }
+    assert_eq!(
+        job.get(&format!("/v1/participants/{}", case.pids["jobandco"]))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    let lookup = as_(&gw.client("crm.vdab"), "duplicate_check");
+    let r = lookup
+        .post("/v1/lookup", &json!({"insz": case.insz}))
         .await
         .unwrap();
     assert_eq!(r.status, 404);
+    // The same national number now starts a new participant, unlinked to what was kept.
+    let ocmw = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
+    let r = ocmw
+        .post(
+            "/v1/participants",
+            &json!({"fields": {"identity.insz": case.insz, "identity.given_name": "Opnieuw"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["existing"], false);
+    assert_ne!(r.json()["pid"], case.pids["ocmw-gent"].as_str());
+    let mut conn = db(&home).await;
+    let (participants, kept): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM participants), (SELECT count(*) FROM erased_lookup)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((participants, kept), (2, 1));
+}
+
+#[tokio::test]
+async fn the_erasure_receipt_names_what_was_erased_and_what_was_kept_with_reason_and_end_date() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 70).await;
+    let id = request(&gw, "erasure", &case.insz, None).await;
+    let done = execute(&gw, &id).await;
+    assert_eq!(done["state"], "completed");
+    let payload = receipt_payload(&done);
+    let mut erased: Vec<&str> = payload["categories_erased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    erased.sort();
+    assert_eq!(
+        erased,
+        [
+            "consents",
+            "contact",
+            "health",
+            "identity",
+            "involvements",
+            "life",
+            "measure",
+            "notes",
+            "trajectory"
+        ]
+    );
+    let also: Vec<&str> = payload["also_erased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["item"].as_str().unwrap())
+        .collect();
+    for item in [
+        "role_history",
+        "idempotency_replies",
+        "request_details",
+        "data_key",
+    ] {
+        assert!(also.contains(&item), "{item}: {also:?}");
+    }
+    let kept = payload["categories_kept"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["category"], "esf");
+    assert_eq!(kept[0]["fields"], json!(ESF_FIELDS));
+    assert_eq!(kept[0]["after"], "programme_end");
+    assert_eq!(kept[0]["until"], ESF_UNTIL);
+    assert!(kept[0]["reason"].as_str().unwrap().contains("ESF+"));
+    // Everything else that stays is named too, each with a reason and an end date or why not.
+    let records = payload["records_kept"].as_array().unwrap();
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["record"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "national_number_hash",
+            "request_records",
+            "audit_log",
+            "feed_markers"
+        ]
+    );
+    assert_eq!(records[0]["until"], ESF_UNTIL);
+    for r in records {
+        assert!(r["reason"].as_str().is_some_and(|s| !s.is_empty()), "{r}");
+        assert!(
+            r["until"].is_string() || r["until_unknown"].as_str().is_some_and(|s| !s.is_empty()),
+            "{r}"
+        );
+    }
+    let notified = payload["partners_notified"].to_string();
+    assert!(
+        notified.contains("jobandco") && notified.contains("vdab"),
+        "{notified}"
+    );
+    // It verifies with the DPO's public key; a receipt with a later end date does not.
+    let key = partnergate::audit::load_public_key(&home.certs().join("audit-signing.pub")).unwrap();
+    assert!(partnergate::dsr::verify_receipt(&done["receipt"], &key));
+    let mut forged = done["receipt"].clone();
+    forged["payload"] = json!(
+        done["receipt"]["payload"]
+            .as_str()
+            .unwrap()
+            .replace(ESF_UNTIL, "2049-12-31")
+    );
+    assert_ne!(forged, done["receipt"]);
+    assert!(!partnergate::dsr::verify_receipt(&forged, &key));
+    // Executing again changes nothing, the receipt included.
+    let again = execute(&gw, &id).await;
+    assert_eq!(again["receipt"], done["receipt"]);
+    assert_eq!(again["history"], done["history"]);
+}
+
+#[tokio::test]
+async fn an_access_request_after_an_erasure_shows_only_the_kept_fields_and_who_saw_the_file() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 71).await;
+    full_case(&gw, &home, &case).await;
+    let r = as_(&gw.client("crm.vdab"), "trajectory_guidance")
+        .get(&format!("/v1/participants/{}", case.pids["vdab"]))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let erasure = request(&gw, "erasure", &case.insz, None).await;
+    execute(&gw, &erasure).await;
+    let id = request(&gw, "access", &case.insz, None).await;
+    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    let bundle = dpo(&gw)
+        .get(&format!("/v1/dsr/{id}/export"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(bundle["held"], true);
+    assert_eq!(bundle["request"]["person_known"], true);
+    assert_eq!(
+        bundle["data"],
+        json!({"esf": {"education_level": "isced_0_2", "labour_status_entry": "long_term_unemployed"}})
+    );
+    for part in ["notes", "involvements", "consents"] {
+        assert_eq!(bundle[part], json!([]), "{part}");
+    }
+    assert_eq!(bundle["retention"][0]["category"], "esf");
+    assert_eq!(bundle["retention"][0]["until"], ESF_UNTIL);
+    // The audit log is not erased: the person still learns who received their data.
+    let seen = bundle["disclosures"].as_array().unwrap();
+    assert!(
+        seen.iter()
+            .any(|d| d["organisation"].as_str().unwrap().starts_with("VDAB")
+                && d["what"] == "viewed"),
+        "{seen:?}"
+    );
+    let text = bundle.to_string();
+    let mut secrets = fixtures::secrets(&case.insz);
+    secrets.push(CORRECTED.into());
+    for s in &secrets {
+        assert!(
+            !text.contains(s.as_str()),
+            "an erased value is in the export"
+        );
+    }
+    let html = String::from_utf8_lossy(
+        &dpo(&gw)
+            .get(&format!("/v1/dsr/{id}/export?format=html"))
+            .await
+            .unwrap()
+            .body,
+    )
+    .to_string();
+    assert!(html.contains("Kept after your erasure request") && html.contains(ESF_UNTIL));
+}
+
+#[tokio::test]
+async fn what_an_erasure_kept_stays_restricted_when_a_lift_is_asked() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 73).await;
+    let erasure = request(&gw, "erasure", &case.insz, None).await;
+    execute(&gw, &erasure).await;
+    let lift = request(&gw, "restriction", &case.insz, Some(json!({"lift": true}))).await;
+    let done = execute(&gw, &lift).await;
+    assert_eq!(done["state"], "refused", "{done}");
+    let mut conn = db(&home).await;
+    let (restricted,): (bool,) = sqlx::query_as(
+        "SELECT p.restricted FROM participants p JOIN erased_lookup e ON e.participant_id = p.id",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(restricted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_written_while_an_erasure_was_interrupted_is_planned_again_and_named_in_the_receipt()
+ {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 72).await;
+    let id = request(&gw, "erasure", &case.insz, None).await;
+    // The shred fails after the plan was recorded...
+    let mut conn = db(&home).await;
+    sqlx::query("CREATE TRIGGER no_shred BEFORE DELETE ON notes BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let r = dpo(&gw)
+        .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    sqlx::query("DROP TRIGGER no_shred")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let r = dpo(&gw).get(&format!("/v1/dsr/{id}")).await.unwrap().json();
+    assert!(r["history"].to_string().contains("\"plan\""), "{r}");
+    // ...and meanwhile the coach records the ESF exit status, evidence retention keeps.
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let path = format!("/v1/participants/{}", case.pids["jobandco"]);
+    let v = job.get(&path).await.unwrap().json()["version"]
+        .as_i64()
+        .unwrap();
+    let r = job
+        .send(
+            Method::PATCH,
+            &path,
+            &[("if-match", &v.to_string())],
+            Some(&json!({"fields": {"esf.exit_status": "employed"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let done = execute(&gw, &id).await;
+    assert_eq!(done["state"], "completed");
+    let plans = done["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "plan")
+        .count();
+    assert_eq!(plans, 1);
+    let payload = receipt_payload(&done);
+    let named = payload["categories_kept"][0]["fields"].clone();
+    assert_eq!(
+        named,
+        json!([
+            "esf.education_level",
+            "esf.exit_status",
+            "esf.labour_status_entry"
+        ])
+    );
+    let mut conn = db(&home).await;
+    let fields: Vec<(String,)> = sqlx::query_as("SELECT field FROM field_values ORDER BY field")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let fields: Vec<String> = fields.into_iter().map(|f| f.0).collect();
+    assert_eq!(json!(fields), named, "kept exactly what the receipt names");
 }
 
 #[tokio::test]
