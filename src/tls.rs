@@ -596,12 +596,14 @@ pub async fn accept_loop<F, Fut>(
             };
             let peer = {
                 let (_, conn) = stream.get_ref();
-                match conn.peer_certificates().and_then(|c| c.first()) {
-                    Some(cert) => Peer {
+                let cert = conn.peer_certificates().and_then(|c| c.first());
+                match cert.and_then(|c| Some((c, certificate_serial(c)?))) {
+                    Some((cert, serial)) => Peer {
                         identity: Arc::new(ConnIdentity::from_certificate(cert, &policy)),
-                        serial: certificate_serial(cert),
+                        serial,
                     },
-                    // The verifier requires a certificate; this cannot happen, but fail closed.
+                    // The verifier requires a certificate that parses; this cannot happen,
+                    // but a connection whose serial is unknown could never be revoked: close.
                     None => return,
                 }
             };
@@ -618,13 +620,10 @@ pub async fn accept_loop<F, Fut>(
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.global.acquire_many(all)).await;
 }
 
-/// The serial number of a DER certificate (empty if it does not parse, which the verifier
-/// has already ruled out).
-fn certificate_serial(cert: &CertificateDer<'_>) -> Serial {
-    match x509_parser::parse_x509_certificate(cert.as_ref()) {
-        Ok((_, c)) => Serial::from_bytes(c.raw_serial()),
-        Err(_) => Serial::from_bytes(&[]),
-    }
+/// The serial number of a DER certificate.
+fn certificate_serial(cert: &CertificateDer<'_>) -> Option<Serial> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(Serial::from_bytes(c.raw_serial()))
 }
 
 #[cfg(test)]
