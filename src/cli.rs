@@ -72,13 +72,30 @@ pub async fn init(home: &Path, policy_dir: Option<&Path>, force: bool) -> Result
     Ok(out)
 }
 
-/// `partnergate certs issue --client NAME`.
-pub fn certs_issue(settings: &Settings, client: &str) -> Result<(), String> {
+/// `partnergate certs issue --client NAME [--rotate]`.
+pub fn certs_issue(
+    settings: &Settings,
+    client: &str,
+    rotate: bool,
+    crl_days: u32,
+) -> Result<(), String> {
     let known = agreement(&settings.policy_dir())?.client(client).is_some();
+    let validity = pki::crl_validity(crl_days).map_err(|e| e.to_string())?;
     let ca = CertificateAuthority::load(PkiPaths::new(settings.certs_dir()))
         .map_err(|e| e.to_string())?;
-    ca.issue_client(client).map_err(|e| e.to_string())?;
-    println!("issued {}", ca.paths().client_cert(client).display());
+    let issued = ca
+        .issue_or_rotate(client, rotate, validity)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "issued {} (serial {})",
+        ca.paths().client_cert(client).display(),
+        issued.serial
+    );
+    if let Some(old) = issued.revoked {
+        println!(
+            "revoked the previous certificate of {client} (serial {old}); a running server refuses it within 2 seconds, on open connections too"
+        );
+    }
     if !known {
         println!(
             "note: {client} is not a client in the agreement yet; the gateway answers it 403 until it is added"
@@ -87,12 +104,54 @@ pub fn certs_issue(settings: &Settings, client: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `partnergate certs revoke --client NAME`.
-pub fn certs_revoke(settings: &Settings, client: &str) -> Result<(), String> {
+/// `partnergate certs revoke --client NAME | --serial HEX`.
+pub fn certs_revoke(
+    settings: &Settings,
+    client: Option<&str>,
+    serial: Option<&str>,
+    crl_days: u32,
+) -> Result<(), String> {
+    let validity = pki::crl_validity(crl_days).map_err(|e| e.to_string())?;
     let ca = CertificateAuthority::load(PkiPaths::new(settings.certs_dir()))
         .map_err(|e| e.to_string())?;
-    let serial = ca.revoke_client(client).map_err(|e| e.to_string())?;
-    println!("revoked {client} (serial {serial}); a running server refuses it within 2 seconds");
+    let (serial, client) = match (client, serial) {
+        (Some(client), None) => (
+            ca.revoke_client(client, validity)
+                .map_err(|e| e.to_string())?,
+            Some(client.to_string()),
+        ),
+        (None, Some(hex)) => {
+            let serial = pki::Serial::parse_hex(hex).map_err(|e| e.to_string())?;
+            let client = ca
+                .revoke_serial(&serial, validity)
+                .map_err(|e| e.to_string())?;
+            (serial, client)
+        }
+        _ => return Err("give exactly one of --client and --serial".into()),
+    };
+    let whose = client.map(|c| format!("{c}, ")).unwrap_or_default();
+    println!(
+        "revoked ({whose}serial {serial}); a running server refuses it within 2 seconds, on open connections too"
+    );
+    Ok(())
+}
+
+/// `partnergate certs crl`: re-sign the revocation list before its nextUpdate passes.
+pub fn certs_crl(settings: &Settings, crl_days: u32) -> Result<(), String> {
+    let validity = pki::crl_validity(crl_days).map_err(|e| e.to_string())?;
+    let ca = CertificateAuthority::load(PkiPaths::new(settings.certs_dir()))
+        .map_err(|e| e.to_string())?;
+    let crl = ca.resign_crl(validity).map_err(|e| e.to_string())?;
+    let next = crl
+        .next_update
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    println!(
+        "re-signed {} (number {}, {} revoked, next update {next}); a running server picks it up within 2 seconds",
+        ca.paths().crl().display(),
+        crl.number,
+        crl.revoked.len()
+    );
     Ok(())
 }
 

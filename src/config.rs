@@ -39,6 +39,9 @@ pub struct Config {
     /// How many national-number look-ups each client may make.
     #[serde(default)]
     pub lookup_limit: LookupLimit,
+    /// Limits on TLS handshakes in progress on the API listener.
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 /// A token bucket per client certificate for `POST /v1/lookup`: `burst` look-ups at once, then
@@ -105,6 +108,69 @@ impl Default for AuditConfig {
             max_batch: default_max_batch(),
         }
     }
+}
+
+/// Limits on TLS handshakes in progress (`[tls]` in `partnergate.toml`). They keep clients
+/// that connect and never finish a handshake from holding the slots real partners need.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Seconds a new connection gets to send its whole ClientHello.
+    #[serde(default = "default_client_hello_timeout")]
+    pub client_hello_timeout_secs: u64,
+    /// Seconds a new connection gets to finish the whole handshake (ClientHello included).
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_secs: u64,
+    /// The most handshakes in progress at once; connections beyond it are closed at once.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// The most handshakes in progress from one source address (IPv4 address or IPv6 /64).
+    #[serde(default = "default_max_handshakes_per_ip")]
+    pub max_handshakes_per_ip: usize,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            client_hello_timeout_secs: default_client_hello_timeout(),
+            handshake_timeout_secs: default_handshake_timeout(),
+            max_handshakes: default_max_handshakes(),
+            max_handshakes_per_ip: default_max_handshakes_per_ip(),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Refuses limits that would lock every client out or never time out.
+    fn validate(&self) -> Result<(), String> {
+        if self.client_hello_timeout_secs == 0 || self.handshake_timeout_secs == 0 {
+            return Err("tls timeouts must be at least 1 second".into());
+        }
+        if self.client_hello_timeout_secs > self.handshake_timeout_secs {
+            return Err(
+                "tls.client_hello_timeout_secs cannot exceed tls.handshake_timeout_secs".into(),
+            );
+        }
+        if self.max_handshakes == 0 || self.max_handshakes_per_ip == 0 {
+            return Err(
+                "tls.max_handshakes and tls.max_handshakes_per_ip must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn default_client_hello_timeout() -> u64 {
+    3
+}
+fn default_handshake_timeout() -> u64 {
+    5
+}
+fn default_max_handshakes() -> usize {
+    256
+}
+fn default_max_handshakes_per_ip() -> usize {
+    32
 }
 
 fn default_listen() -> SocketAddr {
@@ -192,6 +258,13 @@ impl Settings {
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
         apply_env(&mut config)?;
+        config
+            .tls
+            .validate()
+            .map_err(|message| ConfigError::Parse {
+                path: path.clone(),
+                message,
+            })?;
         Ok(Self {
             home: home.to_path_buf(),
             config,
@@ -305,6 +378,22 @@ mod tests {
                 burst: 120
             }
         );
+        assert_eq!(c.tls.client_hello_timeout_secs, 3);
+        assert_eq!(c.tls.handshake_timeout_secs, 5);
+        assert_eq!(c.tls.max_handshakes, 256);
+        assert_eq!(c.tls.max_handshakes_per_ip, 32);
+    }
+
+    #[test]
+    fn handshake_limits_that_lock_everyone_out_are_refused() {
+        let c: Config = toml::from_str("[tls]\nmax_handshakes_per_ip = 0").unwrap();
+        assert!(c.tls.validate().is_err());
+        let c: Config = toml::from_str("[tls]\nclient_hello_timeout_secs = 9").unwrap();
+        assert!(
+            c.tls.validate().is_err(),
+            "hello timeout above the handshake timeout"
+        );
+        assert!(Config::default().tls.validate().is_ok());
     }
 
     #[test]

@@ -1056,6 +1056,12 @@ async fn erasure_finish(
                 ));
             }
             Err(WriteError::Vault(e)) => return Err(e.into()),
+            // An erasure moves no national number; fail closed all the same.
+            Err(WriteError::InszTaken) => {
+                return Err(DsrError::Conflict(
+                    "the record changed during the erasure; execute again".into(),
+                ));
+            }
         }
     };
     // 3. Receipt, signed with the audit key so a DPO can verify it offline.

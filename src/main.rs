@@ -29,7 +29,7 @@ enum Command {
     Serve(ServeArgs),
     /// Init if needed, load a synthetic caseload, print ready-to-paste curl commands, and serve.
     Demo(DemoArgs),
-    /// Issue or revoke client certificates.
+    /// Issue, rotate and revoke client certificates; re-sign the revocation list.
     #[command(subcommand)]
     Certs(CertsCommand),
     /// Compile, check and explain the joint-controller agreement; generate the registers.
@@ -88,19 +88,49 @@ struct DemoArgs {
 
 #[derive(Subcommand)]
 enum CertsCommand {
-    /// Issue (or re-issue) a client certificate signed by the partnership CA.
+    /// Issue a client certificate signed by the partnership CA. A client has one valid
+    /// certificate at a time: if its current one is still valid (not expired, not revoked),
+    /// this is refused unless --rotate, which revokes the current one. A running server then
+    /// refuses the old certificate within two seconds, on open connections too.
     Issue {
         /// The client name (certificate CN), e.g. crm.ocmw-gent.
         #[arg(long)]
         client: String,
-    },
-    /// Revoke a client's current certificate. The running server picks up the new revocation
-    /// list within two seconds (or at once on SIGHUP); no restart needed.
-    Revoke {
-        /// The client name (certificate CN).
+        /// Replace a still-valid certificate: revoke it (reason superseded) and issue a new one.
         #[arg(long)]
-        client: String,
+        rotate: bool,
+        #[command(flatten)]
+        crl: CrlValidity,
     },
+    /// Revoke a client's current certificate, or any certificate by serial number. A running
+    /// server refuses it within two seconds (at once on SIGHUP), on open connections too; no
+    /// restart needed.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["client", "serial"])))]
+    Revoke {
+        /// The client name (certificate CN): revokes its current certificate.
+        #[arg(long)]
+        client: Option<String>,
+        /// A serial number in hexadecimal (`3af012…` or `3A:F0:12:…`, as printed by `certs
+        /// issue`/`revoke` or `openssl x509 -serial`).
+        #[arg(long)]
+        serial: Option<String>,
+        #[command(flatten)]
+        crl: CrlValidity,
+    },
+    /// Re-sign the revocation list (same entries, new thisUpdate and nextUpdate, next number).
+    /// The server refuses every client once the list is past its nextUpdate: run this
+    /// regularly (e.g. daily from cron); a running server picks it up within two seconds.
+    Crl {
+        #[command(flatten)]
+        crl: CrlValidity,
+    },
+}
+
+#[derive(Args)]
+struct CrlValidity {
+    /// Days until the nextUpdate of the re-signed revocation list (1-366).
+    #[arg(long, default_value_t = partnergate::pki::DEFAULT_CRL_VALIDITY_DAYS)]
+    crl_valid_days: u32,
 }
 
 #[derive(Subcommand)]
@@ -265,8 +295,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Certs(c) => {
             let s = settings(&home, None)?;
             match c {
-                CertsCommand::Issue { client } => cli::certs_issue(&s, &client),
-                CertsCommand::Revoke { client } => cli::certs_revoke(&s, &client),
+                CertsCommand::Issue {
+                    client,
+                    rotate,
+                    crl,
+                } => cli::certs_issue(&s, &client, rotate, crl.crl_valid_days),
+                CertsCommand::Revoke {
+                    client,
+                    serial,
+                    crl,
+                } => {
+                    cli::certs_revoke(&s, client.as_deref(), serial.as_deref(), crl.crl_valid_days)
+                }
+                CertsCommand::Crl { crl } => cli::certs_crl(&s, crl.crl_valid_days),
             }
         }
         Command::Policy(c) => {

@@ -6,17 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::api::{self, AppState};
+use crate::api::extract::valid_actor;
+use crate::api::{self, ApiError, AppState};
+use crate::audit::{AuditEvent, AuditLog, Outcome};
 use crate::config::Settings;
 use crate::pki::PkiPaths;
 use crate::policy::Policy;
-use crate::tls::{self, ConnIdentity, TlsReloader};
+use crate::tls::{self, HandshakeLimits, Peer, Refusal, TlsReloader};
 use crate::{audit, store, vault};
 
 /// Why the server could not start.
@@ -91,6 +95,10 @@ pub async fn serve(
 
     let pki = PkiPaths::new(settings.certs_dir());
     let tls = TlsReloader::new(pki)?;
+    let gate = Arc::new(ConnectionGate {
+        tls: tls.clone(),
+        audit: audit_log.clone(),
+    });
     let state = AppState {
         policy: policy.clone(),
         pool: pool.clone(),
@@ -135,7 +143,7 @@ pub async fn serve(
         let tls = tls.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            let mut tick = tokio::time::interval(tls::CRL_POLL_INTERVAL);
             let mut hup =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             loop {
@@ -144,7 +152,7 @@ pub async fn serve(
                     _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => {}
                     _ = stop.changed() => break,
                 }
-                tls.reload_if_changed();
+                tls.poll();
                 vault.reload_keyring_if_changed();
             }
         })
@@ -174,14 +182,24 @@ pub async fn serve(
     let accept = {
         let graceful = graceful.clone();
         // Each connection holds only a watcher, so shutdown can wait for exactly those.
-        let serve_conn = move |io, identity: Arc<ConnIdentity>| {
+        let serve_conn = move |io, peer: Peer| {
             let app = app.clone();
+            let gate = gate.clone();
             let watcher = graceful.watcher();
+            let peer = Arc::new(peer);
             async move {
                 let service = hyper::service::service_fn(
                     move |mut req: hyper::Request<hyper::body::Incoming>| {
-                        req.extensions_mut().insert(identity.clone());
-                        app.clone().oneshot(req.map(axum::body::Body::new))
+                        let (app, gate, peer) = (app.clone(), gate.clone(), peer.clone());
+                        async move {
+                            // Every request, routed or not, is checked against the revocation
+                            // list in force now, not the one of the handshake.
+                            if let Err(refusal) = gate.tls.check(&peer.serial) {
+                                return Ok(gate.refuse(&peer, refusal, req.headers()).await);
+                            }
+                            req.extensions_mut().insert(peer.identity.clone());
+                            app.oneshot(req.map(axum::body::Body::new)).await
+                        }
                     },
                 );
                 let mut builder = hyper::server::conn::http1::Builder::new();
@@ -196,6 +214,7 @@ pub async fn serve(
             api_listener,
             tls,
             policy.clone(),
+            HandshakeLimits::from(&settings.config.tls),
             stop_rx.clone(),
             serve_conn,
         ))
@@ -217,6 +236,70 @@ pub async fn serve(
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Refuses requests on open connections whose certificate the revocation list in force no
+/// longer accepts. Sits in front of the router, so unrouted requests are refused too.
+struct ConnectionGate {
+    tls: Arc<TlsReloader>,
+    audit: AuditLog,
+}
+
+impl ConnectionGate {
+    /// Audits the refusal and answers it with `Connection: close`, so hyper closes the
+    /// connection after this response: the certificate is done on this connection.
+    async fn refuse(&self, peer: &Peer, refusal: Refusal, headers: &HeaderMap) -> Response {
+        let request_id = new_request_id();
+        let identity = &peer.identity;
+        metrics::counter!("partnergate_revocation_refusals_total", "stage" => "request", "reason" => refusal.code()).increment(1);
+        tracing::info!(client = identity.cn(), %request_id, reason = refusal.code(), "request refused on an open connection; closing it");
+        let event = AuditEvent {
+            request_id: request_id.clone(),
+            client: identity.cn().to_string(),
+            partner: identity.partner().map(str::to_string),
+            acting_user: headers
+                .get("x-acting-user")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| valid_actor(v))
+                .map(str::to_string),
+            roles: Vec::new(),
+            purpose: None,
+            action: "request",
+            participant: None,
+            fields: Vec::new(),
+            outcome: Outcome::Refused,
+            reason: Some(format!("{} (open connection)", refusal.code())),
+        };
+        let error = match self.audit.append_one(event).await {
+            Err(_) => ApiError::audit_unavailable(),
+            Ok(_) => match refusal {
+                Refusal::CertificateRevoked => ApiError::forbidden(
+                    refusal.code(),
+                    "this client certificate has been revoked; this connection is closed",
+                ),
+                Refusal::RevocationListExpired => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    refusal.code(),
+                    "the gateway's revocation list is out of date, so no certificate can be trusted; the operator must re-sign it",
+                ),
+            },
+        };
+        let mut res = error.into_response();
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert("x-request-id", v);
+        }
+        res
+    }
+}
+
+/// A request id like the API middleware's (96 random bits, hex).
+fn new_request_id() -> String {
+    let mut b = [0u8; 12];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("the OS random generator works");
+    hex::encode(b)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
