@@ -137,7 +137,9 @@ struct CrlValidity {
 enum PolicyCommand {
     /// Compile policies/agreement.toml into policies/model.conf and policies/policy.csv.
     Compile,
-    /// Check the agreement for unsafe or inconsistent grants.
+    /// Check the agreement for unsafe or inconsistent grants, and list every escalation path:
+    /// self-assignments that widen a partner's own view (allowed only where `self_assign`
+    /// names them) and consents whose recording widens the recorder's own reading.
     Check,
     /// Print the decision matrix (role × purpose × category → read/write/condition).
     Explain {

@@ -489,7 +489,7 @@ async fn full_case(gw: &Gateway, home: &Home, case: &fixtures::Case) -> Vec<u8> 
             Method::DELETE,
             &format!("{path}/involvements"),
             &[],
-            Some(&json!({"partner": "caw-oost-vlaanderen", "role": "brugfiguur"})),
+            Some(&json!({"partner": "caw-oost-vlaanderen", "role": "brugfiguur", "reason": "no_longer_needed"})),
         )
         .await
         .unwrap();
@@ -517,15 +517,6 @@ async fn full_case(gw: &Gateway, home: &Home, case: &fixtures::Case) -> Vec<u8> 
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    // The API binds stored replies to the participant they concern (migration 0002).
-    sqlx::query(
-        "INSERT INTO idempotency (client, key, request_hash, status, body, created_at, participant_id, action)
-         VALUES ('crm.jobandco', 'bound-reply', x'00', 201, x'7b7d', '2026-01-01T00:00:00.000Z', ?, 'notes.write')",
-    )
-    .bind(&id)
-    .execute(&mut conn)
-    .await
-    .unwrap();
     // Everything the erasure must remove is really there, so the checks after it can fail.
     let (ended, consents, bound, details): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM involvements WHERE ended_at IS NOT NULL),
