@@ -7,7 +7,7 @@ use super::extract::Ctx;
 use crate::audit::{AuditEvent, Outcome};
 use crate::policy::{CategorySet, Decision, LegalBasis, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::Participant;
-use crate::vault::records::Snapshot;
+use crate::vault::Snapshot;
 
 /// The purpose under which a restricted record may still be processed (GDPR Art. 18(2)).
 pub const DSR_PURPOSE: &str = "dsr_handling";

@@ -3,15 +3,17 @@
 //! Nothing leaves this module in plaintext except the fields a caller's policy decision allows,
 //! and only at the moment they are returned.
 
+mod case;
 pub mod crypto;
+mod erase;
 pub mod insz;
 pub mod keys;
-pub mod records;
+mod participants;
+mod snapshot;
 
-pub use records::{
-    CaseChange, CaseOutcome, ConsentHistory, Flag, Involvement, InvolvementHistory, Note,
-    Participant, Seed, Vault, WriteError,
-};
+pub use case::{CaseChange, CaseOutcome, ConsentHistory, Involvement, InvolvementHistory, Note};
+pub use participants::{Flag, Participant, Seed, Vault, WriteError};
+pub use snapshot::{ChangePage, Snapshot};
 
 use sqlx::SqlitePool;
 

@@ -1,0 +1,564 @@
+//! Participant records: the vault's keys and database, registration, sealed fields and
+//! their versioned writes, processing flags and key re-wrapping.
+//!
+//! The vault knows nothing of HTTP or policy: callers say which fields they want and get back
+//! only those, decrypted at that moment. Every row stores ciphertext bound (by AAD) to its
+//! participant, field and data-key version.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::VaultError;
+use super::case::{insert_consent, insert_involvement, insert_note};
+use super::crypto::{DataKey, ParticipantId, WrappedKey};
+use super::insz::Insz;
+use super::keys::{IndexKeys, MasterKeyring};
+
+/// The data-key version of newly registered participants.
+pub(super) const DEK_VERSION: u32 = 1;
+
+/// A participant's row, without any field values.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    /// The internal id (never shown to partners).
+    pub id: ParticipantId,
+    /// Record version, for If-Match.
+    pub version: i64,
+    /// Whether processing is restricted (GDPR Art. 18).
+    pub restricted: bool,
+    /// Whether the participant objected (GDPR Art. 21) to public-task and
+    /// legitimate-interest processing.
+    pub objection: bool,
+    pub(super) dek_version: u32,
+    wrapped: WrappedKey,
+}
+
+/// A `participants` row as stored.
+#[derive(sqlx::FromRow)]
+pub(super) struct ParticipantRow {
+    pub(super) id: Vec<u8>,
+    pub(super) version: i64,
+    pub(super) restricted: bool,
+    pub(super) objection: bool,
+    pub(super) dek_version: i64,
+    pub(super) master_version: i64,
+    pub(super) wrapped_dek: Vec<u8>,
+}
+
+impl ParticipantRow {
+    pub(super) fn into_participant(self) -> Option<Participant> {
+        Some(Participant {
+            id: ParticipantId::from_slice(&self.id)?,
+            version: self.version,
+            restricted: self.restricted,
+            objection: self.objection,
+            dek_version: self.dek_version as u32,
+            wrapped: WrappedKey {
+                master_version: self.master_version as u32,
+                bytes: self.wrapped_dek,
+            },
+        })
+    }
+}
+
+/// Outcome of a write that checks the record version.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The participant does not exist (anymore).
+    NotFound,
+    /// `If-Match` named an older version; the current one is given.
+    Stale(i64),
+    /// The corrected national number belongs to another participant: nothing was written.
+    InszTaken,
+    /// Anything else.
+    Vault(VaultError),
+}
+
+impl<E: Into<VaultError>> From<E> for WriteError {
+    fn from(e: E) -> Self {
+        WriteError::Vault(e.into())
+    }
+}
+
+/// The vault: keys plus the database.
+pub struct Vault {
+    pub(super) pool: SqlitePool,
+    gate: crate::store::WriteGate,
+    pub(super) keyring: ArcSwap<MasterKeyring>,
+    keyring_source: Option<std::path::PathBuf>,
+    keyring_mtime: std::sync::Mutex<Option<SystemTime>>,
+    pub(super) index: IndexKeys,
+}
+
+pub(super) fn now() -> String {
+    crate::store::now()
+}
+
+/// A per-participant processing flag.
+#[derive(Debug, Clone, Copy)]
+pub enum Flag {
+    /// Art. 18 restriction.
+    Restricted,
+    /// Art. 21 objection.
+    Objection,
+}
+
+/// A new participant to store in bulk.
+pub struct Seed<'a> {
+    /// Its new random id.
+    pub id: ParticipantId,
+    /// The national number (already validated).
+    pub insz: &'a Insz,
+    /// Field values (validated by the caller against the agreement).
+    pub fields: &'a BTreeMap<String, Value>,
+    /// (partner, role); the first one is the referrer.
+    pub involvements: &'a [(String, String)],
+    /// Consent scopes in force.
+    pub consents: &'a [String],
+    /// (author partner, text) case notes.
+    pub notes: &'a [(String, String)],
+}
+
+fn seal_all(
+    dek: &DataKey,
+    id: &ParticipantId,
+    dek_version: u32,
+    fields: &BTreeMap<String, Value>,
+) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
+    fields
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(name, value)| {
+            let plain = zeroize::Zeroizing::new(serde_json::to_vec(value).expect("json"));
+            Ok((name.clone(), dek.seal(id, name, dek_version, &plain)?))
+        })
+        .collect()
+}
+
+pub(super) async fn write_sealed(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ParticipantId,
+    sealed: Vec<(String, Vec<u8>)>,
+) -> Result<(), sqlx::Error> {
+    if sealed.is_empty() {
+        return Ok(());
+    }
+    // One statement for all fields (an agreement has far fewer than SQLite's variable limit).
+    let mut q =
+        sqlx::QueryBuilder::new("INSERT INTO field_values (participant_id, field, sealed) ");
+    q.push_values(sealed, |mut row, (field, bytes)| {
+        row.push_bind(id.as_bytes().to_vec())
+            .push_bind(field)
+            .push_bind(bytes);
+    });
+    q.push(" ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed");
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Notes that a participant changed, for the partners' sync feeds.
+pub(super) async fn record_change(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ParticipantId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO changes (participant_id, seq) VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM changes))
+         ON CONFLICT (participant_id) DO UPDATE SET seq = excluded.seq",
+    )
+    .bind(&id.as_bytes()[..])
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Vault {
+    /// Opens the vault on `pool` with `keyring` (read from `keyring_file` when given, so that
+    /// [`Vault::reload_keyring_if_changed`] can pick up a rotation).
+    pub async fn open(
+        pool: SqlitePool,
+        gate: crate::store::WriteGate,
+        keyring: MasterKeyring,
+        keyring_file: Option<&Path>,
+    ) -> Result<Self, VaultError> {
+        let index = super::load_index_keys(&pool, &keyring).await?;
+        let mtime = keyring_file.and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        Ok(Self {
+            pool,
+            gate,
+            keyring: ArcSwap::from_pointee(keyring),
+            keyring_source: keyring_file.map(Path::to_path_buf),
+            keyring_mtime: std::sync::Mutex::new(mtime),
+            index,
+        })
+    }
+
+    /// Starts a write transaction in this process's turn (see [`crate::store::WriteGate`]).
+    pub(super) async fn begin_write(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::OwnedMutexGuard<()>,
+            Transaction<'static, Sqlite>,
+        ),
+        sqlx::Error,
+    > {
+        let turn = self.gate.enter().await;
+        Ok((turn, self.pool.begin().await?))
+    }
+
+    /// The look-up, pseudonym and audit keys.
+    pub fn index(&self) -> &IndexKeys {
+        &self.index
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Re-reads the key file if it changed (after `keys rotate`), so new data keys are wrapped
+    /// under the newest version and keys re-wrapped by the rotation can be opened.
+    pub fn reload_keyring_if_changed(&self) {
+        let Some(path) = &self.keyring_source else {
+            return;
+        };
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let mut seen = self.keyring_mtime.lock().expect("not poisoned");
+        if *seen == mtime {
+            return;
+        }
+        match MasterKeyring::load(path) {
+            Ok(k) => {
+                tracing::info!(
+                    current_version = k.current_version(),
+                    "master keyring reloaded"
+                );
+                self.keyring.store(Arc::new(k));
+                *seen = mtime;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "master key file changed but does not load; keeping the previous keyring")
+            }
+        }
+    }
+
+    pub(super) fn unwrap(&self, p: &Participant) -> Result<DataKey, VaultError> {
+        match self.keyring.load().unwrap(&p.id, &p.wrapped) {
+            Err(super::crypto::CryptoError::UnknownMasterVersion(_)) => {
+                // A rotation may have re-wrapped it a moment ago: look at the key file again.
+                self.reload_keyring_if_changed();
+                Ok(self.keyring.load().unwrap(&p.id, &p.wrapped)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The participant row.
+    pub async fn participant(&self, id: &ParticipantId) -> Result<Option<Participant>, VaultError> {
+        let row: Option<ParticipantRow> = sqlx::query_as(
+            "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
+        )
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(ParticipantRow::into_participant))
+    }
+
+    /// The participant with this national number, if registered.
+    pub async fn find_by_insz(&self, insz: &Insz) -> Result<Option<ParticipantId>, VaultError> {
+        let hash = self.index.insz_lookup_hash(insz);
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT id FROM participants WHERE insz_hash = ?")
+                .bind(&hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|(id,)| ParticipantId::from_slice(&id)))
+    }
+
+    /// Registers a participant with `fields` (which must include `identity.insz` as the
+    /// normalized number) and makes `partner` the first involvement with `role`.
+    /// Returns `false` when the national number is already registered (nothing written).
+    pub async fn register(
+        &self,
+        id: &ParticipantId,
+        insz: &Insz,
+        fields: &BTreeMap<String, Value>,
+        partner: &str,
+        role: &str,
+    ) -> Result<bool, VaultError> {
+        let seed = Seed {
+            id: *id,
+            insz,
+            fields,
+            involvements: &[(partner.to_string(), role.to_string())],
+            consents: &[],
+            notes: &[],
+        };
+        let (_turn, mut tx) = self.begin_write().await?;
+        let inserted = self.insert_new(&mut tx, &seed).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Stores many new participants in one transaction (migrations and demo data). Returns how
+    /// many were new; known national numbers are skipped.
+    pub async fn seed_many(&self, seeds: &[Seed<'_>]) -> Result<usize, VaultError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let mut n = 0;
+        for seed in seeds {
+            n += usize::from(self.insert_new(&mut tx, seed).await?);
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn insert_new(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        seed: &Seed<'_>,
+    ) -> Result<bool, VaultError> {
+        let id = &seed.id;
+        let dek = DataKey::generate()?;
+        let wrapped = self.keyring.load().wrap(id, &dek)?;
+        let hash = self.index.insz_lookup_hash(seed.insz);
+        let sealed = seal_all(&dek, id, DEK_VERSION, seed.fields)?;
+        let now = now();
+        let inserted = sqlx::query(
+            "INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (insz_hash) DO NOTHING",
+        )
+        .bind(&id.as_bytes()[..])
+        .bind(&hash[..])
+        .bind(i64::from(DEK_VERSION))
+        .bind(i64::from(wrapped.master_version))
+        .bind(&wrapped.bytes)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        write_sealed(tx, id, sealed).await?;
+        let first = seed
+            .involvements
+            .first()
+            .map(|(p, _)| p.as_str())
+            .unwrap_or("");
+        for (partner, role) in seed.involvements {
+            insert_involvement(tx, id, partner, role, first).await?;
+        }
+        for scope in seed.consents {
+            insert_consent(tx, id, scope, first).await?;
+        }
+        for (author, text) in seed.notes {
+            insert_note(tx, &dek, id, DEK_VERSION, author, text).await?;
+        }
+        record_change(tx, id).await?;
+        Ok(true)
+    }
+
+    /// Decrypts the fields of `p` for which `wanted` is true; the others stay sealed.
+    pub async fn read(
+        &self,
+        p: &Participant,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, Value>, VaultError> {
+        let rows: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
+                .bind(&p.id.as_bytes()[..])
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = BTreeMap::new();
+        let mut dek = None;
+        for (field, sealed) in rows.into_iter().filter(|(f, _)| wanted(f)) {
+            let key = match &dek {
+                Some(k) => k,
+                None => dek.insert(self.unwrap(p)?),
+            };
+            let plain = key.open(&p.id, &field, p.dek_version, &sealed)?;
+            // A value that decrypts but does not parse was written by a bug; fail closed.
+            let value = serde_json::from_slice(&plain)
+                .map_err(|_| super::crypto::CryptoError::Malformed)?;
+            out.insert(field, value);
+        }
+        Ok(out)
+    }
+
+    /// Writes `changes` (a `null` clears the field) if the record is still at `expected`.
+    /// A corrected national number (`new_insz`) moves the look-up hash in the same
+    /// transaction, so the old number finds nobody. Returns the new version.
+    pub async fn update(
+        &self,
+        p: &Participant,
+        expected: i64,
+        changes: &BTreeMap<String, Value>,
+        new_insz: Option<&Insz>,
+    ) -> Result<i64, WriteError> {
+        let dek = self.unwrap(p)?;
+        let (clear, set): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_null());
+        let set: BTreeMap<String, Value> = set
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let sealed = seal_all(&dek, &p.id, p.dek_version, &set)?;
+        let (_turn, mut tx) = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE participants SET version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+        )
+        .bind(now())
+        .bind(&p.id.as_bytes()[..])
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            drop(tx);
+            return match self.participant(&p.id).await? {
+                Some(current) => Err(WriteError::Stale(current.version)),
+                None => Err(WriteError::NotFound),
+            };
+        }
+        if let Some(insz) = new_insz {
+            let hash = self.index.insz_lookup_hash(insz);
+            let moved = sqlx::query(
+                "UPDATE participants SET insz_hash = ?1 WHERE id = ?2
+                 AND NOT EXISTS (SELECT 1 FROM participants WHERE insz_hash = ?1 AND id <> ?2)",
+            )
+            .bind(&hash[..])
+            .bind(&p.id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Err(WriteError::InszTaken);
+            }
+        }
+        write_sealed(&mut tx, &p.id, sealed).await?;
+        for (field, _) in clear {
+            sqlx::query("DELETE FROM field_values WHERE participant_id = ? AND field = ?")
+                .bind(&p.id.as_bytes()[..])
+                .bind(field)
+                .execute(&mut *tx)
+                .await?;
+        }
+        record_change(&mut tx, &p.id).await?;
+        tx.commit().await?;
+        Ok(expected + 1)
+    }
+
+    /// Re-wraps every data key and the index secret that is not under the current master
+    /// version, in batches, while the server keeps serving. Returns how many were re-wrapped.
+    pub async fn rewrap_all(&self, keyring: &MasterKeyring) -> Result<u64, VaultError> {
+        let current = i64::from(keyring.current_version());
+        let mut done = 0;
+        let secret: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT master_version, wrapped FROM system_secrets WHERE name = 'index' AND master_version <> ?",
+        )
+        .bind(current)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((v, bytes)) = secret {
+            let w = super::keys::IndexSecret::rewrap(
+                keyring,
+                &WrappedKey {
+                    master_version: v as u32,
+                    bytes,
+                },
+            )?;
+            sqlx::query(
+                "UPDATE system_secrets SET master_version = ?, wrapped = ? WHERE name = 'index'",
+            )
+            .bind(i64::from(w.master_version))
+            .bind(&w.bytes)
+            .execute(&self.pool)
+            .await?;
+            done += 1;
+        }
+        loop {
+            let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, master_version, wrapped_dek FROM participants WHERE master_version <> ? LIMIT 500",
+            )
+            .bind(current)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            let (_turn, mut tx) = self.begin_write().await?;
+            for (id, v, bytes) in rows {
+                let Some(pid) = ParticipantId::from_slice(&id) else {
+                    continue;
+                };
+                let w = keyring.rewrap(
+                    &pid,
+                    &WrappedKey {
+                        master_version: v as u32,
+                        bytes: bytes.clone(),
+                    },
+                )?;
+                // Compare-and-set: a concurrent erasure or rotation wins; we never resurrect.
+                sqlx::query(
+                    "UPDATE participants SET master_version = ?, wrapped_dek = ? WHERE id = ? AND wrapped_dek = ?",
+                )
+                .bind(i64::from(w.master_version))
+                .bind(&w.bytes)
+                .bind(&id)
+                .bind(&bytes)
+                .execute(&mut *tx)
+                .await?;
+                done += 1;
+            }
+            tx.commit().await?;
+        }
+    }
+
+    /// Sets the restriction (Art. 18) or objection (Art. 21) flag; partners' feeds see the change.
+    pub async fn set_flag(
+        &self,
+        id: &ParticipantId,
+        flag: Flag,
+        on: bool,
+    ) -> Result<(), VaultError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let sql = match flag {
+            Flag::Restricted => "UPDATE participants SET restricted = ? WHERE id = ?",
+            Flag::Objection => "UPDATE participants SET objection = ? WHERE id = ?",
+        };
+        sqlx::query(sql)
+            .bind(on)
+            .bind(&id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await?;
+        record_change(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Seals request details with the participant's own key (so erasure shreds them too).
+    pub fn seal_for(
+        &self,
+        p: &Participant,
+        label: &str,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        Ok(self.unwrap(p)?.seal(&p.id, label, p.dek_version, plain)?)
+    }
+
+    /// Opens what [`Vault::seal_for`] sealed.
+    pub fn open_for(
+        &self,
+        p: &Participant,
+        label: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
+        Ok(self.unwrap(p)?.open(&p.id, label, p.dek_version, sealed)?)
+    }
+}
