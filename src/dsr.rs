@@ -233,13 +233,6 @@ fn check_details(
                     .validate_value(name, value)
                     .map_err(|e| DsrError::Invalid("invalid_value", e.to_string()))?;
             }
-            if fields.contains_key("identity.insz") {
-                return Err(DsrError::Invalid(
-                    "invalid_details",
-                    "the national number is the request's key; correct it with a new registration"
-                        .into(),
-                ));
-            }
             Ok(Some(serde_json::json!({ "fields": fields })))
         }
         Kind::Restriction => Ok(Some(

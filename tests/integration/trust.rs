@@ -1053,3 +1053,43 @@ async fn a_consent_that_unlocks_the_recorders_own_reading_is_refused_or_flagged(
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["reason"], "independent_recorder_required");
 }
+
+#[tokio::test]
+async fn a_rectification_of_the_national_number_moves_the_look_up_too() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 201).await;
+    let corrected = insz(202);
+    let dpo = as_(&gw.client("dpo.stad-gent"), "dsr_handling");
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let r = dpo
+        .post(
+            "/v1/dsr",
+            &json!({"kind": "rectification", "insz": case.insz, "received_at": today,
+                "details": {"fields": {"identity.insz": corrected}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    dpo.post(&format!("/v1/dsr/{id}/verify"), &json!({}))
+        .await
+        .unwrap();
+    let r = dpo
+        .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let vdab = lookup_as(&gw, "crm.vdab");
+    let old = vdab
+        .post("/v1/lookup", &json!({"insz": case.insz}))
+        .await
+        .unwrap();
+    assert_eq!(old.status, 404);
+    let new = vdab
+        .post("/v1/lookup", &json!({"insz": corrected}))
+        .await
+        .unwrap();
+    assert_eq!(new.status, 200);
+    assert_eq!(new.json()["pid"], case.pids["vdab"].as_str());
+}
