@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use partnergate::audit::{self, AuditEvent, Outcome};
+use partnergate::audit::{self, Action, AuditEvent, Outcome};
 use partnergate::config::AuditConfig;
 
 fn event(i: u64) -> AuditEvent {
@@ -17,7 +17,7 @@ fn event(i: u64) -> AuditEvent {
         acting_user: Some("coach-1".into()),
         roles: vec!["trajectgezel".into()],
         purpose: Some("trajectory_guidance".into()),
-        action: "participant.read",
+        action: Action::ParticipantRead,
         participant: Some(format!("{i:032x}")),
         fields: vec!["identity.given_name".into(), "trajectory.status".into()],
         outcome: Outcome::Granted,

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use partnergate::audit::{self, AuditEvent, Outcome};
+use partnergate::audit::{self, Action, AuditEvent, Outcome};
 use partnergate::config::AuditConfig;
 
 fn main() {
@@ -46,7 +46,7 @@ fn main() {
                     acting_user: Some("coach-1".into()),
                     roles: vec!["trajectgezel".into()],
                     purpose: Some("trajectory_guidance".into()),
-                    action: "participant.read",
+                    action: Action::ParticipantRead,
                     participant: Some(format!("{:032x}", chunk * 1000 + i)),
                     fields: vec![
                         "identity.given_name".into(),

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::api::extract::valid_actor;
 use crate::api::{self, ApiError, AppState};
-use crate::audit::{AuditEvent, AuditLog, Outcome};
+use crate::audit::{Action, AuditEvent, AuditLog, Outcome};
 use crate::config::Settings;
 use crate::pki::PkiPaths;
 use crate::policy::Policy;
@@ -264,7 +264,7 @@ impl ConnectionGate {
                 .map(str::to_string),
             roles: Vec::new(),
             purpose: None,
-            action: "request",
+            action: Action::Request,
             participant: None,
             fields: Vec::new(),
             outcome: Outcome::Refused,

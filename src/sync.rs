@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 
 use crate::api::extract::Ctx;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::policy::{Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::crypto::ParticipantId;
 use crate::vault::{Vault, VaultError};
@@ -92,7 +92,7 @@ pub struct Page {
 
 fn event(
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     audit_id: String,
     roles: Vec<String>,
     fields: Vec<String>,
@@ -205,7 +205,7 @@ pub async fn page(
                     let version = snap.participant.as_ref().map(|p| p.version).unwrap_or(0);
                     page.events.push(event(
                         ctx,
-                        "sync.disclose",
+                        Action::SyncDisclose,
                         audit_id.clone(),
                         names.clone(),
                         fields.keys().cloned().collect(),
@@ -226,7 +226,7 @@ pub async fn page(
         {
             page.events.push(event(
                 ctx,
-                "sync.remove",
+                Action::SyncRemove,
                 audit_id,
                 names,
                 Vec::new(),
@@ -262,7 +262,7 @@ pub async fn exit_page(vault: &Vault, ctx: &Ctx, limit: i64) -> Result<Page, Vau
     {
         page.events.push(event(
             ctx,
-            "sync.remove",
+            Action::SyncRemove,
             vault.index().audit_pseudonym(&id),
             Vec::new(),
             Vec::new(),

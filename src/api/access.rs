@@ -4,7 +4,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Ctx;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::policy::{CategorySet, Decision, LegalBasis, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::Participant;
 use crate::vault::records::Snapshot;
@@ -58,7 +58,7 @@ impl Access {
         &self,
         state: &AppState,
         ctx: &Ctx,
-        action: &'static str,
+        action: Action,
         fields: Vec<String>,
         error: ApiError,
     ) -> ApiError {
@@ -71,7 +71,7 @@ impl Access {
         &self,
         state: &AppState,
         ctx: &Ctx,
-        action: &'static str,
+        action: Action,
         reason: String,
         error: ApiError,
     ) -> ApiError {
@@ -91,7 +91,7 @@ impl Access {
         &self,
         state: &AppState,
         ctx: &Ctx,
-        action: &'static str,
+        action: Action,
         fields: Vec<String>,
         reason: Option<String>,
     ) -> Result<(), ApiError> {
@@ -107,7 +107,7 @@ impl Access {
         &self,
         ctx: &Ctx,
         policy: &Policy,
-        action: &'static str,
+        action: Action,
         fields: Vec<String>,
         outcome: Outcome,
         reason: Option<String>,
@@ -142,7 +142,7 @@ pub fn objection_applies(policy: &Policy, partner: &str, purpose: &str) -> bool 
 pub async fn require_client_grant(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     allowed: impl Fn(&Decision) -> bool,
     message: &'static str,
 ) -> Result<Vec<String>, ApiError> {
@@ -183,7 +183,7 @@ pub fn client_level_roles(policy: &Policy, allowed: RoleSet) -> RoleSet {
 pub async fn deny(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     roles: RoleSet,
     error: ApiError,
 ) -> ApiError {
@@ -222,7 +222,7 @@ pub async fn resolve(
     state: &AppState,
     ctx: &Ctx,
     pid: &str,
-    action: &'static str,
+    action: Action,
 ) -> Result<Access, ApiError> {
     let policy = &state.policy;
     let vault = &state.vault;

@@ -11,15 +11,11 @@ use super::AppState;
 use super::access::{audit, require_client_grant};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Ctx;
-use crate::audit::{self as log, AuditQuery, AuditRecord, Outcome, VerifyReport};
+use crate::audit::{self as log, Action, AuditQuery, AuditRecord, Outcome, VerifyReport};
 use crate::vault::insz::Insz;
 
 /// Refuses anyone whose client-level roles do not grant reading the audit log for the purpose.
-async fn require_dpo(
-    state: &AppState,
-    ctx: &Ctx,
-    action: &'static str,
-) -> Result<Vec<String>, ApiError> {
+async fn require_dpo(state: &AppState, ctx: &Ctx, action: Action) -> Result<Vec<String>, ApiError> {
     let message = "only a DPO may read the audit log, with purpose audit";
     require_client_grant(state, ctx, action, |d| d.may_read_audit(), message).await
 }
@@ -70,7 +66,7 @@ pub async fn search(
     ctx: Ctx,
     Query(p): Query<SearchParams>,
 ) -> ApiResult<Json<AuditPage>> {
-    let roles = require_dpo(&state, &ctx, "audit.search").await?;
+    let roles = require_dpo(&state, &ctx, Action::AuditSearch).await?;
     let participant = match &p.insz {
         Some(text) => {
             let insz = Insz::parse(text)
@@ -109,7 +105,7 @@ pub async fn search(
     audit(
         &state,
         vec![ctx.event(
-            "audit.search",
+            Action::AuditSearch,
             participant,
             roles,
             Vec::new(),
@@ -132,13 +128,13 @@ pub async fn search(
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = VerifyReport), (status = 403, body = ErrorBody)))]
 pub async fn verify(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<VerifyReport>> {
-    let roles = require_dpo(&state, &ctx, "audit.verify").await?;
+    let roles = require_dpo(&state, &ctx, Action::AuditVerify).await?;
     // The request's own record goes first: the writer chains it onto the head it holds in
     // memory, so rows deleted from the unsigned tail leave a gap that this verification sees.
     audit(
         &state,
         vec![ctx.event(
-            "audit.verify",
+            Action::AuditVerify,
             None,
             roles,
             Vec::new(),
@@ -170,12 +166,12 @@ pub async fn export(
     ctx: Ctx,
     Query(p): Query<ExportParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let roles = require_dpo(&state, &ctx, "audit.export").await?;
+    let roles = require_dpo(&state, &ctx, Action::AuditExport).await?;
     // The export's own record goes first, then a checkpoint signs the head including it.
     let head = state
         .audit
         .append(vec![ctx.event(
-            "audit.export",
+            Action::AuditExport,
             None,
             roles,
             Vec::new(),

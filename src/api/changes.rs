@@ -9,7 +9,7 @@ use super::AppState;
 use super::access::{audit, refuse};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Ctx;
-use crate::audit::Outcome;
+use crate::audit::{Action, Outcome};
 use crate::sync::{self, Change};
 
 /// Query of the feed.
@@ -91,7 +91,7 @@ pub async fn changes(
 /// Audits a refused feed page and returns `error` (or 503).
 async fn refuse_page(state: &AppState, ctx: &Ctx, reason: &str, error: ApiError) -> ApiError {
     let e = ctx.event(
-        "sync.page",
+        Action::SyncPage,
         None,
         Vec::new(),
         Vec::new(),

@@ -11,7 +11,7 @@ use super::AppState;
 use super::access::{audit, require_client_grant};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
-use crate::audit::Outcome;
+use crate::audit::{Action, Outcome};
 use crate::dsr::{self, DsrError, NewRequest, Request};
 use crate::vault::crypto::ParticipantId;
 
@@ -30,7 +30,7 @@ impl From<DsrError> for ApiError {
 async fn require_dpo(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     write: bool,
 ) -> Result<Vec<String>, ApiError> {
     let message = "only a DPO handles data-subject requests, with purpose dsr_handling";
@@ -48,7 +48,7 @@ async fn require_dpo(
 async fn log(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     who: Option<ParticipantId>,
     roles: Vec<String>,
     reason: String,
@@ -88,10 +88,10 @@ pub async fn create(
     ctx: Ctx,
     ApiJson(body): ApiJson<NewRequest>,
 ) -> ApiResult<(StatusCode, Json<Request>)> {
-    let roles = require_dpo(&state, &ctx, "dsr.create", true).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrCreate, true).await?;
     let (request, who) = dsr::create(&state.policy, &state.vault, &body).await?;
     let reason = format!("{} {}", request.kind.as_str(), request.id);
-    log(&state, &ctx, "dsr.create", who, roles, reason).await?;
+    log(&state, &ctx, Action::DsrCreate, who, roles, reason).await?;
     Ok((StatusCode::CREATED, Json(request)))
 }
 
@@ -106,11 +106,18 @@ pub struct RequestList {
 #[utoipa::path(get, path = "/v1/dsr", tag = "dsr", params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = RequestList), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<RequestList>> {
-    let roles = require_dpo(&state, &ctx, "dsr.list", false).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrList, false).await?;
     let requests = dsr::list(&state.pool).await?;
     audit(
         &state,
-        vec![ctx.event("dsr.list", None, roles, Vec::new(), Outcome::Granted, None)],
+        vec![ctx.event(
+            Action::DsrList,
+            None,
+            roles,
+            Vec::new(),
+            Outcome::Granted,
+            None,
+        )],
     )
     .await?;
     Ok(Json(RequestList { requests }))
@@ -124,12 +131,12 @@ pub async fn get(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.read", false).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrRead, false).await?;
     let request = dsr::get(&state.pool, &id).await?;
     audit(
         &state,
         vec![ctx.event(
-            "dsr.read",
+            Action::DsrRead,
             None,
             roles,
             Vec::new(),
@@ -167,9 +174,9 @@ pub async fn verify(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.verify", true).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrVerify, true).await?;
     let who = person(&state, &id).await?;
-    log(&state, &ctx, "dsr.verify", who, roles, id.clone()).await?;
+    log(&state, &ctx, Action::DsrVerify, who, roles, id.clone()).await?;
     Ok(Json(dsr::verify(&state.pool, &id).await?))
 }
 
@@ -182,8 +189,8 @@ pub async fn extend(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Extension>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.extend", true).await?;
-    log(&state, &ctx, "dsr.extend", None, roles, id.clone()).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrExtend, true).await?;
+    log(&state, &ctx, Action::DsrExtend, None, roles, id.clone()).await?;
     Ok(Json(
         dsr::extend(&state.pool, &id, body.months, &body.reason).await?,
     ))
@@ -198,8 +205,8 @@ pub async fn refuse_request(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Refusal>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.refuse", true).await?;
-    log(&state, &ctx, "dsr.refuse", None, roles, id.clone()).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrRefuse, true).await?;
+    log(&state, &ctx, Action::DsrRefuse, None, roles, id.clone()).await?;
     Ok(Json(dsr::refuse(&state.pool, &id, &body.reason).await?))
 }
 
@@ -211,10 +218,18 @@ pub async fn execute(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.execute", true).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrExecute, true).await?;
     let who = person(&state, &id).await?;
     // The intent is on record before anything changes.
-    log(&state, &ctx, "dsr.execute", who, roles.clone(), id.clone()).await?;
+    log(
+        &state,
+        &ctx,
+        Action::DsrExecute,
+        who,
+        roles.clone(),
+        id.clone(),
+    )
+    .await?;
     let done = dsr::execute(
         &state.policy,
         &state.vault,
@@ -228,7 +243,7 @@ pub async fn execute(
         && done.request.state == dsr::State::Completed
     {
         let e = ctx.event(
-            "participant.erased",
+            Action::ParticipantErased,
             audit_id(&state, done.participant),
             roles,
             Vec::new(),
@@ -258,7 +273,7 @@ pub async fn export(
     Path(id): Path<String>,
     Query(f): Query<ExportFormat>,
 ) -> ApiResult<Response> {
-    let roles = require_dpo(&state, &ctx, "dsr.export", true).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrExport, true).await?;
     let bundle = dsr::export_bundle(&state.policy, &state.vault, &id).await?;
     let fields: Vec<String> = bundle["data"]
         .as_object()
@@ -275,7 +290,7 @@ pub async fn export(
     audit(
         &state,
         vec![ctx.event(
-            "dsr.export",
+            Action::DsrExport,
             audit_id(&state, who),
             roles,
             fields,

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::policy::PurposeId;
 use crate::tls::{Caller, ConnIdentity};
 
@@ -87,7 +87,7 @@ async fn refuse_from(
         acting_user: origin.acting_user,
         roles: Vec::new(),
         purpose,
-        action: "request",
+        action: Action::Request,
         participant: None,
         fields: Vec::new(),
         outcome: Outcome::Refused,
@@ -189,7 +189,7 @@ impl Ctx {
     /// An audit event for this request.
     pub fn event(
         &self,
-        action: &'static str,
+        action: Action,
         participant: Option<String>,
         roles: Vec<String>,
         fields: Vec<String>,

@@ -17,7 +17,7 @@ use super::AppState;
 use super::access::{audit, refuse};
 use super::error::ApiError;
 use super::extract::{Ctx, valid_actor};
-use crate::audit::Outcome;
+use crate::audit::{Action, Outcome};
 use crate::vault::crypto::ParticipantId;
 
 /// How long a key's answer is kept.
@@ -31,7 +31,7 @@ const WAIT: Duration = Duration::from_secs(5);
 struct Idempotency {
     client: String,
     key: String,
-    action: &'static str,
+    action: Action,
     request_hash: [u8; 32],
 }
 
@@ -53,7 +53,7 @@ pub async fn begin(
     state: &AppState,
     ctx: &Ctx,
     headers: &HeaderMap,
-    action: &'static str,
+    action: Action,
     scope: &str,
     body: &impl Serialize,
 ) -> Result<Begin, ApiError> {
@@ -78,7 +78,7 @@ impl Idempotency {
         state: &AppState,
         ctx: &Ctx,
         headers: &HeaderMap,
-        action: &'static str,
+        action: Action,
         scope: &str,
         body: &impl Serialize,
     ) -> Result<Option<Self>, ApiError> {
@@ -93,11 +93,11 @@ impl Idempotency {
             return Err(refused(state, ctx, action, None, e).await);
         };
         let body = serde_json::to_vec(body).expect("json");
-        let request_hash =
-            state
-                .vault
-                .index()
-                .idempotency_hash(&[action.as_bytes(), scope.as_bytes(), &body]);
+        let request_hash = state.vault.index().idempotency_hash(&[
+            action.as_str().as_bytes(),
+            scope.as_bytes(),
+            &body,
+        ]);
         Ok(Some(Self {
             client: ctx.caller.client.to_string(),
             key: key.to_string(),
@@ -125,7 +125,7 @@ impl Idempotency {
             .bind(&self.key)
             .bind(&self.request_hash[..])
             .bind(&now)
-            .bind(self.action)
+            .bind(self.action.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -247,7 +247,7 @@ pub async fn answer<T: Serialize>(
 async fn replay(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     participant: Option<ParticipantId>,
     status: i64,
     body: Vec<u8>,
@@ -277,7 +277,7 @@ async fn replay(
 async fn refused(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     participant: Option<&ParticipantId>,
     error: ApiError,
 ) -> ApiError {

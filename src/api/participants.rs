@@ -17,8 +17,8 @@ use super::access::{
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
 use super::idempotency::{self, Begin};
-use crate::audit::Outcome;
 use crate::audit::report::{RATE_LIMITED, SELF_ASSIGN, SELF_ESCALATION, WIDENS_OWN_READING};
+use crate::audit::{Action, Outcome};
 use crate::policy::{CategorySet, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::crypto::ParticipantId;
 use crate::vault::insz::{INSZ_FIELD, Insz};
@@ -144,7 +144,7 @@ pub async fn register(
     idempotency::answer(&state, slot, result).await
 }
 
-const REGISTER: &str = "participant.register";
+const REGISTER: Action = Action::ParticipantRegister;
 
 async fn register_new(
     state: &AppState,
@@ -280,7 +280,7 @@ pub async fn lookup(
     ctx: Ctx,
     ApiJson(body): ApiJson<LookupIn>,
 ) -> ApiResult<Json<LookupOut>> {
-    const ACTION: &str = "participant.lookup";
+    const ACTION: Action = Action::ParticipantLookup;
     let policy = &state.policy;
     let roles = ctx.caller.allowed_roles;
     if !policy.decide(roles, ctx.purpose).may_lookup() {
@@ -381,7 +381,7 @@ pub async fn read(
     ctx: Ctx,
     Path(pid): Path<String>,
 ) -> ApiResult<Json<RecordOut>> {
-    let access = access::resolve(&state, &ctx, &pid, "participant.read").await?;
+    let access = access::resolve(&state, &ctx, &pid, Action::ParticipantRead).await?;
     let policy = &state.policy;
     let readable = access.readable();
     let fields = state.vault.open_snapshot(&access.snapshot, |f| {
@@ -395,7 +395,7 @@ pub async fn read(
         vec![access.event(
             &ctx,
             policy,
-            "participant.read",
+            Action::ParticipantRead,
             names,
             Outcome::Granted,
             None,
@@ -443,7 +443,7 @@ pub async fn update(
     headers: HeaderMap,
     ApiJson(body): ApiJson<RecordIn>,
 ) -> ApiResult<Json<Written>> {
-    const ACTION: &str = "participant.write";
+    const ACTION: Action = Action::ParticipantWrite;
     let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let policy = &state.policy;
     // Only names the agreement knows go into the audit record, never what the caller typed.
@@ -682,7 +682,7 @@ pub async fn start_involvement(
     Path(pid): Path<String>,
     ApiJson(body): ApiJson<InvolvementIn>,
 ) -> ApiResult<Response> {
-    const ACTION: &str = "involvement.start";
+    const ACTION: Action = Action::InvolvementStart;
     let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let policy = &state.policy;
     let own = body.partner == *ctx.caller.partner;
@@ -727,7 +727,7 @@ pub async fn end_involvement(
     Path(pid): Path<String>,
     ApiJson(body): ApiJson<InvolvementEnd>,
 ) -> ApiResult<Response> {
-    const ACTION: &str = "involvement.end";
+    const ACTION: Action = Action::InvolvementEnd;
     let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let other = body.partner != *ctx.caller.partner;
     let checked =
@@ -773,7 +773,7 @@ pub async fn handover(
     Path(pid): Path<String>,
     ApiJson(body): ApiJson<HandoverIn>,
 ) -> ApiResult<Response> {
-    const ACTION: &str = "involvement.handover";
+    const ACTION: Action = Action::InvolvementHandover;
     let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let policy = &state.policy;
     let checked = check_assignable(policy, &body.from, &body.role, false)
@@ -833,8 +833,8 @@ pub async fn handover(
     audit(
         &state,
         vec![
-            event("involvement.end", ended),
-            event("involvement.start", started),
+            event(Action::InvolvementEnd, ended),
+            event(Action::InvolvementStart, started),
         ],
     )
     .await?;
@@ -879,9 +879,9 @@ async fn consent(
     recording: bool,
 ) -> ApiResult<Response> {
     let action = if recording {
-        "consent.record"
+        Action::ConsentRecord
     } else {
-        "consent.withdraw"
+        Action::ConsentWithdraw
     };
     let access = access::resolve(&state, &ctx, &pid, action).await?;
     let policy = &state.policy;
@@ -939,7 +939,7 @@ async fn commit_case_change<B: Serialize>(
     state: &AppState,
     ctx: &Ctx,
     access: &Access,
-    action: &'static str,
+    action: Action,
     detail: String,
     change: CaseChange<'_>,
     body: &B,
@@ -1052,7 +1052,7 @@ pub async fn list_notes(
     ctx: Ctx,
     Path(pid): Path<String>,
 ) -> ApiResult<Json<NotesOut>> {
-    let access = access::resolve(&state, &ctx, &pid, "notes.read").await?;
+    let access = access::resolve(&state, &ctx, &pid, Action::NotesRead).await?;
     let policy = &state.policy;
     if !notes_category(policy).is_some_and(|c| access.readable().contains(c)) {
         let error = ApiError::forbidden(
@@ -1060,7 +1060,7 @@ pub async fn list_notes(
             "your role may not read case notes for this purpose",
         );
         return Err(access
-            .refuse(&state, &ctx, "notes.read", "no_grant".into(), error)
+            .refuse(&state, &ctx, Action::NotesRead, "no_grant".into(), error)
             .await);
     }
     let notes = state.vault.notes(&access.participant).await?;
@@ -1070,7 +1070,14 @@ pub async fn list_notes(
         .collect();
     audit(
         &state,
-        vec![access.event(&ctx, policy, "notes.read", fields, Outcome::Granted, None)],
+        vec![access.event(
+            &ctx,
+            policy,
+            Action::NotesRead,
+            fields,
+            Outcome::Granted,
+            None,
+        )],
     )
     .await?;
     Ok(Json(NotesOut {
@@ -1097,7 +1104,7 @@ pub async fn add_note(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NoteIn>,
 ) -> ApiResult<Response> {
-    const ACTION: &str = "notes.write";
+    const ACTION: Action = Action::NotesWrite;
     let begin = idempotency::begin(&state, &ctx, &headers, ACTION, &pid, &body.text).await?;
     let slot = match begin {
         Begin::Replay(r) => return Ok(r),
@@ -1113,7 +1120,7 @@ async fn write_note(
     pid: &str,
     text: &str,
 ) -> ApiResult<(StatusCode, NoteCreated, ParticipantId)> {
-    const ACTION: &str = "notes.write";
+    const ACTION: Action = Action::NotesWrite;
     let access = access::resolve(state, ctx, pid, ACTION).await?;
     let policy = &state.policy;
     let checked = if !notes_category(policy).is_some_and(|c| access.writable().contains(c)) {

@@ -5,6 +5,7 @@
 //! - [`verify`]: chain and checkpoint verification, live and offline.
 //! - this module: the signing key, search, export and live verification.
 
+pub mod action;
 pub mod record;
 pub mod report;
 pub mod verify;
@@ -16,6 +17,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
+pub use action::Action;
 pub use record::{AuditEvent, AuditRecord, Outcome};
 pub use verify::{Checkpoint, ExportHeader, VerifyReport};
 pub use writer::{AuditError, AuditLog};

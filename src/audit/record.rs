@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::action::Action;
+
 /// The encoding version written into every record.
 pub const RECORD_VERSION: u8 = 1;
 
@@ -33,8 +35,8 @@ pub struct AuditEvent {
     pub roles: Vec<String>,
     /// The purpose from `X-Purpose`.
     pub purpose: Option<String>,
-    /// What was done, e.g. `participant.read`.
-    pub action: &'static str,
+    /// What was done.
+    pub action: Action,
     /// The participant's audit pseudonym (never a name, national number or pid).
     pub participant: Option<String>,
     /// Field names disclosed or written (never values).
@@ -102,7 +104,7 @@ impl AuditRecord {
             acting_user: event.acting_user,
             roles: event.roles,
             purpose: event.purpose,
-            action: event.action.to_string(),
+            action: event.action.as_str().to_string(),
             participant: event.participant,
             fields: event.fields,
             decision: event.outcome,
@@ -157,7 +159,7 @@ mod tests {
             acting_user: Some("u1".into()),
             roles: vec!["trajectgezel".into()],
             purpose: Some("trajectory_guidance".into()),
-            action: "participant.read",
+            action: Action::ParticipantRead,
             participant: Some("ab".into()),
             fields: vec!["identity.given_name".into()],
             outcome: Outcome::Granted,
