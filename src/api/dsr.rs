@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::access::{audit, require_client_grant};
+use super::access::{about, require_client_grant};
+use super::audited::record;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
-use crate::audit::{Action, Outcome};
+use crate::audit::Action;
 use crate::dsr::{self, DsrError, NewRequest, Request};
 use crate::vault::crypto::ParticipantId;
 
@@ -44,30 +45,6 @@ async fn require_dpo(
     require_client_grant(state, ctx, action, allowed, message).await
 }
 
-/// Makes the record of a granted DSR action durable.
-async fn log(
-    state: &AppState,
-    ctx: &Ctx,
-    action: Action,
-    who: Option<ParticipantId>,
-    roles: Vec<String>,
-    reason: String,
-) -> Result<(), ApiError> {
-    let e = ctx.event(
-        action,
-        audit_id(state, who),
-        roles,
-        Vec::new(),
-        Outcome::Granted,
-        Some(reason),
-    );
-    audit(state, vec![e]).await
-}
-
-fn audit_id(state: &AppState, p: Option<ParticipantId>) -> Option<String> {
-    p.map(|p| state.vault.index().audit_pseudonym(&p))
-}
-
 async fn person(state: &AppState, id: &str) -> Result<Option<ParticipantId>, ApiError> {
     let row: Option<(Option<Vec<u8>>,)> =
         sqlx::query_as("SELECT participant_id FROM dsr_requests WHERE id = ?")
@@ -90,8 +67,9 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Request>)> {
     let roles = require_dpo(&state, &ctx, Action::DsrCreate, true).await?;
     let (request, who) = dsr::create(&state.policy, &state.vault, &body).await?;
-    let reason = format!("{} {}", request.kind.as_str(), request.id);
-    log(&state, &ctx, Action::DsrCreate, who, roles, reason).await?;
+    let detail = format!("{} {}", request.kind.as_str(), request.id);
+    let event = about(&state, &ctx, Action::DsrCreate, who).roles(roles);
+    record(&state.audit, vec![event.granted_with(detail)]).await?;
     Ok((StatusCode::CREATED, Json(request)))
 }
 
@@ -108,18 +86,8 @@ pub struct RequestList {
 pub async fn list(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<RequestList>> {
     let roles = require_dpo(&state, &ctx, Action::DsrList, false).await?;
     let requests = dsr::list(&state.pool).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            Action::DsrList,
-            None,
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            None,
-        )],
-    )
-    .await?;
+    let event = ctx.event(Action::DsrList).roles(roles).granted();
+    record(&state.audit, vec![event]).await?;
     Ok(Json(RequestList { requests }))
 }
 
@@ -133,18 +101,8 @@ pub async fn get(
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrRead, false).await?;
     let request = dsr::get(&state.pool, &id).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            Action::DsrRead,
-            None,
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(id),
-        )],
-    )
-    .await?;
+    let event = ctx.event(Action::DsrRead).roles(roles).granted_with(id);
+    record(&state.audit, vec![event]).await?;
     Ok(Json(request))
 }
 
@@ -176,7 +134,8 @@ pub async fn verify(
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrVerify, true).await?;
     let who = person(&state, &id).await?;
-    log(&state, &ctx, Action::DsrVerify, who, roles, id.clone()).await?;
+    let event = about(&state, &ctx, Action::DsrVerify, who).roles(roles);
+    record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     Ok(Json(dsr::verify(&state.pool, &id).await?))
 }
 
@@ -190,7 +149,8 @@ pub async fn extend(
     ApiJson(body): ApiJson<Extension>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrExtend, true).await?;
-    log(&state, &ctx, Action::DsrExtend, None, roles, id.clone()).await?;
+    let event = ctx.event(Action::DsrExtend).roles(roles);
+    record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     Ok(Json(
         dsr::extend(&state.pool, &id, body.months, &body.reason).await?,
     ))
@@ -206,7 +166,8 @@ pub async fn refuse_request(
     ApiJson(body): ApiJson<Refusal>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrRefuse, true).await?;
-    log(&state, &ctx, Action::DsrRefuse, None, roles, id.clone()).await?;
+    let event = ctx.event(Action::DsrRefuse).roles(roles);
+    record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     Ok(Json(dsr::refuse(&state.pool, &id, &body.reason).await?))
 }
 
@@ -221,15 +182,8 @@ pub async fn execute(
     let roles = require_dpo(&state, &ctx, Action::DsrExecute, true).await?;
     let who = person(&state, &id).await?;
     // The intent is on record before anything changes.
-    log(
-        &state,
-        &ctx,
-        Action::DsrExecute,
-        who,
-        roles.clone(),
-        id.clone(),
-    )
-    .await?;
+    let event = about(&state, &ctx, Action::DsrExecute, who).roles(roles.clone());
+    record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     let done = dsr::execute(
         &state.policy,
         &state.vault,
@@ -242,15 +196,9 @@ pub async fn execute(
         && done.request.kind == dsr::Kind::Erasure
         && done.request.state == dsr::State::Completed
     {
-        let e = ctx.event(
-            Action::ParticipantErased,
-            audit_id(&state, done.participant),
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(format!("dsr {id}")),
-        );
-        audit(&state, vec![e]).await?;
+        let event = about(&state, &ctx, Action::ParticipantErased, done.participant);
+        let event = event.roles(roles).granted_with(format!("dsr {id}"));
+        record(&state.audit, vec![event]).await?;
     }
     Ok(Json(done.request))
 }
@@ -287,18 +235,9 @@ pub async fn export(
         })
         .collect();
     let who = person(&state, &id).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            Action::DsrExport,
-            audit_id(&state, who),
-            roles,
-            fields,
-            Outcome::Granted,
-            Some(id),
-        )],
-    )
-    .await?;
+    let event = about(&state, &ctx, Action::DsrExport, who);
+    let event = event.roles(roles).fields(fields).granted_with(id);
+    record(&state.audit, vec![event]).await?;
     Ok(match f.format.as_deref() {
         Some("html") => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
