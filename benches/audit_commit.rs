@@ -6,23 +6,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use partnergate::audit::{self, AuditEvent, Outcome};
+use partnergate::audit::{self, Action, AuditEvent, Requester};
 use partnergate::config::AuditConfig;
 
 fn event(i: u64) -> AuditEvent {
-    AuditEvent {
+    Requester {
         request_id: format!("bench-{i}"),
         client: "crm.jobandco".into(),
         partner: Some("jobandco".into()),
         acting_user: Some("coach-1".into()),
-        roles: vec!["trajectgezel".into()],
         purpose: Some("trajectory_guidance".into()),
-        action: "participant.read",
-        participant: Some(format!("{i:032x}")),
-        fields: vec!["identity.given_name".into(), "trajectory.status".into()],
-        outcome: Outcome::Granted,
-        reason: None,
     }
+    .event(Action::ParticipantRead)
+    .participant(format!("{i:032x}"))
+    .roles(vec!["trajectgezel".into()])
+    .fields(vec![
+        "identity.given_name".into(),
+        "trajectory.status".into(),
+    ])
+    .granted()
 }
 
 async fn run(max_batch: usize, writers: usize, seconds: u64) -> (f64, f64) {

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use partnergate::audit::{self, AuditEvent, Outcome};
+use partnergate::audit::{self, Action, Requester};
 use partnergate::config::AuditConfig;
 
 fn main() {
@@ -39,22 +39,23 @@ fn main() {
         let started = Instant::now();
         for chunk in 0..n / 1000 {
             let events = (0..1000)
-                .map(|i| AuditEvent {
-                    request_id: format!("r{chunk}-{i}"),
-                    client: "crm.jobandco".into(),
-                    partner: Some("jobandco".into()),
-                    acting_user: Some("coach-1".into()),
-                    roles: vec!["trajectgezel".into()],
-                    purpose: Some("trajectory_guidance".into()),
-                    action: "participant.read",
-                    participant: Some(format!("{:032x}", chunk * 1000 + i)),
-                    fields: vec![
+                .map(|i| {
+                    Requester {
+                        request_id: format!("r{chunk}-{i}"),
+                        client: "crm.jobandco".into(),
+                        partner: Some("jobandco".into()),
+                        acting_user: Some("coach-1".into()),
+                        purpose: Some("trajectory_guidance".into()),
+                    }
+                    .event(Action::ParticipantRead)
+                    .participant(format!("{:032x}", chunk * 1000 + i))
+                    .roles(vec!["trajectgezel".into()])
+                    .fields(vec![
                         "identity.given_name".into(),
                         "trajectory.status".into(),
                         "health.addiction".into(),
-                    ],
-                    outcome: Outcome::Granted,
-                    reason: None,
+                    ])
+                    .granted()
                 })
                 .collect();
             log.append(events).await.unwrap();

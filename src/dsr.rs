@@ -13,6 +13,7 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 use time::{Date, Month};
 
+use crate::audit::Action;
 use crate::policy::{Policy, Retention, RetentionStart};
 use crate::vault::crypto::ParticipantId;
 use crate::vault::{Participant, Vault, VaultError, WriteError};
@@ -1125,14 +1126,14 @@ pub async fn participant_of(vault: &Vault, id: &str) -> Result<Option<Participan
 }
 
 /// Actions that disclose or change a person's data, shown in the "who looked at my file" view.
-const DISCLOSING: &[(&str, &str)] = &[
-    ("participant.read", "viewed"),
-    ("notes.read", "read case notes"),
-    ("sync.disclose", "received in its own system"),
-    ("participant.lookup", "checked whether a file exists"),
-    ("participant.register", "registered"),
-    ("participant.write", "updated"),
-    ("notes.write", "wrote a case note"),
+const DISCLOSING: &[(Action, &str)] = &[
+    (Action::ParticipantRead, "viewed"),
+    (Action::NotesRead, "read case notes"),
+    (Action::SyncDisclose, "received in its own system"),
+    (Action::ParticipantLookup, "checked whether a file exists"),
+    (Action::ParticipantRegister, "registered"),
+    (Action::ParticipantWrite, "updated"),
+    (Action::NotesWrite, "wrote a case note"),
 ];
 
 /// The access/portability bundle: every field, note, involvement and consent about the
@@ -1206,9 +1207,10 @@ pub async fn export_bundle(policy: &Policy, vault: &Vault, id: &str) -> Result<V
         loop {
             let page = crate::audit::search(vault.pool(), &q).await?;
             for r in &page {
-                let (Some(partner), Some((_, what))) =
-                    (&r.partner, DISCLOSING.iter().find(|(a, _)| *a == r.action))
-                else {
+                let (Some(partner), Some((_, what))) = (
+                    &r.partner,
+                    DISCLOSING.iter().find(|(a, _)| a.as_str() == r.action),
+                ) else {
                     continue;
                 };
                 let categories: BTreeSet<&str> = r

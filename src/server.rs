@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::api::extract::valid_actor;
-use crate::api::{self, ApiError, AppState};
-use crate::audit::{AuditEvent, AuditLog, Outcome};
+use crate::api::{self, ApiError, AppState, audited};
+use crate::audit::{Action, AuditLog, Requester};
 use crate::config::Settings;
 use crate::pki::PkiPaths;
 use crate::policy::Policy;
@@ -253,7 +253,7 @@ impl ConnectionGate {
         let identity = &peer.identity;
         metrics::counter!("partnergate_revocation_refusals_total", "stage" => "request", "reason" => refusal.code()).increment(1);
         tracing::info!(client = identity.cn(), %request_id, reason = refusal.code(), "request refused on an open connection; closing it");
-        let event = AuditEvent {
+        let event = Requester {
             request_id: request_id.clone(),
             client: identity.cn().to_string(),
             partner: identity.partner().map(str::to_string),
@@ -262,28 +262,22 @@ impl ConnectionGate {
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| valid_actor(v))
                 .map(str::to_string),
-            roles: Vec::new(),
             purpose: None,
-            action: "request",
-            participant: None,
-            fields: Vec::new(),
-            outcome: Outcome::Refused,
-            reason: Some(format!("{} (open connection)", refusal.code())),
+        }
+        .event(Action::Request)
+        .refused(format!("{} (open connection)", refusal.code()));
+        let error = match refusal {
+            Refusal::CertificateRevoked => ApiError::forbidden(
+                refusal.code(),
+                "this client certificate has been revoked; this connection is closed",
+            ),
+            Refusal::RevocationListExpired => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                refusal.code(),
+                "the gateway's revocation list is out of date, so no certificate can be trusted; the operator must re-sign it",
+            ),
         };
-        let error = match self.audit.append_one(event).await {
-            Err(_) => ApiError::audit_unavailable(),
-            Ok(_) => match refusal {
-                Refusal::CertificateRevoked => ApiError::forbidden(
-                    refusal.code(),
-                    "this client certificate has been revoked; this connection is closed",
-                ),
-                Refusal::RevocationListExpired => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    refusal.code(),
-                    "the gateway's revocation list is out of date, so no certificate can be trusted; the operator must re-sign it",
-                ),
-            },
-        };
+        let error = audited::refuse(&self.audit, event, error).await;
         let mut res = error.into_response();
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 
 use crate::api::extract::Ctx;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{Action, AuditEvent};
 use crate::policy::{Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::crypto::ParticipantId;
 use crate::vault::{Vault, VaultError};
@@ -88,24 +88,6 @@ pub struct Page {
     pub events: Vec<AuditEvent>,
     /// (participant, visible now) for the client's sync state.
     pub state: Vec<(ParticipantId, bool)>,
-}
-
-fn event(
-    ctx: &Ctx,
-    action: &'static str,
-    audit_id: String,
-    roles: Vec<String>,
-    fields: Vec<String>,
-    reason: Option<&str>,
-) -> AuditEvent {
-    ctx.event(
-        action,
-        Some(audit_id),
-        roles,
-        fields,
-        Outcome::Granted,
-        reason.map(str::to_string),
-    )
 }
 
 async fn known_to(
@@ -203,14 +185,13 @@ pub async fn page(
                             .is_some_and(|r| readable.contains(r.category))
                     })?;
                     let version = snap.participant.as_ref().map(|p| p.version).unwrap_or(0);
-                    page.events.push(event(
-                        ctx,
-                        "sync.disclose",
-                        audit_id.clone(),
-                        names.clone(),
-                        fields.keys().cloned().collect(),
-                        None,
-                    ));
+                    let event = ctx
+                        .event(Action::SyncDisclose)
+                        .participant(audit_id.clone());
+                    let event = event
+                        .roles(names.clone())
+                        .fields(fields.keys().cloned().collect());
+                    page.events.push(event.granted());
                     page.changes.push(Change::Upsert {
                         pid: pid.clone(),
                         version,
@@ -224,14 +205,8 @@ pub async fn page(
         if let Some(reason) = removal
             && known.contains(id)
         {
-            page.events.push(event(
-                ctx,
-                "sync.remove",
-                audit_id,
-                names,
-                Vec::new(),
-                Some(reason),
-            ));
+            let event = ctx.event(Action::SyncRemove).participant(audit_id);
+            page.events.push(event.roles(names).granted_with(reason));
             page.changes.push(Change::Remove { pid, reason });
             page.state.push((*id, false));
         }
@@ -260,14 +235,9 @@ pub async fn exit_page(vault: &Vault, ctx: &Ctx, limit: i64) -> Result<Page, Vau
         .into_iter()
         .filter_map(|(b,)| ParticipantId::from_slice(&b))
     {
-        page.events.push(event(
-            ctx,
-            "sync.remove",
-            vault.index().audit_pseudonym(&id),
-            Vec::new(),
-            Vec::new(),
-            Some("partner_left"),
-        ));
+        let event = ctx.event(Action::SyncRemove);
+        let event = event.participant(vault.index().audit_pseudonym(&id));
+        page.events.push(event.granted_with("partner_left"));
         page.changes.push(Change::Remove {
             pid: pids.pid_for(&id).into_string(),
             reason: "partner_left",

@@ -2,12 +2,14 @@
 //! decision for the stated purpose, and the consents in force. Plain functions, no HTTP.
 
 use super::AppState;
+use super::audited::refuse;
 use super::error::ApiError;
 use super::extract::Ctx;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{Action, AuditEvent, Draft};
 use crate::policy::{CategorySet, Decision, LegalBasis, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::Participant;
 use crate::vault::Snapshot;
+use crate::vault::crypto::ParticipantId;
 
 /// The purpose under which a restricted record may still be processed (GDPR Art. 18(2)).
 pub const DSR_PURPOSE: &str = "dsr_handling";
@@ -52,74 +54,12 @@ impl Access {
             .collect()
     }
 
-    /// Audits a refusal of `action` (reason: the error's code) naming the fields concerned,
-    /// and returns `error` (or 503).
-    pub async fn deny(
-        &self,
-        state: &AppState,
-        ctx: &Ctx,
-        action: &'static str,
-        fields: Vec<String>,
-        error: ApiError,
-    ) -> ApiError {
-        let reason = Some(error.code.to_string());
-        let e = self.event(ctx, &state.policy, action, fields, Outcome::Refused, reason);
-        refuse(state, e, error).await
-    }
-    /// Audits a refusal of `action` on this participant and returns `error` (or 503).
-    pub async fn refuse(
-        &self,
-        state: &AppState,
-        ctx: &Ctx,
-        action: &'static str,
-        reason: String,
-        error: ApiError,
-    ) -> ApiError {
-        let e = self.event(
-            ctx,
-            &state.policy,
-            action,
-            Vec::new(),
-            Outcome::Refused,
-            Some(reason),
-        );
-        refuse(state, e, error).await
-    }
-
-    /// Makes the record of a granted `action` on this participant durable.
-    pub async fn grant(
-        &self,
-        state: &AppState,
-        ctx: &Ctx,
-        action: &'static str,
-        fields: Vec<String>,
-        reason: Option<String>,
-    ) -> Result<(), ApiError> {
-        audit(
-            state,
-            vec![self.event(ctx, &state.policy, action, fields, Outcome::Granted, reason)],
-        )
-        .await
-    }
-
-    /// An audit event about this participant.
-    pub fn event(
-        &self,
-        ctx: &Ctx,
-        policy: &Policy,
-        action: &'static str,
-        fields: Vec<String>,
-        outcome: Outcome,
-        reason: Option<String>,
-    ) -> AuditEvent {
-        ctx.event(
-            action,
-            Some(self.audit_id.clone()),
-            self.role_names(policy),
-            fields,
-            outcome,
-            reason,
-        )
+    /// Starts the audit event of `action` on this participant, with the caller's effective
+    /// roles.
+    pub fn event(&self, ctx: &Ctx, policy: &Policy, action: Action) -> Draft {
+        ctx.event(action)
+            .participant(self.audit_id.clone())
+            .roles(self.role_names(policy))
     }
 }
 
@@ -142,7 +82,7 @@ pub fn objection_applies(policy: &Policy, partner: &str, purpose: &str) -> bool 
 pub async fn require_client_grant(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     allowed: impl Fn(&Decision) -> bool,
     message: &'static str,
 ) -> Result<Vec<String>, ApiError> {
@@ -151,15 +91,21 @@ pub async fn require_client_grant(
     if allowed(&state.policy.decide(roles, ctx.purpose)) {
         return Ok(names);
     }
-    let e = ctx.event(
-        action,
-        None,
-        names,
-        Vec::new(),
-        Outcome::Refused,
-        Some("no_grant".into()),
-    );
-    Err(refuse(state, e, ApiError::forbidden("not_allowed", message)).await)
+    let e = ctx.event(action).roles(names).refused("no_grant");
+    let error = ApiError::forbidden("not_allowed", message);
+    Err(refuse(&state.audit, e, error).await)
+}
+
+/// Starts the audit event of `action` about a participant known by id, when there is one;
+/// the record names its audit pseudonym.
+pub fn about(
+    state: &AppState,
+    ctx: &Ctx,
+    action: Action,
+    participant: Option<ParticipantId>,
+) -> Draft {
+    let audit_id = participant.map(|p| state.vault.index().audit_pseudonym(&p));
+    ctx.event(action).participant(audit_id)
 }
 
 /// Names of a role set.
@@ -178,92 +124,36 @@ pub fn client_level_roles(policy: &Policy, allowed: RoleSet) -> RoleSet {
         .collect()
 }
 
-/// Audits a refusal of `action` before any participant is resolved (reason: the error's
-/// code) and returns `error` (or 503).
-pub async fn deny(
-    state: &AppState,
-    ctx: &Ctx,
-    action: &'static str,
-    roles: RoleSet,
-    error: ApiError,
-) -> ApiError {
-    let e = ctx.event(
-        action,
-        None,
-        role_names(&state.policy, roles),
-        Vec::new(),
-        Outcome::Refused,
-        Some(error.code.to_string()),
-    );
-    refuse(state, e, error).await
-}
-
-/// Appends events and maps an audit failure to 503.
-pub async fn audit(state: &AppState, events: Vec<AuditEvent>) -> Result<(), ApiError> {
-    state
-        .audit
-        .append(events)
-        .await
-        .map(|_| ())
-        .map_err(|_| ApiError::audit_unavailable())
-}
-
-/// Audits a refusal and returns `error` (or 503 when the audit log is down).
-pub async fn refuse(state: &AppState, event: AuditEvent, error: ApiError) -> ApiError {
-    match state.audit.append_one(event).await {
-        Ok(_) => error,
-        Err(_) => ApiError::audit_unavailable(),
-    }
-}
-
 /// Resolves `pid` for the caller and computes its access. A participant the caller may not
 /// see at all is answered exactly like one that does not exist: 404, audited with the reason.
 pub async fn resolve(
     state: &AppState,
     ctx: &Ctx,
     pid: &str,
-    action: &'static str,
+    action: Action,
 ) -> Result<Access, ApiError> {
     let policy = &state.policy;
     let vault = &state.vault;
-    let not_found = |audit_id: Option<String>, roles: Vec<String>, reason: &str| {
-        ctx.event(
-            action,
-            audit_id,
-            roles,
-            Vec::new(),
-            Outcome::Refused,
-            Some(reason.to_string()),
-        )
-    };
+    // Every refusal here answers like a participant that does not exist.
+    let not_found = |e: AuditEvent| refuse(&state.audit, e, ApiError::participant_not_found());
     let snapshot = match vault.index().resolve_pid(&ctx.caller.partner, pid) {
         Some(id) => vault.load(&ctx.caller.partner, &id).await?,
         None => None,
     };
     let Some((participant, snapshot)) = snapshot.and_then(|s| Some((s.participant.clone()?, s)))
     else {
-        return Err(refuse(
-            state,
-            not_found(None, Vec::new(), "unknown_pid"),
-            ApiError::participant_not_found(),
-        )
-        .await);
+        return Err(not_found(ctx.event(action).refused("unknown_pid")).await);
     };
     let audit_id = vault.index().audit_pseudonym(&participant.id);
+    let about = || ctx.event(action).participant(audit_id.clone());
     if participant.restricted && &*ctx.purpose_name != DSR_PURPOSE {
-        return Err(refuse(
-            state,
-            not_found(Some(audit_id), Vec::new(), "restricted"),
-            ApiError::participant_not_found(),
-        )
-        .await);
+        return Err(not_found(about().refused("restricted")).await);
     }
     if participant.objection
         && &*ctx.purpose_name != DSR_PURPOSE
         && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name)
     {
-        let e = not_found(Some(audit_id), Vec::new(), "objection");
-        return Err(refuse(state, e, ApiError::participant_not_found()).await);
+        return Err(not_found(about().refused("objection")).await);
     }
     let case_roles: RoleSet = snapshot
         .roles
@@ -279,12 +169,8 @@ pub async fn resolve(
         } else {
             "no_grant_for_purpose"
         };
-        return Err(refuse(
-            state,
-            not_found(Some(audit_id), role_names(policy, roles), reason),
-            ApiError::participant_not_found(),
-        )
-        .await);
+        let e = about().roles(role_names(policy, roles)).refused(reason);
+        return Err(not_found(e).await);
     }
     let consents: ScopeSet = snapshot
         .consents

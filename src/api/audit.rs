@@ -8,18 +8,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::access::{audit, require_client_grant};
+use super::access::require_client_grant;
+use super::audited::record;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Ctx;
-use crate::audit::{self as log, AuditQuery, AuditRecord, Outcome, VerifyReport};
+use crate::audit::{self as log, Action, AuditQuery, AuditRecord, VerifyReport};
 use crate::vault::insz::Insz;
 
 /// Refuses anyone whose client-level roles do not grant reading the audit log for the purpose.
-async fn require_dpo(
-    state: &AppState,
-    ctx: &Ctx,
-    action: &'static str,
-) -> Result<Vec<String>, ApiError> {
+async fn require_dpo(state: &AppState, ctx: &Ctx, action: Action) -> Result<Vec<String>, ApiError> {
     let message = "only a DPO may read the audit log, with purpose audit";
     require_client_grant(state, ctx, action, |d| d.may_read_audit(), message).await
 }
@@ -70,7 +67,7 @@ pub async fn search(
     ctx: Ctx,
     Query(p): Query<SearchParams>,
 ) -> ApiResult<Json<AuditPage>> {
-    let roles = require_dpo(&state, &ctx, "audit.search").await?;
+    let roles = require_dpo(&state, &ctx, Action::AuditSearch).await?;
     let participant = match &p.insz {
         Some(text) => {
             let insz = Insz::parse(text)
@@ -106,18 +103,11 @@ pub async fn search(
         limit: Some(limit),
     };
     let records = log::search(&state.pool, &q).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            "audit.search",
-            participant,
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(format!("{} records", records.len())),
-        )],
-    )
-    .await?;
+    let event = ctx.event(Action::AuditSearch).participant(participant);
+    let event = event
+        .roles(roles)
+        .granted_with(format!("{} records", records.len()));
+    record(&state.audit, vec![event]).await?;
     let next_after = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.seq))
         .flatten();
@@ -132,21 +122,11 @@ pub async fn search(
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = VerifyReport), (status = 403, body = ErrorBody)))]
 pub async fn verify(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<VerifyReport>> {
-    let roles = require_dpo(&state, &ctx, "audit.verify").await?;
+    let roles = require_dpo(&state, &ctx, Action::AuditVerify).await?;
     // The request's own record goes first: the writer chains it onto the head it holds in
     // memory, so rows deleted from the unsigned tail leave a gap that this verification sees.
-    audit(
-        &state,
-        vec![ctx.event(
-            "audit.verify",
-            None,
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            None,
-        )],
-    )
-    .await?;
+    let event = ctx.event(Action::AuditVerify).roles(roles).granted();
+    record(&state.audit, vec![event]).await?;
     let report = log::verify_database(&state.pool, &state.audit_public_key).await?;
     Ok(Json(report))
 }
@@ -170,19 +150,10 @@ pub async fn export(
     ctx: Ctx,
     Query(p): Query<ExportParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let roles = require_dpo(&state, &ctx, "audit.export").await?;
+    let roles = require_dpo(&state, &ctx, Action::AuditExport).await?;
     // The export's own record goes first, then a checkpoint signs the head including it.
-    let head = state
-        .audit
-        .append(vec![ctx.event(
-            "audit.export",
-            None,
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            None,
-        )])
-        .await?;
+    let event = ctx.event(Action::AuditExport).roles(roles).granted();
+    let head = record(&state.audit, vec![event]).await?;
     state.audit.checkpoint().await?;
     let mut out = Vec::new();
     log::export(

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::access::{audit, refuse};
+use super::audited::{record, refuse};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Ctx;
-use crate::audit::Outcome;
+use crate::audit::Action;
 use crate::sync::{self, Change};
 
 /// Query of the feed.
@@ -63,7 +63,8 @@ pub async fn changes(
                 "membership_ended",
                 "this partner has left the partnership and holds no more participants",
             );
-            return Err(refuse_page(&state, &ctx, "membership_ended", error).await);
+            let event = ctx.event(Action::SyncPage).refused("membership_ended");
+            return Err(refuse(&state.audit, event, error).await);
         }
         page
     } else {
@@ -74,29 +75,17 @@ pub async fn changes(
         {
             let error =
                 ApiError::forbidden("not_allowed", "your roles have no grant for this purpose");
-            return Err(refuse_page(&state, &ctx, "no_grant_for_purpose", error).await);
+            let event = ctx.event(Action::SyncPage).refused("no_grant_for_purpose");
+            return Err(refuse(&state.audit, event, error).await);
         }
         sync::page(&state.policy, &state.vault, &ctx, after, limit).await?
     };
     // Durable record of every disclosure first, then the client's state, then the answer.
-    audit(&state, page.events).await?;
+    record(&state.audit, page.events).await?;
     sync::save_state(&state.pool, &ctx.caller.client, &page.state).await?;
     let next = sync::encode_cursor(&state.vault, &ctx.caller.client, page.next.max(after));
     Ok(Json(ChangesPage {
         changes: page.changes,
         next,
     }))
-}
-
-/// Audits a refused feed page and returns `error` (or 503).
-async fn refuse_page(state: &AppState, ctx: &Ctx, reason: &str, error: ApiError) -> ApiError {
-    let e = ctx.event(
-        "sync.page",
-        None,
-        Vec::new(),
-        Vec::new(),
-        Outcome::Refused,
-        Some(reason.into()),
-    );
-    refuse(state, e, error).await
 }

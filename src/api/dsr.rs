@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::access::{audit, require_client_grant};
+use super::access::{about, require_client_grant};
+use super::audited::record;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
-use crate::audit::Outcome;
+use crate::audit::Action;
 use crate::dsr::{self, DsrError, NewRequest, Request};
 use crate::vault::crypto::ParticipantId;
 
@@ -30,7 +31,7 @@ impl From<DsrError> for ApiError {
 async fn require_dpo(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     write: bool,
 ) -> Result<Vec<String>, ApiError> {
     let message = "only a DPO handles data-subject requests, with purpose dsr_handling";
@@ -42,30 +43,6 @@ async fn require_dpo(
         }
     };
     require_client_grant(state, ctx, action, allowed, message).await
-}
-
-/// Makes the record of a granted DSR action durable.
-async fn log(
-    state: &AppState,
-    ctx: &Ctx,
-    action: &'static str,
-    who: Option<ParticipantId>,
-    roles: Vec<String>,
-    reason: String,
-) -> Result<(), ApiError> {
-    let e = ctx.event(
-        action,
-        audit_id(state, who),
-        roles,
-        Vec::new(),
-        Outcome::Granted,
-        Some(reason),
-    );
-    audit(state, vec![e]).await
-}
-
-fn audit_id(state: &AppState, p: Option<ParticipantId>) -> Option<String> {
-    p.map(|p| state.vault.index().audit_pseudonym(&p))
 }
 
 async fn person(state: &AppState, id: &str) -> Result<Option<ParticipantId>, ApiError> {
@@ -88,10 +65,11 @@ pub async fn create(
     ctx: Ctx,
     ApiJson(body): ApiJson<NewRequest>,
 ) -> ApiResult<(StatusCode, Json<Request>)> {
-    let roles = require_dpo(&state, &ctx, "dsr.create", true).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrCreate, true).await?;
     let (request, who) = dsr::create(&state.policy, &state.vault, &body).await?;
-    let reason = format!("{} {}", request.kind.as_str(), request.id);
-    log(&state, &ctx, "dsr.create", who, roles, reason).await?;
+    let detail = format!("{} {}", request.kind.as_str(), request.id);
+    let event = about(&state, &ctx, Action::DsrCreate, who).roles(roles);
+    record(&state.audit, vec![event.granted_with(detail)]).await?;
     Ok((StatusCode::CREATED, Json(request)))
 }
 
@@ -106,13 +84,10 @@ pub struct RequestList {
 #[utoipa::path(get, path = "/v1/dsr", tag = "dsr", params(("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
     responses((status = 200, body = RequestList), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<RequestList>> {
-    let roles = require_dpo(&state, &ctx, "dsr.list", false).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrList, false).await?;
     let requests = dsr::list(&state.pool).await?;
-    audit(
-        &state,
-        vec![ctx.event("dsr.list", None, roles, Vec::new(), Outcome::Granted, None)],
-    )
-    .await?;
+    let event = ctx.event(Action::DsrList).roles(roles).granted();
+    record(&state.audit, vec![event]).await?;
     Ok(Json(RequestList { requests }))
 }
 
@@ -124,20 +99,10 @@ pub async fn get(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.read", false).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrRead, false).await?;
     let request = dsr::get(&state.pool, &id).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            "dsr.read",
-            None,
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(id),
-        )],
-    )
-    .await?;
+    let event = ctx.event(Action::DsrRead).roles(roles).granted_with(id);
+    record(&state.audit, vec![event]).await?;
     Ok(Json(request))
 }
 
@@ -167,9 +132,10 @@ pub async fn verify(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.verify", true).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrVerify, true).await?;
     let who = person(&state, &id).await?;
-    log(&state, &ctx, "dsr.verify", who, roles, id.clone()).await?;
+    let event = about(&state, &ctx, Action::DsrVerify, who).roles(roles);
+    record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     Ok(Json(dsr::verify(&state.pool, &id).await?))
 }
 
@@ -182,8 +148,9 @@ pub async fn extend(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Extension>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.extend", true).await?;
-    log(&state, &ctx, "dsr.extend", None, roles, id.clone()).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrExtend, true).await?;
+    let event = ctx.event(Action::DsrExtend).roles(roles);
+    record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     Ok(Json(
         dsr::extend(&state.pool, &id, body.months, &body.reason).await?,
     ))
@@ -198,8 +165,9 @@ pub async fn refuse_request(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Refusal>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.refuse", true).await?;
-    log(&state, &ctx, "dsr.refuse", None, roles, id.clone()).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrRefuse, true).await?;
+    let event = ctx.event(Action::DsrRefuse).roles(roles);
+    record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     Ok(Json(dsr::refuse(&state.pool, &id, &body.reason).await?))
 }
 
@@ -211,10 +179,11 @@ pub async fn execute(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
-    let roles = require_dpo(&state, &ctx, "dsr.execute", true).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrExecute, true).await?;
     let who = person(&state, &id).await?;
     // The intent is on record before anything changes.
-    log(&state, &ctx, "dsr.execute", who, roles.clone(), id.clone()).await?;
+    let event = about(&state, &ctx, Action::DsrExecute, who).roles(roles.clone());
+    record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     let done = dsr::execute(
         &state.policy,
         &state.vault,
@@ -227,15 +196,9 @@ pub async fn execute(
         && done.request.kind == dsr::Kind::Erasure
         && done.request.state == dsr::State::Completed
     {
-        let e = ctx.event(
-            "participant.erased",
-            audit_id(&state, done.participant),
-            roles,
-            Vec::new(),
-            Outcome::Granted,
-            Some(format!("dsr {id}")),
-        );
-        audit(&state, vec![e]).await?;
+        let event = about(&state, &ctx, Action::ParticipantErased, done.participant);
+        let event = event.roles(roles).granted_with(format!("dsr {id}"));
+        record(&state.audit, vec![event]).await?;
     }
     Ok(Json(done.request))
 }
@@ -258,7 +221,7 @@ pub async fn export(
     Path(id): Path<String>,
     Query(f): Query<ExportFormat>,
 ) -> ApiResult<Response> {
-    let roles = require_dpo(&state, &ctx, "dsr.export", true).await?;
+    let roles = require_dpo(&state, &ctx, Action::DsrExport, true).await?;
     let bundle = dsr::export_bundle(&state.policy, &state.vault, &id).await?;
     let fields: Vec<String> = bundle["data"]
         .as_object()
@@ -272,18 +235,9 @@ pub async fn export(
         })
         .collect();
     let who = person(&state, &id).await?;
-    audit(
-        &state,
-        vec![ctx.event(
-            "dsr.export",
-            audit_id(&state, who),
-            roles,
-            fields,
-            Outcome::Granted,
-            Some(id),
-        )],
-    )
-    .await?;
+    let event = about(&state, &ctx, Action::DsrExport, who);
+    let event = event.roles(roles).fields(fields).granted_with(id);
+    record(&state.audit, vec![event]).await?;
     Ok(match f.format.as_deref() {
         Some("html") => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

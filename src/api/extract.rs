@@ -11,8 +11,9 @@ use axum::http::{Extensions, HeaderMap, Method};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::audited;
 use super::error::ApiError;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{Action, Draft, Requester};
 use crate::policy::PurposeId;
 use crate::tls::{Caller, ConnIdentity};
 
@@ -40,6 +41,10 @@ struct Origin {
 }
 
 impl Origin {
+    fn of_parts(parts: &Parts) -> Self {
+        Self::of(&parts.extensions, &parts.headers, &parts.method)
+    }
+
     fn of(extensions: &Extensions, headers: &HeaderMap, method: &Method) -> Self {
         let path = extensions
             .get::<MatchedPath>()
@@ -52,26 +57,14 @@ impl Origin {
             acting_user: header("x-acting-user")
                 .filter(|v| valid_actor(v))
                 .map(str::to_string),
-            // Checked against the agreement before it is recorded (see `refuse_from`).
+            // Checked against the agreement before it is recorded (see `refuse`).
             purpose: header("x-purpose").map(str::to_string),
         }
     }
 }
 
-/// Audits a refusal made before a handler ran, then returns the error. If the audit log is
-/// down, the answer is 503 instead: refusals are accesses too.
+/// Audits a refusal made before a handler ran, then returns the error (or 503).
 async fn refuse(
-    state: &AppState,
-    parts: &Parts,
-    client: &str,
-    caller: Option<&Caller>,
-    error: ApiError,
-) -> ApiError {
-    let origin = Origin::of(&parts.extensions, &parts.headers, &parts.method);
-    refuse_from(state, origin, client, caller, error).await
-}
-
-async fn refuse_from(
     state: &AppState,
     origin: Origin,
     client: &str,
@@ -80,23 +73,16 @@ async fn refuse_from(
 ) -> ApiError {
     // Only a purpose of the agreement is recorded, never what the caller typed.
     let purpose = origin.purpose.filter(|p| state.policy.purpose(p).is_some());
-    let event = AuditEvent {
+    let event = Requester {
         request_id: origin.request_id,
         client: client.to_string(),
         partner: caller.map(|c| c.partner.to_string()),
         acting_user: origin.acting_user,
-        roles: Vec::new(),
         purpose,
-        action: "request",
-        participant: None,
-        fields: Vec::new(),
-        outcome: Outcome::Refused,
-        reason: Some(format!("{} ({})", error.code, origin.route)),
-    };
-    match state.audit.append_one(event).await {
-        Ok(_) => error,
-        Err(_) => ApiError::audit_unavailable(),
     }
+    .event(Action::Request)
+    .refused(format!("{} ({})", error.code, origin.route));
+    audited::refuse(&state.audit, event, error).await
 }
 
 /// The one route an exited partner may still call: its CRM collects the removals of its last
@@ -132,7 +118,7 @@ impl FromRequestParts<AppState> for Identified {
                     "unknown_client",
                     "this certificate's client is not part of the joint-controller agreement",
                 );
-                Err(refuse(state, parts, cn, None, e).await)
+                Err(refuse(state, Origin::of_parts(parts), cn, None, e).await)
             }
             ConnIdentity::Known(caller) => {
                 let today = time::OffsetDateTime::now_utc().date();
@@ -150,7 +136,8 @@ impl FromRequestParts<AppState> for Identified {
                         "membership_ended",
                         "this partner's membership of the partnership has ended",
                     );
-                    return Err(refuse(state, parts, &caller.client, Some(caller), e).await);
+                    let origin = Origin::of_parts(parts);
+                    return Err(refuse(state, origin, &caller.client, Some(caller), e).await);
                 }
                 Ok(Identified {
                     caller: caller.clone(),
@@ -186,29 +173,16 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// An audit event for this request.
-    pub fn event(
-        &self,
-        action: &'static str,
-        participant: Option<String>,
-        roles: Vec<String>,
-        fields: Vec<String>,
-        outcome: Outcome,
-        reason: Option<String>,
-    ) -> AuditEvent {
-        AuditEvent {
+    /// Starts the audit event of `action` in this request.
+    pub fn event(&self, action: Action) -> Draft {
+        Requester {
             request_id: self.request_id.clone(),
             client: self.caller.client.to_string(),
             partner: Some(self.caller.partner.to_string()),
             acting_user: Some(self.acting_user.to_string()),
-            roles,
             purpose: Some(self.purpose_name.to_string()),
-            action,
-            participant,
-            fields,
-            outcome,
-            reason,
         }
+        .event(action)
     }
 }
 
@@ -252,7 +226,8 @@ impl FromRequestParts<AppState> for Ctx {
                 exited: who.exited,
             }),
             (Err(e), _) | (_, Err(e)) => {
-                Err(refuse(state, parts, &who.caller.client, Some(&who.caller), e).await)
+                let origin = Origin::of_parts(parts);
+                Err(refuse(state, origin, &who.caller.client, Some(&who.caller), e).await)
             }
         }
     }
@@ -274,7 +249,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
                 let error = json_rejection(rejection);
                 Err(match identity.as_deref() {
                     Some(ConnIdentity::Known(caller)) => {
-                        refuse_from(state, origin, &caller.client, Some(caller), error).await
+                        refuse(state, origin, &caller.client, Some(caller), error).await
                     }
                     // Unknown clients were refused (and audited) by the identity extractor.
                     _ => error,

@@ -14,10 +14,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::access::{audit, refuse};
+use super::access::about;
+use super::audited::{record, refuse};
 use super::error::ApiError;
 use super::extract::{Ctx, valid_actor};
-use crate::audit::Outcome;
+use crate::audit::Action;
 use crate::vault::crypto::ParticipantId;
 
 /// How long a key's answer is kept.
@@ -31,7 +32,7 @@ const WAIT: Duration = Duration::from_secs(5);
 struct Idempotency {
     client: String,
     key: String,
-    action: &'static str,
+    action: Action,
     request_hash: [u8; 32],
 }
 
@@ -53,7 +54,7 @@ pub async fn begin(
     state: &AppState,
     ctx: &Ctx,
     headers: &HeaderMap,
-    action: &'static str,
+    action: Action,
     scope: &str,
     body: &impl Serialize,
 ) -> Result<Begin, ApiError> {
@@ -78,7 +79,7 @@ impl Idempotency {
         state: &AppState,
         ctx: &Ctx,
         headers: &HeaderMap,
-        action: &'static str,
+        action: Action,
         scope: &str,
         body: &impl Serialize,
     ) -> Result<Option<Self>, ApiError> {
@@ -90,14 +91,14 @@ impl Idempotency {
                 "invalid_idempotency_key",
                 "Idempotency-Key must be 1 to 128 visible ASCII characters",
             );
-            return Err(refused(state, ctx, action, None, e).await);
+            return Err(refuse(&state.audit, ctx.event(action).refused(e.code), e).await);
         };
         let body = serde_json::to_vec(body).expect("json");
-        let request_hash =
-            state
-                .vault
-                .index()
-                .idempotency_hash(&[action.as_bytes(), scope.as_bytes(), &body]);
+        let request_hash = state.vault.index().idempotency_hash(&[
+            action.as_str().as_bytes(),
+            scope.as_bytes(),
+            &body,
+        ]);
         Ok(Some(Self {
             client: ctx.caller.client.to_string(),
             key: key.to_string(),
@@ -125,7 +126,7 @@ impl Idempotency {
             .bind(&self.key)
             .bind(&self.request_hash[..])
             .bind(&now)
-            .bind(self.action)
+            .bind(self.action.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -148,7 +149,8 @@ impl Idempotency {
                     "idempotency_key_reused",
                     "this Idempotency-Key was used for a different request",
                 );
-                return Err(refused(state, ctx, self.action, participant.as_ref(), e).await);
+                let event = about(state, ctx, self.action, participant).refused(e.code);
+                return Err(refuse(&state.audit, event, e).await);
             }
             if status != 0 {
                 drop(tx);
@@ -179,7 +181,7 @@ impl Idempotency {
                     "idempotency_in_progress",
                     "a request with this Idempotency-Key is still being answered; retry shortly",
                 );
-                return Err(refused(state, ctx, self.action, None, e).await);
+                return Err(refuse(&state.audit, ctx.event(self.action).refused(e.code), e).await);
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -247,21 +249,13 @@ pub async fn answer<T: Serialize>(
 async fn replay(
     state: &AppState,
     ctx: &Ctx,
-    action: &'static str,
+    action: Action,
     participant: Option<ParticipantId>,
     status: i64,
     body: Vec<u8>,
 ) -> Result<Claim, ApiError> {
-    let pseudonym = participant.map(|p| state.vault.index().audit_pseudonym(&p));
-    let event = ctx.event(
-        action,
-        pseudonym,
-        Vec::new(),
-        Vec::new(),
-        Outcome::Granted,
-        Some("idempotent_replay".into()),
-    );
-    audit(state, vec![event]).await?;
+    let event = about(state, ctx, action, participant).granted_with("idempotent_replay");
+    record(&state.audit, vec![event]).await?;
     let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
     let mut res = (
         status,
@@ -272,22 +266,4 @@ async fn replay(
     res.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(Claim::Replay(res))
-}
-
-async fn refused(
-    state: &AppState,
-    ctx: &Ctx,
-    action: &'static str,
-    participant: Option<&ParticipantId>,
-    error: ApiError,
-) -> ApiError {
-    let event = ctx.event(
-        action,
-        participant.map(|p| state.vault.index().audit_pseudonym(p)),
-        Vec::new(),
-        Vec::new(),
-        Outcome::Refused,
-        Some(error.code.into()),
-    );
-    refuse(state, event, error).await
 }

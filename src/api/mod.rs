@@ -5,6 +5,7 @@
 
 pub mod access;
 mod audit;
+pub mod audited;
 mod changes;
 mod dsr;
 pub mod error;

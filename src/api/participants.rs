@@ -11,13 +11,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::access::{
-    self, Access, DSR_PURPOSE, audit, deny, objection_applies, refuse, role_names,
-};
+use super::access::{self, Access, DSR_PURPOSE, objection_applies, role_names};
+use super::audited::{record, refuse};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
 use super::idempotency::{self, Begin};
-use crate::audit::Outcome;
+use crate::audit::Action;
 use crate::audit::report::{RATE_LIMITED, SELF_ASSIGN, SELF_ESCALATION, WIDENS_OWN_READING};
 use crate::policy::{CategorySet, Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::crypto::ParticipantId;
@@ -144,7 +143,7 @@ pub async fn register(
     idempotency::answer(&state, slot, result).await
 }
 
-const REGISTER: &str = "participant.register";
+const REGISTER: Action = Action::ParticipantRegister;
 
 async fn register_new(
     state: &AppState,
@@ -152,6 +151,10 @@ async fn register_new(
     mut fields: BTreeMap<String, Value>,
 ) -> ApiResult<(StatusCode, Registered, ParticipantId)> {
     let policy = &state.policy;
+    let deny = |roles: RoleSet, e: ApiError| {
+        let event = ctx.event(REGISTER).roles(role_names(policy, roles));
+        refuse(&state.audit, event.refused(e.code), e)
+    };
     let referrer = policy
         .role(REFERRER_ROLE)
         .filter(|r| ctx.caller.allowed_roles.contains(*r));
@@ -160,7 +163,7 @@ async fn register_new(
             "role_not_allowed",
             "this client may not refer participants (role toeleider)",
         );
-        return Err(deny(state, ctx, REGISTER, RoleSet::empty(), e).await);
+        return Err(deny(RoleSet::empty(), e).await);
     };
     let roles = RoleSet::of(referrer);
     let partner = policy.agreement().partner(&ctx.caller.partner);
@@ -169,14 +172,14 @@ async fn register_new(
             "no_new_cases",
             "this partner is in its notice period or has left: it takes no new cases",
         );
-        return Err(deny(state, ctx, REGISTER, roles, e).await);
+        return Err(deny(roles, e).await);
     }
     let decision = policy.decide(roles, ctx.purpose);
     let checked = check_fields(policy, &fields, decision.writable(ScopeSet::empty()))
         .and_then(|()| parse_insz(fields.get(INSZ_FIELD)));
     let insz = match checked {
         Ok(insz) => insz,
-        Err(e) => return Err(deny(state, ctx, REGISTER, roles, e).await),
+        Err(e) => return Err(deny(roles, e).await),
     };
     fields.insert(INSZ_FIELD.into(), Value::String(insz.as_str().to_string()));
 
@@ -187,15 +190,13 @@ async fn register_new(
     let id = ParticipantId::generate().map_err(|_| ApiError::storage())?;
     // The record of the write is durable before the write happens.
     let names: Vec<String> = fields.keys().cloned().collect();
-    let event = ctx.event(
-        REGISTER,
-        Some(vault.index().audit_pseudonym(&id)),
-        role_names(policy, roles),
-        names,
-        Outcome::Granted,
-        None,
-    );
-    audit(state, vec![event]).await?;
+    let event = ctx
+        .event(REGISTER)
+        .participant(vault.index().audit_pseudonym(&id))
+        .roles(role_names(policy, roles))
+        .fields(names)
+        .granted();
+    record(&state.audit, vec![event]).await?;
     if vault
         .register(&id, &insz, &fields, &ctx.caller.partner, REFERRER_ROLE)
         .await?
@@ -230,15 +231,12 @@ async fn existing(
         .participant(&id)
         .await?
         .ok_or_else(ApiError::storage)?;
-    let event = ctx.event(
-        REGISTER,
-        Some(vault.index().audit_pseudonym(&id)),
-        role_names(&state.policy, roles),
-        Vec::new(),
-        Outcome::Granted,
-        Some("existing".into()),
-    );
-    audit(state, vec![event]).await?;
+    let event = ctx
+        .event(REGISTER)
+        .participant(vault.index().audit_pseudonym(&id))
+        .roles(role_names(&state.policy, roles))
+        .granted_with("existing");
+    record(&state.audit, vec![event]).await?;
     let pid = vault
         .index()
         .pid_for(&ctx.caller.partner, &id)
@@ -280,15 +278,20 @@ pub async fn lookup(
     ctx: Ctx,
     ApiJson(body): ApiJson<LookupIn>,
 ) -> ApiResult<Json<LookupOut>> {
-    const ACTION: &str = "participant.lookup";
+    const ACTION: Action = Action::ParticipantLookup;
     let policy = &state.policy;
     let roles = ctx.caller.allowed_roles;
+    let names = role_names(policy, roles);
+    let deny = |e: ApiError| {
+        let event = ctx.event(ACTION).roles(names.clone()).refused(e.code);
+        refuse(&state.audit, event, e)
+    };
     if !policy.decide(roles, ctx.purpose).may_lookup() {
         let e = ApiError::forbidden(
             "not_allowed",
             "your roles may not look up participants for this purpose",
         );
-        return Err(deny(&state, &ctx, ACTION, roles, e).await);
+        return Err(deny(e).await);
     }
     if let Err(wait) = state.lookups.take(&ctx.caller.client) {
         let e = ApiError::too_many_requests(
@@ -296,51 +299,33 @@ pub async fn lookup(
             "too many look-ups from this client; wait as Retry-After says",
             wait.as_secs_f64().ceil() as u64,
         );
-        return Err(deny(&state, &ctx, ACTION, roles, e).await);
+        return Err(deny(e).await);
     }
     let insz = match Insz::parse(&body.insz) {
         Ok(i) => i,
         Err(e) => {
             let e = ApiError::unprocessable("invalid_insz", format!("insz: {e}"));
-            return Err(deny(&state, &ctx, ACTION, roles, e).await);
+            return Err(deny(e).await);
         }
     };
     let vault = &state.vault;
-    let names = role_names(policy, roles);
     let found = match vault.find_by_insz(&insz).await? {
         Some(id) => vault.participant(&id).await?,
         None => None,
     };
     let Some(p) = found else {
-        let reason = Some("not_found".into());
-        let e = ctx.event(ACTION, None, names, Vec::new(), Outcome::Granted, reason);
-        audit(&state, vec![e]).await?;
+        let e = ctx.event(ACTION).roles(names).granted_with("not_found");
+        record(&state.audit, vec![e]).await?;
         return Err(ApiError::participant_not_found());
     };
     let pseudonym = vault.index().audit_pseudonym(&p.id);
     if let Some(error) = withheld(policy, &ctx, &p) {
-        let reason = Some(error.code.to_string());
-        let e = ctx.event(
-            ACTION,
-            Some(pseudonym),
-            names,
-            Vec::new(),
-            Outcome::Refused,
-            reason,
-        );
-        return Err(refuse(&state, e, error).await);
+        let e = ctx.event(ACTION).participant(pseudonym).roles(names);
+        return Err(refuse(&state.audit, e.refused(error.code), error).await);
     }
     let active = !vault.involvements(&p.id, None).await?.is_empty();
-    let reason = Some("found".into());
-    let e = ctx.event(
-        ACTION,
-        Some(pseudonym),
-        names,
-        Vec::new(),
-        Outcome::Granted,
-        reason,
-    );
-    audit(&state, vec![e]).await?;
+    let e = ctx.event(ACTION).participant(pseudonym).roles(names);
+    record(&state.audit, vec![e.granted_with("found")]).await?;
     Ok(Json(LookupOut {
         pid: vault
             .index()
@@ -381,7 +366,7 @@ pub async fn read(
     ctx: Ctx,
     Path(pid): Path<String>,
 ) -> ApiResult<Json<RecordOut>> {
-    let access = access::resolve(&state, &ctx, &pid, "participant.read").await?;
+    let access = access::resolve(&state, &ctx, &pid, Action::ParticipantRead).await?;
     let policy = &state.policy;
     let readable = access.readable();
     let fields = state.vault.open_snapshot(&access.snapshot, |f| {
@@ -390,18 +375,8 @@ pub async fn read(
             .is_some_and(|r| readable.contains(r.category))
     })?;
     let names = fields.keys().cloned().collect();
-    audit(
-        &state,
-        vec![access.event(
-            &ctx,
-            policy,
-            "participant.read",
-            names,
-            Outcome::Granted,
-            None,
-        )],
-    )
-    .await?;
+    let event = access.event(&ctx, policy, Action::ParticipantRead);
+    record(&state.audit, vec![event.fields(names).granted()]).await?;
     Ok(Json(RecordOut {
         pid,
         version: access.participant.version,
@@ -443,7 +418,7 @@ pub async fn update(
     headers: HeaderMap,
     ApiJson(body): ApiJson<RecordIn>,
 ) -> ApiResult<Json<Written>> {
-    const ACTION: &str = "participant.write";
+    const ACTION: Action = Action::ParticipantWrite;
     let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let policy = &state.policy;
     // Only names the agreement knows go into the audit record, never what the caller typed.
@@ -453,7 +428,8 @@ pub async fn update(
         .filter(|n| policy.field(n).is_some())
         .cloned()
         .collect();
-    let deny = |e: ApiError| access.deny(&state, &ctx, ACTION, names.clone(), e);
+    let event = || access.event(&ctx, policy, ACTION).fields(names.clone());
+    let deny = |e: ApiError| refuse(&state.audit, event().refused(e.code), e);
     let checked = if_match(&headers).and_then(|v| {
         check_fields(policy, &body.fields, access.writable())?;
         Ok(v)
@@ -497,8 +473,7 @@ pub async fn update(
     if access.participant.version != expected {
         return Err(deny(stale(access.participant.version)).await);
     }
-    let granted = access.event(&ctx, policy, ACTION, names.clone(), Outcome::Granted, None);
-    audit(&state, vec![granted]).await?;
+    record(&state.audit, vec![event().granted()]).await?;
     let version = match state
         .vault
         .update(&access.participant, expected, &fields, new_insz.as_ref())
@@ -682,9 +657,11 @@ pub async fn start_involvement(
     Path(pid): Path<String>,
     ApiJson(body): ApiJson<InvolvementIn>,
 ) -> ApiResult<Response> {
-    const ACTION: &str = "involvement.start";
+    const ACTION: Action = Action::InvolvementStart;
     let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let policy = &state.policy;
+    let event = || access.event(&ctx, policy, ACTION);
+    let deny = |e: ApiError| refuse(&state.audit, event().refused(e.code), e);
     let own = body.partner == *ctx.caller.partner;
     let checked = check_assignable(policy, &body.partner, &body.role, true).and_then(|role| {
         if !access.decision.may_assign(role) {
@@ -695,10 +672,10 @@ pub async fn start_involvement(
     });
     let (role, named) = match checked {
         Ok(x) => x,
-        Err(e) => return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await),
+        Err(e) => return Err(deny(e).await),
     };
     if let Err(e) = check_free(&state, &access, role, &body.partner).await {
-        return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await);
+        return Err(deny(e).await);
     }
     // The DPO report lists the self-assignments the agreement names.
     let suffix = if named {
@@ -727,7 +704,7 @@ pub async fn end_involvement(
     Path(pid): Path<String>,
     ApiJson(body): ApiJson<InvolvementEnd>,
 ) -> ApiResult<Response> {
-    const ACTION: &str = "involvement.end";
+    const ACTION: Action = Action::InvolvementEnd;
     let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let other = body.partner != *ctx.caller.partner;
     let checked =
@@ -744,7 +721,8 @@ pub async fn end_involvement(
             Ok(())
         });
     if let Err(e) = checked {
-        return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await);
+        let event = access.event(&ctx, &state.policy, ACTION).refused(e.code);
+        return Err(refuse(&state.audit, event, e).await);
     }
     let reason = body.reason.map(EndReason::as_str);
     let detail = match reason {
@@ -773,9 +751,11 @@ pub async fn handover(
     Path(pid): Path<String>,
     ApiJson(body): ApiJson<HandoverIn>,
 ) -> ApiResult<Response> {
-    const ACTION: &str = "involvement.handover";
+    const ACTION: Action = Action::InvolvementHandover;
     let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let policy = &state.policy;
+    let event = || access.event(&ctx, policy, ACTION);
+    let deny = |e: ApiError| refuse(&state.audit, event().refused(e.code), e);
     let checked = check_assignable(policy, &body.from, &body.role, false)
         .and_then(|_| check_assignable(policy, &body.to, &body.role, true))
         .and_then(|role| {
@@ -793,7 +773,7 @@ pub async fn handover(
         });
     let named = match checked {
         Ok(named) => named,
-        Err(e) => return Err(access.deny(&state, &ctx, ACTION, Vec::new(), e).await),
+        Err(e) => return Err(deny(e).await),
     };
     let not_holder = || {
         ApiError::conflict(
@@ -808,9 +788,7 @@ pub async fn handover(
         .iter()
         .any(|i| i.role == body.role);
     if !holds {
-        return Err(access
-            .deny(&state, &ctx, ACTION, Vec::new(), not_holder())
-            .await);
+        return Err(deny(not_holder()).await);
     }
     // The DPO report lists the self-assignments the agreement names.
     let suffix = if named {
@@ -820,24 +798,12 @@ pub async fn handover(
     };
     let ended = format!("{}:{};reason=handover", body.from, body.role);
     let started = format!("{}:{};handover{suffix}", body.to, body.role);
-    let event = |action, detail| {
-        access.event(
-            &ctx,
-            policy,
-            action,
-            Vec::new(),
-            Outcome::Granted,
-            Some(detail),
-        )
-    };
-    audit(
-        &state,
-        vec![
-            event("involvement.end", ended),
-            event("involvement.start", started),
-        ],
-    )
-    .await?;
+    let step = |action, detail| access.event(&ctx, policy, action).granted_with(detail);
+    let steps = vec![
+        step(Action::InvolvementEnd, ended),
+        step(Action::InvolvementStart, started),
+    ];
+    record(&state.audit, steps).await?;
     let outcome = state
         .vault
         .handover(
@@ -850,12 +816,8 @@ pub async fn handover(
         .await?;
     match outcome {
         CaseOutcome::Changed => Ok((StatusCode::OK, Json(body)).into_response()),
-        CaseOutcome::Unchanged => Err(access
-            .deny(&state, &ctx, ACTION, Vec::new(), not_holder())
-            .await),
-        CaseOutcome::Taken => Err(access
-            .deny(&state, &ctx, ACTION, Vec::new(), role_taken())
-            .await),
+        CaseOutcome::Unchanged => Err(deny(not_holder()).await),
+        CaseOutcome::Taken => Err(deny(role_taken()).await),
     }
 }
 
@@ -879,12 +841,14 @@ async fn consent(
     recording: bool,
 ) -> ApiResult<Response> {
     let action = if recording {
-        "consent.record"
+        Action::ConsentRecord
     } else {
-        "consent.withdraw"
+        Action::ConsentWithdraw
     };
     let access = access::resolve(&state, &ctx, &pid, action).await?;
     let policy = &state.policy;
+    let event = || access.event(&ctx, policy, action);
+    let deny = |e: ApiError| refuse(&state.audit, event().refused(e.code), e);
     let checked = policy
         .scope(&body.scope)
         .ok_or_else(|| {
@@ -905,7 +869,7 @@ async fn consent(
         });
     let scope = match checked {
         Ok(s) => s,
-        Err(e) => return Err(access.deny(&state, &ctx, action, Vec::new(), e).await),
+        Err(e) => return Err(deny(e).await),
     };
     let mut detail = body.scope.clone();
     if recording {
@@ -918,7 +882,7 @@ async fn consent(
                     "independent_recorder_required",
                     "this consent would widen your own reading; the agreement wants another role in the case to record it",
                 );
-                return Err(access.deny(&state, &ctx, action, Vec::new(), e).await);
+                return Err(deny(e).await);
             }
             detail.push(';');
             detail.push_str(WIDENS_OWN_READING);
@@ -939,14 +903,13 @@ async fn commit_case_change<B: Serialize>(
     state: &AppState,
     ctx: &Ctx,
     access: &Access,
-    action: &'static str,
+    action: Action,
     detail: String,
     change: CaseChange<'_>,
     body: &B,
 ) -> ApiResult<Response> {
-    access
-        .grant(state, ctx, action, Vec::new(), Some(detail))
-        .await?;
+    let event = || access.event(ctx, &state.policy, action);
+    record(&state.audit, vec![event().granted_with(detail)]).await?;
     let starts = matches!(
         change,
         CaseChange::StartRole { .. } | CaseChange::RecordConsent { .. }
@@ -957,9 +920,8 @@ async fn commit_case_change<B: Serialize>(
         .await?;
     Ok(match (starts, outcome) {
         (_, CaseOutcome::Taken) => {
-            return Err(access
-                .deny(state, ctx, action, Vec::new(), role_taken())
-                .await);
+            let error = role_taken();
+            return Err(refuse(&state.audit, event().refused(error.code), error).await);
         }
         (true, CaseOutcome::Changed) => (StatusCode::CREATED, Json(body)).into_response(),
         (true, CaseOutcome::Unchanged) => (StatusCode::OK, Json(body)).into_response(),
@@ -1052,27 +1014,24 @@ pub async fn list_notes(
     ctx: Ctx,
     Path(pid): Path<String>,
 ) -> ApiResult<Json<NotesOut>> {
-    let access = access::resolve(&state, &ctx, &pid, "notes.read").await?;
+    const ACTION: Action = Action::NotesRead;
+    let access = access::resolve(&state, &ctx, &pid, ACTION).await?;
     let policy = &state.policy;
     if !notes_category(policy).is_some_and(|c| access.readable().contains(c)) {
         let error = ApiError::forbidden(
             "not_allowed",
             "your role may not read case notes for this purpose",
         );
-        return Err(access
-            .refuse(&state, &ctx, "notes.read", "no_grant".into(), error)
-            .await);
+        let event = access.event(&ctx, policy, ACTION).refused("no_grant");
+        return Err(refuse(&state.audit, event, error).await);
     }
     let notes = state.vault.notes(&access.participant).await?;
     let fields = notes
         .iter()
         .map(|n| format!("notes.text/{}", n.id))
         .collect();
-    audit(
-        &state,
-        vec![access.event(&ctx, policy, "notes.read", fields, Outcome::Granted, None)],
-    )
-    .await?;
+    let event = access.event(&ctx, policy, ACTION).fields(fields);
+    record(&state.audit, vec![event.granted()]).await?;
     Ok(Json(NotesOut {
         notes: notes
             .into_iter()
@@ -1097,7 +1056,7 @@ pub async fn add_note(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NoteIn>,
 ) -> ApiResult<Response> {
-    const ACTION: &str = "notes.write";
+    const ACTION: Action = Action::NotesWrite;
     let begin = idempotency::begin(&state, &ctx, &headers, ACTION, &pid, &body.text).await?;
     let slot = match begin {
         Begin::Replay(r) => return Ok(r),
@@ -1113,7 +1072,7 @@ async fn write_note(
     pid: &str,
     text: &str,
 ) -> ApiResult<(StatusCode, NoteCreated, ParticipantId)> {
-    const ACTION: &str = "notes.write";
+    const ACTION: Action = Action::NotesWrite;
     let access = access::resolve(state, ctx, pid, ACTION).await?;
     let policy = &state.policy;
     let checked = if !notes_category(policy).is_some_and(|c| access.writable().contains(c)) {
@@ -1131,12 +1090,13 @@ async fn write_note(
             .validate_value("notes.text", &Value::String(text.to_string()))
             .map_err(|e| ApiError::unprocessable("invalid_value", e.to_string()))
     };
-    let fields = vec!["notes.text".to_string()];
+    let event = access
+        .event(ctx, policy, ACTION)
+        .fields(vec!["notes.text".to_string()]);
     if let Err(e) = checked {
-        return Err(access.deny(state, ctx, ACTION, fields, e).await);
+        return Err(refuse(&state.audit, event.refused(e.code), e).await);
     }
-    let granted = access.event(ctx, policy, ACTION, fields, Outcome::Granted, None);
-    audit(state, vec![granted]).await?;
+    record(&state.audit, vec![event.granted()]).await?;
     let note = state
         .vault
         .add_note(&access.participant, &ctx.caller.partner, text)

@@ -1,10 +1,13 @@
 //! The tamper-evident audit log for the Data Protection Officers.
 //!
-//! - [`record`]: what one record holds and its canonical encoding.
+//! - [`action`]: the actions an access can record, and which of them disclose personal data.
+//! - [`record`]: what one record holds and its canonical encoding; events are built with a
+//!   [`Draft`] that must end granted or refused.
 //! - [`writer`]: the single writer with group commit; no answer leaves before its record.
 //! - [`verify`]: chain and checkpoint verification, live and offline.
 //! - this module: the signing key, search, export and live verification.
 
+pub mod action;
 pub mod record;
 pub mod report;
 pub mod verify;
@@ -16,7 +19,8 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
-pub use record::{AuditEvent, AuditRecord, Outcome};
+pub use action::Action;
+pub use record::{AuditEvent, AuditRecord, Draft, Outcome, Requester};
 pub use verify::{Checkpoint, ExportHeader, VerifyReport};
 pub use writer::{AuditError, AuditLog};
 

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::action::Action;
+
 /// The encoding version written into every record.
 pub const RECORD_VERSION: u8 = 1;
 
@@ -18,9 +20,9 @@ pub enum Outcome {
     Refused,
 }
 
-/// What a handler knows about one access; the writer adds sequence, time and chain.
+/// Who is behind a request, as far as the gateway knows when it records an access.
 #[derive(Clone, Debug)]
-pub struct AuditEvent {
+pub struct Requester {
     /// The request this access belongs to.
     pub request_id: String,
     /// The certificate CN of the caller (or `-` when there was none).
@@ -29,20 +31,86 @@ pub struct AuditEvent {
     pub partner: Option<String>,
     /// The partner's own staff id from `X-Acting-User`.
     pub acting_user: Option<String>,
-    /// The roles the decision was made for.
-    pub roles: Vec<String>,
     /// The purpose from `X-Purpose`.
     pub purpose: Option<String>,
-    /// What was done, e.g. `participant.read`.
-    pub action: &'static str,
+}
+
+impl Requester {
+    /// Starts the audit event of `action` in this request.
+    pub fn event(self, action: Action) -> Draft {
+        Draft {
+            by: self,
+            action,
+            participant: None,
+            roles: Vec::new(),
+            fields: Vec::new(),
+        }
+    }
+}
+
+/// An audit event whose outcome is still open. Name what it concerns, then end it with
+/// [`granted`](Draft::granted), [`granted_with`](Draft::granted_with) or
+/// [`refused`](Draft::refused): the only ways to make an [`AuditEvent`], so every record
+/// states its outcome and every refusal its reason.
+#[must_use = "an access is recorded only once its draft is granted or refused and appended"]
+#[derive(Clone, Debug)]
+pub struct Draft {
+    by: Requester,
+    action: Action,
+    participant: Option<String>,
+    roles: Vec<String>,
+    fields: Vec<String>,
+}
+
+impl Draft {
     /// The participant's audit pseudonym (never a name, national number or pid).
-    pub participant: Option<String>,
+    pub fn participant(mut self, audit_id: impl Into<Option<String>>) -> Self {
+        self.participant = audit_id.into();
+        self
+    }
+
+    /// The roles the decision was made for.
+    pub fn roles(mut self, roles: Vec<String>) -> Self {
+        self.roles = roles;
+        self
+    }
+
     /// Field names disclosed or written (never values).
-    pub fields: Vec<String>,
-    /// Granted or refused.
-    pub outcome: Outcome,
-    /// Why it was refused, or a short qualifier.
-    pub reason: Option<String>,
+    pub fn fields(mut self, names: Vec<String>) -> Self {
+        self.fields = names;
+        self
+    }
+
+    /// The access happened.
+    pub fn granted(self) -> AuditEvent {
+        self.end(Outcome::Granted, None)
+    }
+
+    /// The access happened; `detail` qualifies it (e.g. `existing`, or the scope recorded).
+    pub fn granted_with(self, detail: impl Into<String>) -> AuditEvent {
+        self.end(Outcome::Granted, Some(detail.into()))
+    }
+
+    /// The access was refused, for `reason`.
+    pub fn refused(self, reason: impl Into<String>) -> AuditEvent {
+        self.end(Outcome::Refused, Some(reason.into()))
+    }
+
+    fn end(self, outcome: Outcome, reason: Option<String>) -> AuditEvent {
+        AuditEvent {
+            draft: self,
+            outcome,
+            reason,
+        }
+    }
+}
+
+/// One access, ready for the writer, which adds sequence, time and chain. Made by a [`Draft`].
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    draft: Draft,
+    outcome: Outcome,
+    reason: Option<String>,
 }
 
 /// One link of the chain, exactly as hashed.
@@ -92,21 +160,33 @@ impl AuditRecord {
         policy_version: &str,
         prev_hash: &[u8; 32],
     ) -> Self {
+        let AuditEvent {
+            draft:
+                Draft {
+                    by,
+                    action,
+                    participant,
+                    roles,
+                    fields,
+                },
+            outcome,
+            reason,
+        } = event;
         Self {
             v: RECORD_VERSION,
             seq,
             time,
-            request_id: event.request_id,
-            client: event.client,
-            partner: event.partner,
-            acting_user: event.acting_user,
-            roles: event.roles,
-            purpose: event.purpose,
-            action: event.action.to_string(),
-            participant: event.participant,
-            fields: event.fields,
-            decision: event.outcome,
-            reason: event.reason,
+            request_id: by.request_id,
+            client: by.client,
+            partner: by.partner,
+            acting_user: by.acting_user,
+            roles,
+            purpose: by.purpose,
+            action: action.as_str().to_string(),
+            participant,
+            fields,
+            decision: outcome,
+            reason,
             policy_version: policy_version.to_string(),
             prev_hash: hex::encode(prev_hash),
         }
@@ -150,19 +230,18 @@ mod tests {
     use super::*;
 
     fn event() -> AuditEvent {
-        AuditEvent {
+        Requester {
             request_id: "r1".into(),
             client: "crm.x".into(),
             partner: Some("x".into()),
             acting_user: Some("u1".into()),
-            roles: vec!["trajectgezel".into()],
             purpose: Some("trajectory_guidance".into()),
-            action: "participant.read",
-            participant: Some("ab".into()),
-            fields: vec!["identity.given_name".into()],
-            outcome: Outcome::Granted,
-            reason: None,
         }
+        .event(Action::ParticipantRead)
+        .participant("ab".to_string())
+        .roles(vec!["trajectgezel".into()])
+        .fields(vec!["identity.given_name".into()])
+        .granted()
     }
 
     #[test]
@@ -172,6 +251,20 @@ mod tests {
         let back: AuditRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back.canonical(), text);
         assert!(text.starts_with("{\"v\":1,\"seq\":7,"));
+    }
+
+    #[test]
+    fn an_event_is_recorded_field_for_field() {
+        let time = "2025-01-02T03:04:05.678Z".to_string();
+        let r = AuditRecord::new(event(), 7, time, "pv", &[0; 32]);
+        let expected = concat!(
+            r#"{"v":1,"seq":7,"time":"2025-01-02T03:04:05.678Z","request_id":"r1","#,
+            r#""client":"crm.x","partner":"x","acting_user":"u1","roles":["trajectgezel"],"#,
+            r#""purpose":"trajectory_guidance","action":"participant.read","participant":"ab","#,
+            r#""fields":["identity.given_name"],"decision":"granted","reason":null,"#,
+            r#""policy_version":"pv","prev_hash":""#,
+        );
+        assert_eq!(r.canonical(), format!("{expected}{}\"}}", "0".repeat(64)));
     }
 
     #[test]

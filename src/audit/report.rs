@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Weekday};
 
+use super::action::Action;
 use super::record::{AuditRecord, Outcome};
 use super::verify::VerifyReport;
 
@@ -32,17 +33,17 @@ pub const BURST_REFUSALS: usize = 10;
 pub const BURST_WINDOW_SECONDS: i64 = 300;
 /// How many of the latest refusals the report lists.
 pub const LATEST_REFUSALS: usize = 50;
-/// A client with at least this many `participant.lookup` records within
+/// A client with at least this many [`Action::ParticipantLookup`] records within
 /// [`LOOKUP_WINDOW_SECONDS`] is flagged.
 pub const LOOKUP_BURST: usize = 30;
 /// The sliding window for look-up bursts, in seconds.
 pub const LOOKUP_WINDOW_SECONDS: i64 = 600;
 /// The refusal reason of a look-up past the per-client limit (429).
 pub const RATE_LIMITED: &str = "rate_limited";
-/// Marker in a granted `consent.record` reason: the consent widens what the recording partner
+/// Marker in a granted [`Action::ConsentRecord`] reason: the consent widens what the recording partner
 /// itself may read (`"<scope>;widens_own_reading"`).
 pub const WIDENS_OWN_READING: &str = "widens_own_reading";
-/// Marker in a granted `involvement.start` reason: a partner gave a role to itself, as the
+/// Marker in a granted [`Action::InvolvementStart`] reason: a partner gave a role to itself, as the
 /// agreement allows (`"<partner>:<role>;self_assign"`).
 pub const SELF_ASSIGN: &str = "self_assign";
 /// The refusal reason of a self-assignment that would widen the caller's own reading.
@@ -227,12 +228,6 @@ fn is_night(local: i64) -> bool {
     !(NIGHT_END_HOUR..NIGHT_START_HOUR).contains(&hour)
 }
 
-/// Reads are what the night and many-participants rules look at. A feed page disclosing a
-/// participant's fields to a partner's CRM (`sync.disclose`) is a read too.
-fn is_read(action: &str) -> bool {
-    action.ends_with(".read") || action == "participant.lookup" || action == "sync.disclose"
-}
-
 /// The code of a reason: what comes before any `;` marker or ` (…)` detail.
 fn reason_code(reason: &str) -> &str {
     reason.split([';', ' ']).next().unwrap_or("")
@@ -377,8 +372,10 @@ impl<'a> Aggregates<'a> {
         let mut clock = Clock::new();
         for r in records {
             let times = clock.times(&r.time);
-            a.add(r, times.map(|t| t.1));
-            a.watch(r, times);
+            // Text no version of the gateway writes is counted, but matches no rule.
+            let action = Action::parse(&r.action);
+            a.add(r, action, times.map(|t| t.1));
+            a.watch(r, action, times);
         }
         a
     }
@@ -393,7 +390,7 @@ impl<'a> Aggregates<'a> {
         id
     }
 
-    fn add(&mut self, r: &'a AuditRecord, local: Option<i64>) {
+    fn add(&mut self, r: &'a AuditRecord, action: Option<Action>, local: Option<i64>) {
         self.total += 1;
         match local {
             Some(t) => {
@@ -435,7 +432,8 @@ impl<'a> Aggregates<'a> {
         let Some(pseudonym) = r.participant.as_deref() else {
             return;
         };
-        let reading = is_read(&r.action);
+        // Reads are what the night and many-participants rules look at.
+        let reading = action.is_some_and(Action::is_read);
         let not_involved =
             r.decision == Outcome::Refused && r.reason.as_deref() == Some("not_involved");
         if !reading && !not_involved {
@@ -484,12 +482,12 @@ impl<'a> Aggregates<'a> {
     }
 
     /// The rules on look-ups, self-widening consents and self-assignments.
-    fn watch(&mut self, r: &'a AuditRecord, times: Option<(i64, i64)>) {
+    fn watch(&mut self, r: &'a AuditRecord, action: Option<Action>, times: Option<(i64, i64)>) {
         let local = times.map(|t| t.1);
         let granted = r.decision == Outcome::Granted;
         let reason = r.reason.as_deref().unwrap_or("");
         let rate_limited = !granted && reason_code(reason) == RATE_LIMITED;
-        let lookup = r.action == "participant.lookup";
+        let lookup = action == Some(Action::ParticipantLookup);
         if lookup || rate_limited {
             let partner = self.partners.id(r.partner.as_deref().unwrap_or(""));
             let l = self.lookups.entry(&r.client).or_default();
@@ -502,14 +500,16 @@ impl<'a> Aggregates<'a> {
                 }
             }
         }
-        let own_consent =
-            granted && r.action == "consent.record" && has_marker(reason, WIDENS_OWN_READING);
+        let own_consent = granted
+            && action == Some(Action::ConsentRecord)
+            && has_marker(reason, WIDENS_OWN_READING);
         if own_consent {
             self.own_consents.push((r, local));
         }
-        let self_assign =
-            (granted && r.action == "involvement.start" && has_marker(reason, SELF_ASSIGN))
-                || (!granted && reason_code(reason) == SELF_ESCALATION);
+        let self_assign = (granted
+            && action == Some(Action::InvolvementStart)
+            && has_marker(reason, SELF_ASSIGN))
+            || (!granted && reason_code(reason) == SELF_ESCALATION);
         if self_assign {
             self.self_assignments.push((r, local));
         }
@@ -1122,7 +1122,22 @@ impl Page<'_, '_> {
 
     fn unusual(&mut self) {
         self.w("<section id=\"unusual\">\n<h2>Unusual patterns</h2>\n");
-        self.w("<p class=\"note\">These rules point at what a DPO may want to look into; a match is not by itself a breach. Reads are <code>*.read</code>, <code>participant.lookup</code> and <code>sync.disclose</code> (fields sent to a CRM by the feed) records, granted or refused. Participants are counted by their audit pseudonym; no pseudonym is shown.</p>\n");
+        // The list comes from the actions themselves, so the page names what is counted.
+        let reads: Vec<String> = Action::ALL
+            .iter()
+            .filter(|a| a.is_read())
+            .map(|&a| match a {
+                Action::SyncDisclose => {
+                    format!("<code>{a}</code> (fields sent to a CRM by the feed)")
+                }
+                a => format!("<code>{a}</code>"),
+            })
+            .collect();
+        let _ = writeln!(
+            self.out,
+            "<p class=\"note\">These rules point at what a DPO may want to look into; a match is not by itself a breach. Reads are {} records, granted or refused. Participants are counted by their audit pseudonym; no pseudonym is shown.</p>",
+            reads.join(", ")
+        );
         self.many_reads();
         self.night_reads();
         self.refusal_bursts();
@@ -1328,7 +1343,8 @@ impl Page<'_, '_> {
         );
         let _ = writeln!(
             self.out,
-            "<div class=\"rule\">Flagged when one client (certificate) makes at least <b>{LOOKUP_BURST} look-ups (<code>participant.lookup</code>, granted or refused) within {} minutes</b>, and every client refused as <code>{RATE_LIMITED}</code> (past its look-up limit, answered 429). A CRM checks for a duplicate once per registration; series of look-ups suggest someone trying national numbers to learn who is known to the partnership.</div>",
+            "<div class=\"rule\">Flagged when one client (certificate) makes at least <b>{LOOKUP_BURST} look-ups (<code>{}</code>, granted or refused) within {} minutes</b>, and every client refused as <code>{RATE_LIMITED}</code> (past its look-up limit, answered 429). A CRM checks for a duplicate once per registration; series of look-ups suggest someone trying national numbers to learn who is known to the partnership.</div>",
+            Action::ParticipantLookup,
             LOOKUP_WINDOW_SECONDS / 60
         );
         if flagged.is_empty() {
@@ -1389,7 +1405,11 @@ impl Page<'_, '_> {
     fn own_consents(&mut self) {
         let a = self.a;
         self.w("<section id=\"unusual-consents\">\n<h3>(e) Consents that widen the recorder's own reading</h3>\n");
-        self.w("<div class=\"rule\">Listed: every granted consent (<code>consent.record</code>) marked <code>widens_own_reading</code>: the partner that recorded the participant's consent is itself one that the consent lets read more. The agreement allows it, but the partner decided on its own access; check that the signed consent is on file. The sequence number finds the record in the log.</div>\n");
+        let _ = writeln!(
+            self.out,
+            "<div class=\"rule\">Listed: every granted consent (<code>{}</code>) marked <code>{WIDENS_OWN_READING}</code>: the partner that recorded the participant's consent is itself one that the consent lets read more. The agreement allows it, but the partner decided on its own access; check that the signed consent is on file. The sequence number finds the record in the log.</div>",
+            Action::ConsentRecord
+        );
         if a.own_consents.is_empty() {
             self.w("<p class=\"none\">None found.</p>\n</section>\n");
             return;
@@ -1412,7 +1432,8 @@ impl Page<'_, '_> {
         self.w("<section id=\"unusual-self-assign\">\n<h3>(f) Partners giving themselves a role</h3>\n");
         let _ = writeln!(
             self.out,
-            "<div class=\"rule\">Listed: every granted role start (<code>involvement.start</code>) marked <code>{SELF_ASSIGN}</code>, where a partner gave its own organisation a role in a case, as the agreement allows; and every request refused as <code>{SELF_ESCALATION}</code>, where a partner tried to give itself a role that would widen its own reading. Refused attempts are the stronger signal.</div>"
+            "<div class=\"rule\">Listed: every granted role start (<code>{}</code>) marked <code>{SELF_ASSIGN}</code>, where a partner gave its own organisation a role in a case, as the agreement allows; and every request refused as <code>{SELF_ESCALATION}</code>, where a partner tried to give itself a role that would widen its own reading. Refused attempts are the stronger signal.</div>",
+            Action::InvolvementStart
         );
         if a.self_assignments.is_empty() {
             self.w("<p class=\"none\">None found.</p>\n</section>\n");
