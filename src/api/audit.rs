@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::access::require_client_grant;
-use super::audited::record;
+use super::audited::{record, refuse};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Ctx;
 use crate::audit::{self as log, Action, AuditQuery, AuditRecord, VerifyReport};
@@ -68,10 +68,20 @@ pub async fn search(
     Query(p): Query<SearchParams>,
 ) -> ApiResult<Json<AuditPage>> {
     let roles = require_dpo(&state, &ctx, Action::AuditSearch).await?;
+    // A malformed query is a refused access like any other.
+    let deny = |error: ApiError| {
+        let event = ctx.event(Action::AuditSearch).roles(roles.clone());
+        refuse(&state.audit, event.refused(error.code), error)
+    };
     let participant = match &p.insz {
         Some(text) => {
-            let insz = Insz::parse(text)
-                .map_err(|e| ApiError::unprocessable("invalid_insz", format!("insz: {e}")))?;
+            let insz = match Insz::parse(text) {
+                Ok(i) => i,
+                Err(e) => {
+                    let e = ApiError::unprocessable("invalid_insz", format!("insz: {e}"));
+                    return Err(deny(e).await);
+                }
+            };
             // Unknown numbers search for a pseudonym that matches nothing.
             Some(match state.vault.find_by_insz(&insz).await? {
                 Some(id) => state.vault.index().audit_pseudonym(&id),
@@ -84,10 +94,8 @@ pub async fn search(
         && d != "granted"
         && d != "refused"
     {
-        return Err(ApiError::bad_request(
-            "invalid_decision",
-            "decision is granted or refused",
-        ));
+        let e = ApiError::bad_request("invalid_decision", "decision is granted or refused");
+        return Err(deny(e).await);
     }
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let q = AuditQuery {

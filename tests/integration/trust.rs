@@ -956,6 +956,11 @@ async fn refusals_after_identification_are_audited_without_what_the_caller_typed
             .unwrap(),
         ),
     ];
+    let dpo_search = as_(&gw.client("dpo.stad-gent"), "audit")
+        .get("/v1/audit?insz=12345678902")
+        .await
+        .unwrap();
+    assert_eq!(dpo_search.status, 422);
     for (status, r) in &attempts {
         assert_eq!(
             r.status.as_u16(),
@@ -983,7 +988,8 @@ async fn refusals_after_identification_are_audited_without_what_the_caller_typed
             "{expected} not in {reasons:?}"
         );
     }
-    assert_eq!(reasons.iter().filter(|r| *r == "invalid_insz").count(), 2);
+    // Registration, look-up and the DPO's search.
+    assert_eq!(reasons.iter().filter(|r| *r == "invalid_insz").count(), 3);
     assert!(
         reasons
             .iter()
@@ -994,7 +1000,11 @@ async fn refusals_after_identification_are_audited_without_what_the_caller_typed
         !text.contains("zeewaeter"),
         "nothing the caller typed is recorded"
     );
-    assert!(!text.contains("12345678901") && !text.contains("99999999999"));
+    assert!(
+        !text.contains("12345678901")
+            && !text.contains("99999999999")
+            && !text.contains("12345678902")
+    );
 }
 
 #[tokio::test]
