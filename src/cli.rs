@@ -295,32 +295,34 @@ pub async fn open_vault(settings: &Settings) -> Result<vault::Vault, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A progress bar on standard error (hidden when it is not a terminal).
-pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
-}
-
 /// Participants stored per transaction when loading demo data.
 const SEED_BATCH: usize = 500;
 
+/// One participant of the demo caseload (the synthetic caseload of `partnergate-devtools`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoParticipant {
+    /// Field values by field name, e.g. `"identity.given_name" => "An"`.
+    pub fields: std::collections::BTreeMap<String, serde_json::Value>,
+    /// `(partner id, role)`; the first entry is the toeleider who registers the participant.
+    pub involvements: Vec<(String, String)>,
+    /// Consent scopes the participant gave.
+    pub consents: Vec<String>,
+    /// Case-note texts, written by the trajectgezel (or else the first partner involved).
+    pub notes: Vec<String>,
+}
+
 /// Stores synthetic participants through the vault in batches, validating every field
-/// against the agreement first (demo data is held to the same types as API input). Returns
-/// the new ids in order.
+/// against the agreement first (demo data is held to the same types as API input). Calls
+/// `progress(done, total)` before the first batch and after each one. Returns the new ids in
+/// order.
 async fn store_synthetic(
     v: &vault::Vault,
     policy: &policy::Policy,
-    people: &[crate::synthetic::SyntheticParticipant],
-    bar: &indicatif::ProgressBar,
+    people: &[DemoParticipant],
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Vec<ParticipantId>, String> {
+    let total = people.len() as u64;
+    progress(0, total);
     let mut ids = Vec::with_capacity(people.len());
     for batch in people.chunks(SEED_BATCH) {
         let mut prepared = Vec::with_capacity(batch.len());
@@ -371,7 +373,7 @@ async fn store_synthetic(
             return Err("synthetic data: duplicate national number".into());
         }
         ids.extend(prepared.iter().map(|(id, _, _)| *id));
-        bar.inc(batch.len() as u64);
+        progress(ids.len() as u64, total);
     }
     Ok(ids)
 }
@@ -382,42 +384,36 @@ pub struct DemoInfo {
     pub pids: std::collections::BTreeMap<String, String>,
     /// The showcase participant's (synthetic) national number, for the look-up example.
     pub insz: String,
+    /// How many participants this call stored (`None`: the demo data was there and was kept).
+    pub loaded: Option<usize>,
 }
 
-/// `partnergate demo`: loads the showcase participant and a synthetic caseload into an empty
-/// database (an existing caseload is kept), and returns what the printed commands need.
+/// `partnergate demo`: loads the showcase participant and the rest of the caseload (`caseload`
+/// is only called then) into an empty database; an existing caseload is kept. `progress(done,
+/// total)` reports the progress of the loading. Returns what the printed commands need.
 pub async fn demo_load(
     settings: &Settings,
-    participants: usize,
-    seed: u64,
+    showcase: DemoParticipant,
+    caseload: impl FnOnce() -> Vec<DemoParticipant>,
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<DemoInfo, String> {
     let policy = policy::Policy::load(&settings.policy_dir()).map_err(|e| e.to_string())?;
     let v = open_vault(settings).await?;
-    let showcase = crate::synthetic::demo_showcase();
     let insz_text = showcase.fields["identity.insz"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     let insz = vault::insz::Insz::parse(&insz_text).map_err(|e| e.to_string())?;
-    let id = match v.find_by_insz(&insz).await.map_err(|e| e.to_string())? {
+    let (id, loaded) = match v.find_by_insz(&insz).await.map_err(|e| e.to_string())? {
         Some(id) => {
             eprintln!("demo data already loaded; keeping it");
-            id
+            (id, None)
         }
         None => {
             let mut people = vec![showcase];
-            people.extend(crate::synthetic::caseload(
-                seed,
-                participants.saturating_sub(1),
-            ));
-            let bar = progress(people.len() as u64, "participants");
-            let ids = store_synthetic(&v, &policy, &people, &bar).await?;
-            bar.finish();
-            eprintln!(
-                "loaded {} synthetic participants (seed {seed})",
-                people.len()
-            );
-            ids[0]
+            people.extend(caseload());
+            let ids = store_synthetic(&v, &policy, &people, &mut progress).await?;
+            (ids[0], Some(people.len()))
         }
     };
     let pids = policy
@@ -435,6 +431,7 @@ pub async fn demo_load(
     Ok(DemoInfo {
         pids,
         insz: insz_text,
+        loaded,
     })
 }
 

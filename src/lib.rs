@@ -5,21 +5,20 @@
 //! (routes, extractors, errors) → [`policy`] (what this caller may see for this purpose) →
 //! [`vault`] (pseudonyms and sealed fields) → [`store`] (SQLite through sqlx) → [`audit`]
 //! (the tamper-evident access log, written before any answer leaves).
+//!
+//! Only the gateway lives here. The client side (the mTLS client, the reference CRM sync and the
+//! CSV import) is the `partnergate-client` crate; the synthetic demo caseload and the load
+//! generator are `partnergate-devtools`. The `partnergate` binary joins the three.
 
 pub mod api;
 pub mod audit;
-pub mod bench;
 pub mod cli;
-pub mod client;
 pub mod config;
-pub mod crm_sync;
 pub mod dsr;
-pub mod import;
 pub mod pki;
 pub mod policy;
 pub mod server;
 pub mod store;
 pub mod sync;
-pub mod synthetic;
 pub mod tls;
 pub mod vault;

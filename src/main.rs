@@ -1,4 +1,5 @@
-//! The `partnergate` command line.
+//! The `partnergate` command line: the gateway's commands (from the `partnergate` library) and
+//! the tools around it (`partnergate-client`, `partnergate-devtools`), in one binary.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +7,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use partnergate::config::{LogFormat, Settings};
+use partnergate::policy::{FieldType, Policy};
 use partnergate::{cli, server};
+use partnergate_client::{Identity, crm_sync, import};
+use partnergate_devtools::{bench, synthetic};
 
 /// partnergate: the privacy-preserving data-sharing gateway between the partners of an ESF+
 /// local partnership. Partner CRMs connect over mutual TLS; every access is policy-checked
@@ -36,11 +40,11 @@ enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Load generator and side-by-side benchmarks (see bench/README.md).
-    Bench(partnergate::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Each partner's membership, clients, certificate expiry and participants in view.
     Partners,
     /// The reference CRM client: mirror this partner's view into a local SQLite file.
-    CrmSync(partnergate::crm_sync::SyncArgs),
+    CrmSync(crm_sync::SyncArgs),
     /// Migrate existing files from CSV (header = field names) through the API, as a client.
     Import(ImportArgs),
     /// Rotate the master key (online) and retire old versions.
@@ -248,6 +252,67 @@ fn settings(home: &std::path::Path, serve: Option<&ServeArgs>) -> Result<Setting
     Ok(s)
 }
 
+/// `partnergate demo`'s data: the showcase participant and the synthetic caseload of
+/// `participants` in all for `seed`, loaded (into an empty database) with a progress bar.
+async fn demo_load(
+    settings: &Settings,
+    participants: usize,
+    seed: u64,
+) -> Result<cli::DemoInfo, String> {
+    fn demo(p: synthetic::SyntheticParticipant) -> cli::DemoParticipant {
+        let synthetic::SyntheticParticipant {
+            fields,
+            involvements,
+            consents,
+            notes,
+        } = p;
+        cli::DemoParticipant {
+            fields,
+            involvements,
+            consents,
+            notes,
+        }
+    }
+    let bar = std::cell::OnceCell::new();
+    let info = cli::demo_load(
+        settings,
+        demo(synthetic::demo_showcase()),
+        || {
+            synthetic::caseload(seed, participants.saturating_sub(1))
+                .into_iter()
+                .map(demo)
+                .collect()
+        },
+        |done, total| {
+            bar.get_or_init(|| partnergate_devtools::progress(total, "participants"))
+                .set_position(done);
+        },
+    )
+    .await?;
+    if let Some(loaded) = info.loaded {
+        if let Some(bar) = bar.get() {
+            bar.finish();
+        }
+        eprintln!("loaded {loaded} synthetic participants (seed {seed})");
+    }
+    Ok(info)
+}
+
+/// `partnergate import`'s columns: each CSV header names a field of the agreement, and the
+/// field's type says how its cells are sent.
+fn import_column(policy: &Policy, header: &str) -> Option<import::Column> {
+    let ty = policy.field(header)?.ty;
+    let cell = match ty {
+        FieldType::Bool => import::CellType::Bool,
+        FieldType::Integer { .. } => import::CellType::Integer,
+        _ => import::CellType::Text,
+    };
+    Some(import::Column {
+        cell,
+        expects: ty.expected(),
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -285,7 +350,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             let s = settings(&home, Some(&a.serve))?;
             init_logging(s.config.log_format);
-            let info = cli::demo_load(&s, a.participants, a.seed).await?;
+            let info = demo_load(&s, a.participants, a.seed).await?;
             print!("{}", cli::demo_commands(&s, &info));
             if a.no_serve {
                 return Ok(());
@@ -327,7 +392,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Bench(a) => {
-            print!("{}", partnergate::bench::run(a).await?);
+            print!("{}", bench::run(a).await?);
             Ok(())
         }
         Command::Partners => {
@@ -336,7 +401,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::CrmSync(a) => {
-            let stats = partnergate::crm_sync::run(&a).await?;
+            let stats = crm_sync::run(&a).await?;
             println!(
                 "synced {}: {} pages, {} upserts, {} removals",
                 a.db.display(),
@@ -348,19 +413,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Import(a) => {
             let s = settings(&home, None)?;
-            let policy =
-                partnergate::policy::Policy::load(&s.policy_dir()).map_err(|e| e.to_string())?;
+            let policy = Policy::load(&s.policy_dir()).map_err(|e| e.to_string())?;
             let url = a
                 .url
                 .unwrap_or_else(|| format!("https://localhost:{}", s.config.listen.port()));
             let rejects = a
                 .rejects
-                .unwrap_or_else(|| partnergate::import::default_rejects_path(&a.file));
-            let summary = partnergate::import::run(
-                &policy,
+                .unwrap_or_else(|| import::default_rejects_path(&a.file));
+            let identity =
+                Identity::from_certs_dir(&s.certs_dir(), &a.client).map_err(|e| e.to_string())?;
+            let summary = import::run(
+                |header| import_column(&policy, header),
                 &url,
-                &s.certs_dir(),
-                &a.client,
+                &identity,
                 &a.acting_user,
                 &a.file,
                 &rejects,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use partnergate::bench::{BenchArgs, Scenario, run};
+use partnergate_devtools::bench::{BenchArgs, Scenario, run};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_partnergate")

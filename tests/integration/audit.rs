@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use partnergate::client::GatewayClient;
+use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 

@@ -1,7 +1,7 @@
 //! Data-subject requests end to end over mTLS, including two partners' feeds.
 
 use hyper::Method;
-use partnergate::client::GatewayClient;
+use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use partnergate::client::GatewayClient;
 use partnergate::vault::insz::Insz;
+use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
 
 use crate::harness::Gateway;

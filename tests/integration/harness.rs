@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use partnergate::client::{GatewayClient, Identity};
+use partnergate_client::{GatewayClient, Identity};
 
 /// The binary under test.
 pub fn bin() -> &'static str {

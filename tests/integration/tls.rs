@@ -3,8 +3,8 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use partnergate::client::Identity;
 use partnergate::pki::{CertificateAuthority, PkiPaths};
+use partnergate_client::Identity;
 use time::OffsetDateTime;
 
 use crate::harness::{Gateway, Home, http_get};

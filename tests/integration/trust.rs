@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use hyper::Method;
-use partnergate::client::GatewayClient;
+use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 
@@ -36,7 +36,7 @@ fn records<'a>(all: &'a [Value], action: &str, decision: &str) -> Vec<&'a Value>
         .collect()
 }
 
-fn error_code(r: &partnergate::client::Response) -> String {
+fn error_code(r: &partnergate_client::Response) -> String {
     r.json()["error"].as_str().unwrap_or_default().to_string()
 }
 
@@ -881,7 +881,7 @@ async fn refusals_after_identification_are_audited_without_what_the_caller_typed
     let case = showcase(&gw, 181).await;
     let job = guide(&gw, "crm.jobandco");
     let path = format!("/v1/participants/{}", case.pids["jobandco"]);
-    let attempts: Vec<(u16, partnergate::client::Response)> = vec![
+    let attempts: Vec<(u16, partnergate_client::Response)> = vec![
         (
             422,
             job.post(

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Value, json};
 use time::{Date, Month};
 
-use crate::vault::insz::Insz;
+use crate::insz::synthetic_insz;
 
 /// One invented participant: field values by field name, the case's involvements
 /// (`(partner id, role)`, the first is the registering toeleider), consent scopes and case notes.
@@ -589,7 +589,7 @@ fn mobile(rng: &mut Rng) -> String {
 }
 
 /// A unique valid INSZ for `birth` and `gender` (odd serial = male, even = female).
-fn unique_insz(rng: &mut Rng, birth: Date, gender: &str, used: &mut HashSet<String>) -> Insz {
+fn unique_insz(rng: &mut Rng, birth: Date, gender: &str, used: &mut HashSet<String>) -> String {
     loop {
         let mut serial = rng.range(1, 997) as u16;
         match gender {
@@ -597,8 +597,8 @@ fn unique_insz(rng: &mut Rng, birth: Date, gender: &str, used: &mut HashSet<Stri
             "female" if !serial.is_multiple_of(2) => serial += 1,
             _ => {}
         }
-        let insz = Insz::synthetic(birth, serial);
-        if used.insert(insz.as_str().to_owned()) {
+        let insz = synthetic_insz(birth, serial);
+        if used.insert(insz.clone()) {
             return insz;
         }
     }
@@ -640,7 +640,7 @@ fn participant(rng: &mut Rng, used: &mut HashSet<String>) -> SyntheticParticipan
     let age = REFERENCE_DATE.year() - birth.year();
     let insz = unique_insz(rng, birth, gender, used);
     let nationality = *rng.weighted(bg.nationalities);
-    set("identity.insz", json!(insz.as_str()));
+    set("identity.insz", json!(insz));
     set("identity.given_name", json!(given));
     set("identity.family_name", json!(family));
     set("identity.birth_date", json!(iso(birth)));
@@ -989,7 +989,7 @@ fn involvements(rng: &mut Rng, age: i32, bg: &Background) -> Vec<(String, String
 /// an addiction and a debt situation on file.
 pub fn demo_showcase() -> SyntheticParticipant {
     let birth = Date::from_calendar_date(1987, Month::March, 14).unwrap_or(REFERENCE_DATE);
-    let insz = Insz::synthetic(birth, 124);
+    let insz = synthetic_insz(birth, 124);
     let fields: BTreeMap<String, Value> = [
         ("identity.insz", json!(insz.as_str())),
         ("identity.given_name", json!("An")),
@@ -1071,6 +1071,8 @@ pub fn demo_showcase() -> SyntheticParticipant {
 
 #[cfg(test)]
 mod tests {
+    use partnergate::vault::insz::Insz;
+
     use super::*;
 
     /// Allowed values per enum field.

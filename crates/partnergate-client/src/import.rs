@@ -3,6 +3,9 @@
 //! The import is an API client like any CRM: it registers each row with `POST /v1/participants`
 //! under the client's own certificate, so the same validation, policy and audit apply. Rows that
 //! fail land in a rejects file naming the line and the reason, never the data.
+//!
+//! The caller says which field each CSV column names and how its cells are typed ([`Column`]);
+//! `partnergate import` takes that from the joint-controller agreement.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::client::{GatewayClient, Identity};
-use crate::policy::{FieldType, Policy};
+use crate::{ClientError, GatewayClient, Identity, Response};
 
 /// Requests in flight at once.
 const CONCURRENCY: usize = 8;
@@ -28,6 +30,26 @@ pub struct Summary {
     pub rejected: u64,
 }
 
+/// How the cells of a column are sent to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellType {
+    /// `true` or `false` (also `ja`/`nee`, `yes`/`no`, `j`/`n`, `y`, `1`/`0`, any case).
+    Bool,
+    /// A whole number.
+    Integer,
+    /// Any other field, sent as text; the gateway validates it (dates, codes, national numbers).
+    Text,
+}
+
+/// A CSV column that names a field of the agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// How its cells are sent.
+    pub cell: CellType,
+    /// What the field expects, in words, for the rejects file (e.g. `true or false`).
+    pub expects: String,
+}
+
 /// One rejected row: the CSV line and why.
 struct Reject {
     line: u64,
@@ -36,35 +58,34 @@ struct Reject {
 }
 
 /// Turns one CSV cell into the JSON value of the field's type (`None` for an empty cell).
-fn cell_value(ty: &FieldType, cell: &str) -> Result<Option<Value>, ()> {
+fn cell_value(ty: CellType, cell: &str) -> Result<Option<Value>, ()> {
     let cell = cell.trim();
     if cell.is_empty() {
         return Ok(None);
     }
     Ok(Some(match ty {
-        FieldType::Bool => match cell.to_ascii_lowercase().as_str() {
+        CellType::Bool => match cell.to_ascii_lowercase().as_str() {
             "true" | "ja" | "yes" | "1" | "j" | "y" => Value::Bool(true),
             "false" | "nee" | "no" | "0" | "n" => Value::Bool(false),
             _ => return Err(()),
         },
-        FieldType::Integer { .. } => Value::from(cell.parse::<i64>().map_err(|_| ())?),
-        _ => Value::String(cell.to_string()),
+        CellType::Integer => Value::from(cell.parse::<i64>().map_err(|_| ())?),
+        CellType::Text => Value::String(cell.to_string()),
     }))
 }
 
-/// Runs the import of `csv_path` as `client` against the gateway at `url`. Writes the rejects
-/// to `rejects_path` (CSV: line, error, message) and returns the summary.
+/// Runs the import of `csv_path` with `identity` against the gateway at `url`. `columns` gives
+/// the field a CSV header names (`None`: not a field of the agreement, and nothing is imported).
+/// Writes the rejects to `rejects_path` (CSV: line, error, message) and returns the summary.
 pub async fn run(
-    policy: &Policy,
+    columns: impl Fn(&str) -> Option<Column>,
     url: &str,
-    certs: &Path,
-    client: &str,
+    identity: &Identity,
     acting_user: &str,
     csv_path: &Path,
     rejects_path: &Path,
 ) -> Result<Summary, String> {
-    let identity = Identity::from_certs_dir(certs, client).map_err(|e| e.to_string())?;
-    let api = GatewayClient::new(url, &identity, CONCURRENCY)
+    let api = GatewayClient::new(url, identity, CONCURRENCY)
         .map_err(|e| e.to_string())?
         .acting("trajectory_guidance", acting_user);
     let mut reader = csv::ReaderBuilder::new()
@@ -78,10 +99,10 @@ pub async fn run(
         .map(|h| h.trim().to_string())
         .collect();
     // A column the agreement does not know would reject every row: refuse the file up front.
-    let types: Vec<FieldType> = headers
+    let types: Vec<Column> = headers
         .iter()
         .map(|h| {
-            policy.field(h).map(|f| f.ty.clone()).ok_or_else(|| {
+            columns(h).ok_or_else(|| {
                 format!("column `{h}` is not a field of the agreement; nothing was imported")
             })
         })
@@ -89,7 +110,7 @@ pub async fn run(
     let rows = std::fs::read_to_string(csv_path)
         .map(|t| t.lines().count().saturating_sub(1))
         .unwrap_or(0);
-    let bar = crate::cli::progress(rows as u64, "importing");
+    let bar = progress(rows as u64, "importing");
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
     let mut rejects = Vec::new();
@@ -115,12 +136,12 @@ pub async fn run(
         let mut fields = Map::new();
         let mut bad = None;
         for ((name, ty), cell) in headers.iter().zip(&types).zip(record.iter()) {
-            match cell_value(ty, cell) {
+            match cell_value(ty.cell, cell) {
                 Ok(Some(v)) => {
                     fields.insert(name.clone(), v);
                 }
                 Ok(None) => {}
-                Err(()) => bad = Some(format!("field `{name}` expects {}", ty.expected())),
+                Err(()) => bad = Some(format!("field `{name}` expects {}", ty.expects)),
             }
         }
         if let Some(message) = bad {
@@ -160,13 +181,7 @@ pub async fn run(
     Ok(summary)
 }
 
-type Done = Result<
-    (
-        u64,
-        Result<crate::client::Response, crate::client::ClientError>,
-    ),
-    tokio::task::JoinError,
->;
+type Done = Result<(u64, Result<Response, ClientError>), tokio::task::JoinError>;
 
 fn settle(done: Done, summary: &mut Summary, rejects: &mut Vec<Reject>) {
     let Ok((line, result)) = done else { return };
@@ -201,6 +216,20 @@ fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), String> {
     w.flush().map_err(|e| e.to_string())
 }
 
+/// A progress bar on standard error (hidden when it is not a terminal).
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
 /// The default rejects file: `<input>.rejects.csv` beside the input.
 pub fn default_rejects_path(input: &Path) -> PathBuf {
     let mut name = input
@@ -218,14 +247,14 @@ mod tests {
     #[test]
     fn cells_are_typed_by_the_field_type() {
         assert_eq!(
-            cell_value(&FieldType::Bool, "Ja"),
+            cell_value(CellType::Bool, "Ja"),
             Ok(Some(Value::Bool(true)))
         );
-        assert_eq!(cell_value(&FieldType::Bool, "maybe"), Err(()));
+        assert_eq!(cell_value(CellType::Bool, "maybe"), Err(()));
         assert_eq!(
-            cell_value(&FieldType::Integer { min: 0, max: 10 }, " 7 "),
+            cell_value(CellType::Integer, " 7 "),
             Ok(Some(Value::from(7)))
         );
-        assert_eq!(cell_value(&FieldType::Text, "  "), Ok(None));
+        assert_eq!(cell_value(CellType::Text, "  "), Ok(None));
     }
 }

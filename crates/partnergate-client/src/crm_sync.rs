@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Connection, SqliteConnection};
 
-use crate::client::{GatewayClient, Identity};
+use crate::{GatewayClient, Identity};
 
 /// Where and how to sync.
 #[derive(Debug, Clone, clap::Args)]

@@ -26,11 +26,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hyper::Method;
+use partnergate_client::{GatewayClient, Identity, Method};
 use serde_json::{Value, json};
 
-use crate::client::{GatewayClient, Identity};
-use crate::vault::insz::Insz;
+use crate::insz::synthetic_insz;
 
 /// Which benchmark to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -374,11 +373,11 @@ impl InszSeq {
         Self::new((secs / 10) % (Self::DAYS / 100) * 100 * Self::SERIALS)
     }
 
-    fn take(&self) -> (Insz, time::Date, u16) {
+    fn take(&self) -> (String, time::Date, u16) {
         let n = self.next.fetch_add(1, Ordering::Relaxed) % (Self::DAYS * Self::SERIALS);
         let day = Self::FIRST_DAY + time::Duration::days((n / Self::SERIALS) as i64);
         let serial = (n % Self::SERIALS) as u16 + 1;
-        (Insz::synthetic(day, serial), day, serial)
+        (synthetic_insz(day, serial), day, serial)
     }
 }
 
@@ -1102,6 +1101,8 @@ fn targets(report: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use partnergate::vault::insz::Insz;
+
     use super::*;
 
     #[test]

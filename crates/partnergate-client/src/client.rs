@@ -1,5 +1,5 @@
 //! A small mutual-TLS client for the gateway (hyper + rustls, keep-alive pool). The reference
-//! CRM client, the load generator and the integration tests all speak through it.
+//! CRM client, the CSV import, the load generator and the integration tests all speak through it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
+use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -39,7 +39,7 @@ pub struct Response {
     /// HTTP status.
     pub status: StatusCode,
     /// Response headers.
-    pub headers: hyper::HeaderMap,
+    pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,
 }
@@ -96,14 +96,18 @@ impl Identity {
             .map_err(|e| ClientError::Pem(format!("certificate: {e}")))?;
         let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
             .map_err(|e| ClientError::Pem(format!("key: {e}")))?;
-        Ok(
-            rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-                .with_protocol_versions(crate::tls::VERSIONS)?
-                .with_root_certificates(roots)
-                .with_client_auth_cert(chain, key)?,
-        )
+        Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(VERSIONS)?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?)
     }
 }
+
+/// The protocol versions the client offers: TLS 1.3, then 1.2, as the gateway speaks them.
+static VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// A keep-alive mTLS client bound to one gateway and one identity.
 #[derive(Clone)]
