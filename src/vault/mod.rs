@@ -6,7 +6,8 @@
 mod case;
 pub mod crypto;
 mod erase;
-pub mod insz;
+/// The national register number (from the core crate, where the tools share it).
+pub use partnergate_core::insz;
 pub mod keys;
 mod participants;
 mod snapshot;

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use partnergate_client::{GatewayClient, Identity, Method};
 use serde_json::{Value, json};
 
-use crate::insz::synthetic_insz;
+use partnergate_core::insz::Insz;
 
 /// Which benchmark to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -377,7 +377,7 @@ impl InszSeq {
         let n = self.next.fetch_add(1, Ordering::Relaxed) % (Self::DAYS * Self::SERIALS);
         let day = Self::FIRST_DAY + time::Duration::days((n / Self::SERIALS) as i64);
         let serial = (n % Self::SERIALS) as u16 + 1;
-        (synthetic_insz(day, serial), day, serial)
+        (Insz::synthetic(day, serial).as_str().to_string(), day, serial)
     }
 }
 
@@ -1101,7 +1101,7 @@ fn targets(report: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use partnergate::vault::insz::Insz;
+    use partnergate_core::insz::Insz;
 
     use super::*;
 

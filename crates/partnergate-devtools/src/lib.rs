@@ -6,14 +6,13 @@
 //! person is described), and `bench` speaks to a gateway over mutual TLS through
 //! `partnergate-client`, like a partner CRM.
 //!
-//! This crate depends on the gateway only in its tests (to check the invented national numbers
-//! with the gateway's own validation): the `partnergate` package builds its binary from it, and
-//! Cargo allows no dependency cycle between packages.
+//! It takes the national register number from `partnergate-core`, the one the gateway
+//! validates with, and does not depend on the gateway itself: the `partnergate` package builds
+//! its binary from this crate, and Cargo allows no dependency cycle between packages.
 
 #![deny(missing_docs)]
 
 pub mod bench;
-mod insz;
 pub mod synthetic;
 
 /// A progress bar on standard error (hidden when it is not a terminal), as the `demo` command

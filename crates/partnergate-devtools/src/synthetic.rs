@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Value, json};
 use time::{Date, Month};
 
-use crate::insz::synthetic_insz;
+use partnergate_core::insz::Insz;
 
 /// One invented participant: field values by field name, the case's involvements
 /// (`(partner id, role)`, the first is the registering toeleider), consent scopes and case notes.
@@ -597,7 +597,7 @@ fn unique_insz(rng: &mut Rng, birth: Date, gender: &str, used: &mut HashSet<Stri
             "female" if !serial.is_multiple_of(2) => serial += 1,
             _ => {}
         }
-        let insz = synthetic_insz(birth, serial);
+        let insz = Insz::synthetic(birth, serial).as_str().to_string();
         if used.insert(insz.clone()) {
             return insz;
         }
@@ -989,7 +989,7 @@ fn involvements(rng: &mut Rng, age: i32, bg: &Background) -> Vec<(String, String
 /// an addiction and a debt situation on file.
 pub fn demo_showcase() -> SyntheticParticipant {
     let birth = Date::from_calendar_date(1987, Month::March, 14).unwrap_or(REFERENCE_DATE);
-    let insz = synthetic_insz(birth, 124);
+    let insz = Insz::synthetic(birth, 124).as_str().to_string();
     let fields: BTreeMap<String, Value> = [
         ("identity.insz", json!(insz.as_str())),
         ("identity.given_name", json!("An")),
@@ -1071,7 +1071,7 @@ pub fn demo_showcase() -> SyntheticParticipant {
 
 #[cfg(test)]
 mod tests {
-    use partnergate::vault::insz::Insz;
+    use partnergate_core::insz::Insz;
 
     use super::*;
 
