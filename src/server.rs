@@ -249,7 +249,7 @@ impl ConnectionGate {
     /// Audits the refusal and answers it with `Connection: close`, so hyper closes the
     /// connection after this response: the certificate is done on this connection.
     async fn refuse(&self, peer: &Peer, refusal: Refusal, headers: &HeaderMap) -> Response {
-        let request_id = new_request_id();
+        let request_id = api::new_request_id();
         let identity = &peer.identity;
         metrics::counter!("partnergate_revocation_refusals_total", "stage" => "request", "reason" => refusal.code()).increment(1);
         tracing::info!(client = identity.cn(), %request_id, reason = refusal.code(), "request refused on an open connection; closing it");
@@ -286,14 +286,6 @@ impl ConnectionGate {
         }
         res
     }
-}
-
-/// A request id like the API middleware's (96 random bits, hex).
-fn new_request_id() -> String {
-    let mut b = [0u8; 12];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .expect("the OS random generator works");
-    hex::encode(b)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -138,7 +138,8 @@ async fn observe(mut req: Request, next: Next) -> Response {
     res
 }
 
-fn new_request_id() -> String {
+/// A fresh request id: 96 random bits, hex. Every request gets one, refused ones too.
+pub(crate) fn new_request_id() -> String {
     let mut b = [0u8; 12];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .expect("the OS random generator works");

@@ -7,37 +7,18 @@ use std::time::Duration;
 
 use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
-use sqlx::{Connection, SqliteConnection};
 
-use crate::fixtures::{self, as_, showcase};
+use crate::fixtures::{self, as_, audit_records, db, showcase};
 use crate::harness::{Gateway, Home};
 
 fn dpo(gw: &Gateway) -> GatewayClient {
     as_(&gw.client("dpo.stad-gent"), "audit")
 }
 
-async fn db(home: &Home) -> SqliteConnection {
-    let url = format!(
-        "sqlite://{}",
-        home.path().join("data/partnergate.db").display()
-    );
-    SqliteConnection::connect(&url).await.unwrap()
-}
-
 async fn verify(gw: &Gateway) -> Value {
     let r = dpo(gw).get("/v1/audit/verify").await.unwrap();
     assert_eq!(r.status, 200);
     r.json()
-}
-
-async fn all_records(gw: &Gateway) -> Vec<Value> {
-    let r = dpo(gw).get("/v1/audit/export").await.unwrap();
-    assert_eq!(r.status, 200);
-    String::from_utf8_lossy(&r.body)
-        .lines()
-        .filter(|l| l.starts_with("{\"v\":"))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn count(records: &[Value], action: &str, decision: &str) -> usize {
@@ -60,7 +41,7 @@ async fn every_kind_of_access_writes_its_records_including_refusals() {
         .as_str()
         .unwrap()
         .to_string();
-    let before = all_records(&gw).await;
+    let before = audit_records(&gw).await;
     // showcase: 1 registration, 4 involvement starts, 1 write, 1 note, 3 + 1 look-ups, 1 read.
     assert_eq!(count(&before, "participant.register", "granted"), 1);
     assert_eq!(count(&before, "involvement.start", "granted"), 4);
@@ -101,7 +82,7 @@ async fn every_kind_of_access_writes_its_records_including_refusals() {
         .unwrap();
     assert_eq!(r.status, 403);
 
-    let after = all_records(&gw).await;
+    let after = audit_records(&gw).await;
     let new: Vec<Value> = after[before.len()..].to_vec();
     assert_eq!(count(&new, "participant.read", "granted"), 1);
     assert_eq!(count(&new, "notes.read", "granted"), 1);
@@ -164,7 +145,7 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
     let gw = home.start();
     showcase(&gw, 22).await;
     // Sign the head so the tail is covered by a checkpoint.
-    all_records(&gw).await;
+    audit_records(&gw).await;
     let ok = verify(&gw).await;
     assert_eq!(ok["ok"], true, "{ok}");
     let mut conn = db(&home).await;
@@ -238,7 +219,7 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
     assert_eq!(verify(&gw).await["ok"], true);
 
     // The tail truncated (below a signed checkpoint).
-    all_records(&gw).await;
+    audit_records(&gw).await;
     let (last_cp,): (i64,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
         .fetch_one(&mut conn)
         .await
@@ -354,7 +335,7 @@ async fn a_crash_under_load_loses_no_answered_access_and_keeps_the_chain() {
     let gw = home.start();
     let v = verify(&gw).await;
     assert_eq!(v["ok"], true, "{v}");
-    let ids: HashMap<String, ()> = all_records(&gw)
+    let ids: HashMap<String, ()> = audit_records(&gw)
         .await
         .into_iter()
         .map(|r| (r["request_id"].as_str().unwrap().to_string(), ()))
@@ -718,7 +699,7 @@ async fn live_verify_reports_unsigned_records_apart_from_a_deleted_tail() {
     let gw = home.start();
     let case = showcase(&gw, 38).await;
     // An export signs the head.
-    all_records(&gw).await;
+    audit_records(&gw).await;
     let mut conn = db(&home).await;
     let (signed,): (i64,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
         .fetch_one(&mut conn)
@@ -755,7 +736,7 @@ async fn the_report_command_prints_how_far_the_log_is_signed() {
     let home = home_with_slow_checkpoints();
     let gw = home.start();
     let case = showcase(&gw, 40).await;
-    all_records(&gw).await;
+    audit_records(&gw).await;
     let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
     for _ in 0..2 {
         job.get(&format!("/v1/participants/{}", case.pids["jobandco"]))

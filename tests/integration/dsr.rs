@@ -3,9 +3,8 @@
 use hyper::Method;
 use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
-use sqlx::{Connection, SqliteConnection};
 
-use crate::fixtures::{self, as_, showcase};
+use crate::fixtures::{self, as_, db, dsr_execute, dsr_request, showcase};
 use crate::harness::{Gateway, Home};
 
 fn dpo(gw: &Gateway) -> GatewayClient {
@@ -16,46 +15,12 @@ fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
 
-async fn request(gw: &Gateway, kind: &str, insz: &str, details: Option<Value>) -> String {
-    let mut body = json!({"kind": kind, "insz": insz, "received_at": today().to_string()});
-    if let Some(d) = details {
-        body["details"] = d;
-    }
-    let r = dpo(gw).post("/v1/dsr", &body).await.unwrap();
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    let r = dpo(gw)
-        .post(&format!("/v1/dsr/{id}/verify"), &json!({}))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200);
-    id
-}
-
-async fn execute(gw: &Gateway, id: &str) -> Value {
-    let r = dpo(gw)
-        .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    r.json()
-}
-
 async fn feed(gw: &Gateway, client: &str) -> Vec<Value> {
     let c = as_(&gw.client(client), "trajectory_guidance");
     c.get("/v1/changes?limit=1000").await.unwrap().json()["changes"]
         .as_array()
         .unwrap()
         .clone()
-}
-
-async fn db(home: &Home) -> SqliteConnection {
-    SqliteConnection::connect(&format!(
-        "sqlite://{}",
-        home.path().join("data/partnergate.db").display()
-    ))
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -162,8 +127,8 @@ async fn an_access_export_holds_exactly_the_persons_data_and_who_saw_it() {
             .unwrap();
         assert_eq!(r.status, 200);
     }
-    let id = request(&gw, "access", &case.insz, None).await;
-    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    let id = dsr_request(&gw, "access", &case.insz, None).await;
+    assert_eq!(dsr_execute(&gw, &id).await["state"], "completed");
     let r = dpo(&gw).get(&format!("/v1/dsr/{id}/export")).await.unwrap();
     assert_eq!(r.status, 200);
     let bundle = r.json();
@@ -260,14 +225,14 @@ async fn a_rectification_reaches_every_partner_that_received_the_old_value() {
     let job_first = feed(&gw, "crm.jobandco").await;
     let vdab_first = feed(&gw, "crm.vdab").await;
     assert_eq!((job_first.len(), vdab_first.len()), (1, 1));
-    let id = request(
+    let id = dsr_request(
         &gw,
         "rectification",
         &case.insz,
         Some(json!({"fields": {"identity.family_name": "Verbeterd"}})),
     )
     .await;
-    let done = execute(&gw, &id).await;
+    let done = dsr_execute(&gw, &id).await;
     assert_eq!(done["state"], "completed");
     let history = done["history"].as_array().unwrap();
     let notify = history.iter().find(|s| s["step"] == "notify").unwrap()["detail"]
@@ -288,7 +253,7 @@ async fn a_rectification_reaches_every_partner_that_received_the_old_value() {
         );
     }
     // Executing again does nothing more.
-    let again = execute(&gw, &id).await;
+    let again = dsr_execute(&gw, &id).await;
     assert_eq!(again["history"].as_array().unwrap().len(), history.len());
 }
 
@@ -337,7 +302,7 @@ async fn an_erasure_interrupted_by_a_crash_completes_on_retry_and_leaves_nothing
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    let id = request(&gw, "erasure", &case.insz, None).await;
+    let id = dsr_request(&gw, "erasure", &case.insz, None).await;
     // The receipt step fails (the store refuses it), then the server dies.
     sqlx::query("CREATE TRIGGER no_receipt BEFORE UPDATE OF receipt ON dsr_requests BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
         .execute(&mut conn)
@@ -357,7 +322,7 @@ async fn an_erasure_interrupted_by_a_crash_completes_on_retry_and_leaves_nothing
     let gw = home.start();
     let r = dpo(&gw).get(&format!("/v1/dsr/{id}")).await.unwrap().json();
     assert_eq!(r["state"], "in_progress");
-    let done = execute(&gw, &id).await;
+    let done = dsr_execute(&gw, &id).await;
     assert_eq!(done["state"], "completed", "{done}");
     let steps: Vec<&str> = done["history"]
         .as_array()
@@ -504,14 +469,14 @@ async fn full_case(gw: &Gateway, home: &Home, case: &fixtures::Case) -> Vec<u8> 
         .await
         .unwrap();
     assert_eq!(r.status, 201);
-    let rect = request(
+    let rect = dsr_request(
         gw,
         "rectification",
         &case.insz,
         Some(json!({"fields": {"identity.family_name": CORRECTED}})),
     )
     .await;
-    assert_eq!(execute(gw, &rect).await["state"], "completed");
+    assert_eq!(dsr_execute(gw, &rect).await["state"], "completed");
     let mut conn = db(home).await;
     let (id,): (Vec<u8>,) = sqlx::query_as("SELECT id FROM participants")
         .fetch_one(&mut conn)
@@ -551,8 +516,8 @@ async fn an_erasure_with_esf_retention_deletes_everything_but_the_esf_fields() {
         .await
         .unwrap();
     drop(conn);
-    let id = request(&gw, "erasure", &case.insz, None).await;
-    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    let id = dsr_request(&gw, "erasure", &case.insz, None).await;
+    assert_eq!(dsr_execute(&gw, &id).await["state"], "completed");
 
     let mut conn = db(&home).await;
     let fields: Vec<(String,)> = sqlx::query_as("SELECT field FROM field_values ORDER BY field")
@@ -642,8 +607,8 @@ async fn after_an_erasure_look_up_finds_nobody_feeds_say_erased_and_the_number_r
         assert_eq!(page["changes"][0]["op"], "upsert");
         cursors.push(page["next"].as_str().unwrap().to_string());
     }
-    let id = request(&gw, "erasure", &case.insz, None).await;
-    let done = execute(&gw, &id).await;
+    let id = dsr_request(&gw, "erasure", &case.insz, None).await;
+    let done = dsr_execute(&gw, &id).await;
     assert!(
         !receipt_payload(&done)["categories_kept"]
             .as_array()
@@ -707,8 +672,8 @@ async fn the_erasure_receipt_names_what_was_erased_and_what_was_kept_with_reason
     let home = Home::new();
     let gw = home.start();
     let case = showcase(&gw, 70).await;
-    let id = request(&gw, "erasure", &case.insz, None).await;
-    let done = execute(&gw, &id).await;
+    let id = dsr_request(&gw, "erasure", &case.insz, None).await;
+    let done = dsr_execute(&gw, &id).await;
     assert_eq!(done["state"], "completed");
     let payload = receipt_payload(&done);
     let mut erased: Vec<&str> = payload["categories_erased"]
@@ -794,7 +759,7 @@ async fn the_erasure_receipt_names_what_was_erased_and_what_was_kept_with_reason
     assert_ne!(forged, done["receipt"]);
     assert!(!partnergate::dsr::verify_receipt(&forged, &key));
     // Executing again changes nothing, the receipt included.
-    let again = execute(&gw, &id).await;
+    let again = dsr_execute(&gw, &id).await;
     assert_eq!(again["receipt"], done["receipt"]);
     assert_eq!(again["history"], done["history"]);
 }
@@ -810,10 +775,10 @@ async fn an_access_request_after_an_erasure_shows_only_the_kept_fields_and_who_s
         .await
         .unwrap();
     assert_eq!(r.status, 200);
-    let erasure = request(&gw, "erasure", &case.insz, None).await;
-    execute(&gw, &erasure).await;
-    let id = request(&gw, "access", &case.insz, None).await;
-    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    let erasure = dsr_request(&gw, "erasure", &case.insz, None).await;
+    dsr_execute(&gw, &erasure).await;
+    let id = dsr_request(&gw, "access", &case.insz, None).await;
+    assert_eq!(dsr_execute(&gw, &id).await["state"], "completed");
     let bundle = dpo(&gw)
         .get(&format!("/v1/dsr/{id}/export"))
         .await
@@ -863,10 +828,10 @@ async fn what_an_erasure_kept_stays_restricted_when_a_lift_is_asked() {
     let home = Home::new();
     let gw = home.start();
     let case = showcase(&gw, 73).await;
-    let erasure = request(&gw, "erasure", &case.insz, None).await;
-    execute(&gw, &erasure).await;
-    let lift = request(&gw, "restriction", &case.insz, Some(json!({"lift": true}))).await;
-    let done = execute(&gw, &lift).await;
+    let erasure = dsr_request(&gw, "erasure", &case.insz, None).await;
+    dsr_execute(&gw, &erasure).await;
+    let lift = dsr_request(&gw, "restriction", &case.insz, Some(json!({"lift": true}))).await;
+    let done = dsr_execute(&gw, &lift).await;
     assert_eq!(done["state"], "refused", "{done}");
     let mut conn = db(&home).await;
     let (restricted,): (bool,) = sqlx::query_as(
@@ -884,7 +849,7 @@ async fn a_field_written_while_an_erasure_was_interrupted_is_planned_again_and_n
     let home = Home::new();
     let gw = home.start();
     let case = showcase(&gw, 72).await;
-    let id = request(&gw, "erasure", &case.insz, None).await;
+    let id = dsr_request(&gw, "erasure", &case.insz, None).await;
     // The shred fails after the plan was recorded...
     let mut conn = db(&home).await;
     sqlx::query("CREATE TRIGGER no_shred BEFORE DELETE ON notes BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
@@ -919,7 +884,7 @@ async fn a_field_written_while_an_erasure_was_interrupted_is_planned_again_and_n
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let done = execute(&gw, &id).await;
+    let done = dsr_execute(&gw, &id).await;
     assert_eq!(done["state"], "completed");
     let plans = done["history"]
         .as_array()
@@ -958,8 +923,8 @@ async fn restriction_hides_the_person_from_partners_until_it_is_lifted() {
         .as_str()
         .unwrap()
         .to_string();
-    let id = request(&gw, "restriction", &case.insz, None).await;
-    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    let id = dsr_request(&gw, "restriction", &case.insz, None).await;
+    assert_eq!(dsr_execute(&gw, &id).await["state"], "completed");
     assert_eq!(job.get(&path).await.unwrap().status, 404);
     let page = job
         .get(&format!("/v1/changes?since={cursor}"))
@@ -979,8 +944,11 @@ async fn restriction_hides_the_person_from_partners_until_it_is_lifted() {
         .await
         .unwrap();
     assert_eq!(r.status, 404);
-    let lift = request(&gw, "restriction", &case.insz, Some(json!({"lift": true}))).await;
-    assert_eq!(execute(&gw, &lift).await["outcome"], "restriction lifted");
+    let lift = dsr_request(&gw, "restriction", &case.insz, Some(json!({"lift": true}))).await;
+    assert_eq!(
+        dsr_execute(&gw, &lift).await["outcome"],
+        "restriction lifted"
+    );
     assert_eq!(job.get(&path).await.unwrap().status, 200);
     let page = job
         .get(&format!("/v1/changes?since={cursor}"))
@@ -997,14 +965,14 @@ async fn an_objection_stops_public_task_processing_unless_the_dpo_records_compel
     let case = showcase(&gw, 66).await;
     let ocmw = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
     let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
-    let grounds = request(
+    let grounds = dsr_request(
         &gw,
         "objection",
         &case.insz,
         Some(json!({"compelling_grounds": "ongoing child-protection measure"})),
     )
     .await;
-    let r = execute(&gw, &grounds).await;
+    let r = dsr_execute(&gw, &grounds).await;
     assert_eq!(r["state"], "refused");
     assert_eq!(
         ocmw.get(&format!("/v1/participants/{}", case.pids["ocmw-gent"]))
@@ -1013,8 +981,8 @@ async fn an_objection_stops_public_task_processing_unless_the_dpo_records_compel
             .status,
         200
     );
-    let id = request(&gw, "objection", &case.insz, None).await;
-    assert_eq!(execute(&gw, &id).await["state"], "completed");
+    let id = dsr_request(&gw, "objection", &case.insz, None).await;
+    assert_eq!(dsr_execute(&gw, &id).await["state"], "completed");
     // OCMW processes on public task: stopped. The NGO coach works on consent: continues.
     assert_eq!(
         ocmw.get(&format!("/v1/participants/{}", case.pids["ocmw-gent"]))

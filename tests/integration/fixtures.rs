@@ -142,3 +142,42 @@ pub async fn audit_records(gw: &Gateway) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A connection to the installation's SQLite file, for checks behind the API.
+pub async fn db(home: &crate::harness::Home) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let url = format!(
+        "sqlite://{}",
+        home.path().join("data/partnergate.db").display()
+    );
+    sqlx::SqliteConnection::connect(&url).await.unwrap()
+}
+
+/// Files a data-subject request as the DPO and marks the requester verified; returns its id.
+pub async fn dsr_request(gw: &Gateway, kind: &str, insz: &str, details: Option<Value>) -> String {
+    let dpo = as_(&gw.client("dpo.stad-gent"), "dsr_handling");
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let mut body = serde_json::json!({"kind": kind, "insz": insz, "received_at": today});
+    if let Some(d) = details {
+        body["details"] = d;
+    }
+    let r = dpo.post("/v1/dsr", &body).await.unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = dpo
+        .post(&format!("/v1/dsr/{id}/verify"), &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    id
+}
+
+/// Executes a data-subject request as the DPO; the request as it stands afterwards.
+pub async fn dsr_execute(gw: &Gateway, id: &str) -> Value {
+    let r = as_(&gw.client("dpo.stad-gent"), "dsr_handling")
+        .post(&format!("/v1/dsr/{id}/execute"), &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}

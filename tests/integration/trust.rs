@@ -9,7 +9,9 @@ use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 
-use crate::fixtures::{self, as_, audit_records, field_names, insz, showcase};
+use crate::fixtures::{
+    self, as_, audit_records, db, dsr_execute, dsr_request, field_names, insz, showcase,
+};
 use crate::harness::{Gateway, Home};
 
 fn guide(gw: &Gateway, client: &str) -> GatewayClient {
@@ -18,15 +20,6 @@ fn guide(gw: &Gateway, client: &str) -> GatewayClient {
 
 fn lookup_as(gw: &Gateway, client: &str) -> GatewayClient {
     as_(&gw.client(client), "duplicate_check")
-}
-
-async fn db(home: &Home) -> SqliteConnection {
-    SqliteConnection::connect(&format!(
-        "sqlite://{}",
-        home.path().join("data/partnergate.db").display()
-    ))
-    .await
-    .unwrap()
 }
 
 /// The records since `from` with this action and decision.
@@ -590,30 +583,8 @@ async fn correcting_the_national_number_moves_the_look_up_and_a_taken_one_is_ref
 
     // A data-subject request under the corrected number reaches this person's file.
     let dpo = as_(&gw.client("dpo.stad-gent"), "dsr_handling");
-    let today = time::OffsetDateTime::now_utc().date().to_string();
-    let r = dpo
-        .post(
-            "/v1/dsr",
-            &json!({"kind": "access", "insz": corrected, "received_at": today}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201);
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        dpo.post(&format!("/v1/dsr/{id}/verify"), &json!({}))
-            .await
-            .unwrap()
-            .status,
-        200
-    );
-    assert_eq!(
-        dpo.post(&format!("/v1/dsr/{id}/execute"), &json!({}))
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    let id = dsr_request(&gw, "access", &corrected, None).await;
+    dsr_execute(&gw, &id).await;
     let bundle = dpo
         .get(&format!("/v1/dsr/{id}/export"))
         .await
@@ -622,20 +593,8 @@ async fn correcting_the_national_number_moves_the_look_up_and_a_taken_one_is_ref
     assert_eq!(bundle["data"]["identity"]["given_name"], fixtures::GIVEN);
     assert_eq!(bundle["data"]["identity"]["insz"], corrected.as_str());
     // Under the old number, a request finds nobody's data.
-    let r = dpo
-        .post(
-            "/v1/dsr",
-            &json!({"kind": "access", "insz": case.insz, "received_at": today}),
-        )
-        .await
-        .unwrap();
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    dpo.post(&format!("/v1/dsr/{id}/verify"), &json!({}))
-        .await
-        .unwrap();
-    dpo.post(&format!("/v1/dsr/{id}/execute"), &json!({}))
-        .await
-        .unwrap();
+    let id = dsr_request(&gw, "access", &case.insz, None).await;
+    dsr_execute(&gw, &id).await;
     let bundle = dpo.get(&format!("/v1/dsr/{id}/export")).await.unwrap();
     assert!(!String::from_utf8_lossy(&bundle.body).contains(fixtures::GIVEN));
 }
@@ -645,26 +604,11 @@ async fn look_ups_give_no_pid_for_restricted_or_objecting_participants() {
     let home = Home::new();
     let gw = home.start();
     let case = showcase(&gw, 141).await;
-    let dpo = as_(&gw.client("dpo.stad-gent"), "dsr_handling");
-    let today = time::OffsetDateTime::now_utc().date().to_string();
     let run = |kind: &'static str, details: Option<Value>| {
-        let dpo = dpo.clone();
-        let mut body = json!({"kind": kind, "insz": case.insz, "received_at": today});
-        if let Some(d) = details {
-            body["details"] = d;
-        }
+        let (gw, insz) = (&gw, case.insz.clone());
         async move {
-            let r = dpo.post("/v1/dsr", &body).await.unwrap();
-            assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-            let id = r.json()["id"].as_str().unwrap().to_string();
-            dpo.post(&format!("/v1/dsr/{id}/verify"), &json!({}))
-                .await
-                .unwrap();
-            let r = dpo
-                .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
-                .await
-                .unwrap();
-            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let id = dsr_request(gw, kind, &insz, details).await;
+            dsr_execute(gw, &id).await;
         }
     };
     let look = |client: &'static str| {
@@ -1070,26 +1014,9 @@ async fn a_rectification_of_the_national_number_moves_the_look_up_too() {
     let gw = home.start();
     let case = showcase(&gw, 201).await;
     let corrected = insz(202);
-    let dpo = as_(&gw.client("dpo.stad-gent"), "dsr_handling");
-    let today = time::OffsetDateTime::now_utc().date().to_string();
-    let r = dpo
-        .post(
-            "/v1/dsr",
-            &json!({"kind": "rectification", "insz": case.insz, "received_at": today,
-                "details": {"fields": {"identity.insz": corrected}}}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    dpo.post(&format!("/v1/dsr/{id}/verify"), &json!({}))
-        .await
-        .unwrap();
-    let r = dpo
-        .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let details = json!({"fields": {"identity.insz": corrected}});
+    let id = dsr_request(&gw, "rectification", &case.insz, Some(details)).await;
+    dsr_execute(&gw, &id).await;
     let vdab = lookup_as(&gw, "crm.vdab");
     let old = vdab
         .post("/v1/lookup", &json!({"insz": case.insz}))

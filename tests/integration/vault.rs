@@ -4,18 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::json;
-use sqlx::{Connection, SqliteConnection};
 
-use crate::fixtures::{self, as_, showcase};
+use crate::fixtures::{self, as_, db, showcase};
 use crate::harness::Home;
-
-async fn db(home: &Home) -> SqliteConnection {
-    let url = format!(
-        "sqlite://{}",
-        home.path().join("data/partnergate.db").display()
-    );
-    SqliteConnection::connect(&url).await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_under_concurrent_reads_loses_nothing() {

@@ -377,7 +377,11 @@ impl InszSeq {
         let n = self.next.fetch_add(1, Ordering::Relaxed) % (Self::DAYS * Self::SERIALS);
         let day = Self::FIRST_DAY + time::Duration::days((n / Self::SERIALS) as i64);
         let serial = (n % Self::SERIALS) as u16 + 1;
-        (Insz::synthetic(day, serial).as_str().to_string(), day, serial)
+        (
+            Insz::synthetic(day, serial).as_str().to_string(),
+            day,
+            serial,
+        )
     }
 }
 
