@@ -171,6 +171,11 @@ pub async fn execute(
     })
 }
 
+/// One entry of a request's kind-specific details (see `NewRequest::details`).
+fn detail<'a>(details: Option<&'a Value>, name: &str) -> Option<&'a Value> {
+    details.and_then(|d| d.get(name))
+}
+
 /// Art. 15 and 20: the export is made when it is downloaded, so the run only marks it ready.
 async fn access(run: &mut Run<'_>) -> Result<Outcome, DsrError> {
     run.note("export_ready", "the export can be downloaded")
@@ -188,8 +193,7 @@ async fn rectification(
     p: &Participant,
     details: Option<&Value>,
 ) -> Result<Outcome, DsrError> {
-    let fields: BTreeMap<String, Value> = details
-        .and_then(|d| d.get("fields"))
+    let fields: BTreeMap<String, Value> = detail(details, "fields")
         .and_then(|f| serde_json::from_value(f.clone()).ok())
         .unwrap_or_default();
     if run.start("apply") {
@@ -252,8 +256,7 @@ async fn restriction(
     p: &Participant,
     details: Option<&Value>,
 ) -> Result<Outcome, DsrError> {
-    let lift = details
-        .and_then(|d| d.get("lift"))
+    let lift = detail(details, "lift")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let (kept,): (i64,) =
@@ -298,8 +301,7 @@ async fn objection(
     details: Option<&Value>,
 ) -> Result<Outcome, DsrError> {
     // The grounds themselves stay sealed with the request; the step does not repeat them.
-    let grounds = details
-        .and_then(|d| d.get("compelling_grounds"))
+    let grounds = detail(details, "compelling_grounds")
         .and_then(Value::as_str)
         .is_some();
     if grounds {
