@@ -14,7 +14,6 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
 use crate::audit::Action;
 use crate::dsr::{self, DsrError, NewRequest, Request};
-use crate::vault::crypto::ParticipantId;
 
 impl From<DsrError> for ApiError {
     fn from(e: DsrError) -> Self {
@@ -43,18 +42,6 @@ async fn require_dpo(
         }
     };
     require_client_grant(state, ctx, action, allowed, message).await
-}
-
-async fn person(state: &AppState, id: &str) -> Result<Option<ParticipantId>, ApiError> {
-    let row: Option<(Option<Vec<u8>>,)> =
-        sqlx::query_as("SELECT participant_id FROM dsr_requests WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await?;
-    Ok(row
-        .and_then(|r| r.0)
-        .as_deref()
-        .and_then(ParticipantId::from_slice))
 }
 
 /// `POST /v1/dsr`: log a request; its deadline is one month from receipt.
@@ -133,7 +120,7 @@ pub async fn verify(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrVerify, true).await?;
-    let who = person(&state, &id).await?;
+    let who = dsr::person(&state.pool, &id).await?;
     let event = about(&state, &ctx, Action::DsrVerify, who).roles(roles);
     record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     Ok(Json(dsr::verify(&state.pool, &id).await?))
@@ -180,7 +167,7 @@ pub async fn execute(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrExecute, true).await?;
-    let who = person(&state, &id).await?;
+    let who = dsr::person(&state.pool, &id).await?;
     // The intent is on record before anything changes.
     let event = about(&state, &ctx, Action::DsrExecute, who).roles(roles.clone());
     record(&state.audit, vec![event.granted_with(id.clone())]).await?;
@@ -234,7 +221,7 @@ pub async fn export(
                 .map(move |(f, _)| format!("{cat}.{f}"))
         })
         .collect();
-    let who = person(&state, &id).await?;
+    let who = dsr::person(&state.pool, &id).await?;
     let event = about(&state, &ctx, Action::DsrExport, who);
     let event = event.roles(roles).fields(fields).granted_with(id);
     record(&state.audit, vec![event]).await?;

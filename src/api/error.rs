@@ -115,9 +115,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        // sqlx errors name tables and constraints, never bound values.
+impl From<crate::store::DbError> for ApiError {
+    fn from(e: crate::store::DbError) -> Self {
+        // Database errors name tables and constraints, never bound values.
         tracing::error!(error = %e, "database error");
         ApiError::storage()
     }

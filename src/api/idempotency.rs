@@ -19,6 +19,7 @@ use super::audited::{record, refuse};
 use super::error::ApiError;
 use super::extract::{Ctx, valid_actor};
 use crate::audit::Action;
+use crate::store::idempotency as store;
 use crate::vault::crypto::ParticipantId;
 
 /// How long a key's answer is kept.
@@ -114,37 +115,20 @@ impl Idempotency {
         loop {
             let now = crate::store::now();
             let mut tx = state.pool.begin().await?;
-            sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
-                .bind(crate::store::ago(TTL))
-                .execute(&mut *tx)
-                .await?;
-            let claimed = sqlx::query(
-                "INSERT INTO idempotency (client, key, request_hash, status, body, created_at, action)
-                 VALUES (?, ?, ?, 0, x'', ?, ?) ON CONFLICT (client, key) DO NOTHING",
-            )
-            .bind(&self.client)
-            .bind(&self.key)
-            .bind(&self.request_hash[..])
-            .bind(&now)
-            .bind(self.action.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed == 1 {
+            store::purge_expired(&mut tx, TTL).await?;
+            let (client, key) = (&self.client, &self.key);
+            let action = self.action.as_str();
+            if store::claim(&mut tx, client, key, &self.request_hash, action, &now).await? {
                 tx.commit().await?;
                 return Ok(Claim::Fresh(Slot(self)));
             }
-            type Row = (Vec<u8>, i64, Vec<u8>, Option<Vec<u8>>, String);
-            let (hash, status, body, participant, created_at): Row = sqlx::query_as(
-                "SELECT request_hash, status, body, participant_id, created_at FROM idempotency WHERE client = ? AND key = ?",
-            )
-            .bind(&self.client)
-            .bind(&self.key)
-            .fetch_one(&mut *tx)
-            .await?;
-            if hash != self.request_hash {
+            let stored = store::read(&mut tx, client, key).await?;
+            let participant = stored
+                .participant
+                .as_deref()
+                .and_then(ParticipantId::from_slice);
+            if stored.request_hash != self.request_hash {
                 drop(tx);
-                let participant = participant.as_deref().and_then(ParticipantId::from_slice);
                 let e = ApiError::unprocessable(
                     "idempotency_key_reused",
                     "this Idempotency-Key was used for a different request",
@@ -152,25 +136,17 @@ impl Idempotency {
                 let event = about(state, ctx, self.action, participant).refused(e.code);
                 return Err(refuse(&state.audit, event, e).await);
             }
-            if status != 0 {
+            if stored.status != 0 {
                 drop(tx);
-                let participant = participant.as_deref().and_then(ParticipantId::from_slice);
+                let (status, body) = (stored.status, stored.body);
                 return replay(state, ctx, self.action, participant, status, body).await;
             }
-            if created_at < crate::store::ago(STALE_CLAIM) {
+            if stored.created_at < crate::store::ago(STALE_CLAIM) {
                 // The first request died before answering: take the claim over.
-                let taken = sqlx::query(
-                    "UPDATE idempotency SET created_at = ? WHERE client = ? AND key = ? AND status = 0 AND created_at = ?",
-                )
-                .bind(&now)
-                .bind(&self.client)
-                .bind(&self.key)
-                .bind(&created_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let taken =
+                    store::take_over(&mut tx, client, key, &stored.created_at, &now).await?;
                 tx.commit().await?;
-                if taken == 1 {
+                if taken {
                     return Ok(Claim::Fresh(Slot(self)));
                 }
                 continue;
@@ -197,26 +173,16 @@ impl Slot {
         body: &impl Serialize,
         participant: &ParticipantId,
     ) -> Result<(), ApiError> {
-        sqlx::query(
-            "UPDATE idempotency SET status = ?, body = ?, participant_id = ? WHERE client = ? AND key = ?",
-        )
-        .bind(i64::from(status.as_u16()))
-        .bind(serde_json::to_vec(body).expect("json"))
-        .bind(&participant.as_bytes()[..])
-        .bind(&self.0.client)
-        .bind(&self.0.key)
-        .execute(&state.pool)
-        .await?;
+        let body = serde_json::to_vec(body).expect("json");
+        let (client, key) = (&self.0.client, &self.0.key);
+        let (status, participant) = (status.as_u16(), &participant.as_bytes()[..]);
+        store::complete(&state.pool, client, key, status, &body, participant).await?;
         Ok(())
     }
 
     /// Gives the key up after a refusal or failure, so that a corrected retry can use it.
     async fn release(&self, state: &AppState) {
-        let r = sqlx::query("DELETE FROM idempotency WHERE client = ? AND key = ? AND status = 0")
-            .bind(&self.0.client)
-            .bind(&self.0.key)
-            .execute(&state.pool)
-            .await;
+        let r = store::release(&state.pool, &self.0.client, &self.0.key).await;
         if let Err(e) = r {
             // The claim then expires on its own after STALE_CLAIM.
             tracing::warn!(error = %e, "could not release an idempotency claim");

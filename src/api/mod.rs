@@ -25,11 +25,11 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use sqlx::SqlitePool;
 use tracing::Instrument;
 
 use crate::audit::AuditLog;
 use crate::policy::Policy;
+use crate::store::Pool;
 use extract::RequestId;
 
 pub use error::{ApiError, ApiResult};
@@ -43,7 +43,7 @@ pub struct AppState {
     /// The compiled agreement.
     pub policy: Arc<Policy>,
     /// The database.
-    pub pool: SqlitePool,
+    pub pool: Pool,
     /// The audit log writer.
     pub audit: AuditLog,
     /// The participant vault.

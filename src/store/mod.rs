@@ -3,12 +3,19 @@
 //! Queries are runtime-checked (`query_as::<_, Row>`), so building needs no `DATABASE_URL` and
 //! no offline cache. Readers share a pool; the audit writer has its own connection.
 
+pub mod idempotency;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
+
+/// What a query can fail with.
+pub use sqlx::Error as DbError;
+/// The database pool every layer shares, named here so that callers need not name sqlx.
+pub use sqlx::SqlitePool as Pool;
 
 /// The embedded SQLite migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

@@ -1,0 +1,444 @@
+//! The request state machine and its storage: creating, listing, getting, verifying,
+//! extending and refusing requests, and every query on `dsr_requests` and `dsr_steps`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sqlx::SqlitePool;
+
+use super::{
+    DATE, DsrError, Kind, NewRequest, Request, State, Step, add_months, parse_date, today,
+};
+use crate::policy::Policy;
+use crate::vault::crypto::ParticipantId;
+use crate::vault::{Participant, Vault, VaultError};
+
+/// A random request id, as hex.
+fn new_id() -> Result<String, DsrError> {
+    Ok(hex::encode(
+        ParticipantId::generate()
+            .map_err(VaultError::from)?
+            .as_bytes(),
+    ))
+}
+
+/// Checks kind-specific details against the agreement; returns what to store.
+fn check_details(
+    policy: &Policy,
+    kind: Kind,
+    details: &Option<Value>,
+) -> Result<Option<Value>, DsrError> {
+    let obj = details.as_ref().and_then(Value::as_object);
+    match kind {
+        Kind::Rectification => {
+            let fields = obj
+                .and_then(|o| o.get("fields"))
+                .and_then(Value::as_object)
+                .filter(|f| !f.is_empty())
+                .ok_or_else(|| {
+                    DsrError::Invalid(
+                        "invalid_details",
+                        "a rectification needs details.fields with the corrected values".into(),
+                    )
+                })?;
+            for (name, value) in fields {
+                if value.is_null() {
+                    return Err(DsrError::Invalid(
+                        "invalid_details",
+                        format!(
+                            "`{name}`: a rectification corrects, it does not clear; use erasure"
+                        ),
+                    ));
+                }
+                policy
+                    .validate_value(name, value)
+                    .map_err(|e| DsrError::Invalid("invalid_value", e.to_string()))?;
+            }
+            Ok(Some(serde_json::json!({ "fields": fields })))
+        }
+        Kind::Restriction => Ok(Some(
+            serde_json::json!({ "lift": obj.and_then(|o| o.get("lift")).and_then(Value::as_bool).unwrap_or(false) }),
+        )),
+        Kind::Objection => Ok(obj
+            .and_then(|o| o.get("compelling_grounds"))
+            .and_then(Value::as_str)
+            .map(|g| serde_json::json!({ "compelling_grounds": g }))),
+        Kind::Access | Kind::Portability | Kind::Erasure => Ok(None),
+    }
+}
+
+/// The label sealed request details are bound to, followed by the request id.
+const DETAILS_LABEL: &str = "dsr/details";
+
+/// Creates a request. Returns it and the participant's id when the person is known.
+pub async fn create(
+    policy: &Policy,
+    vault: &Vault,
+    new: &NewRequest,
+) -> Result<(Request, Option<ParticipantId>), DsrError> {
+    let kind = Kind::parse(&new.kind).ok_or_else(|| {
+        DsrError::Invalid(
+            "invalid_kind",
+            "kind is one of access, portability, rectification, erasure, restriction, objection"
+                .into(),
+        )
+    })?;
+    let insz = crate::vault::insz::Insz::parse(&new.insz)
+        .map_err(|e| DsrError::Invalid("invalid_insz", format!("insz: {e}")))?;
+    let received = parse_date(&new.received_at).ok_or_else(|| {
+        DsrError::Invalid(
+            "invalid_date",
+            "received_at must be a date YYYY-MM-DD".into(),
+        )
+    })?;
+    if received > today() {
+        return Err(DsrError::Invalid(
+            "invalid_date",
+            "received_at lies in the future".into(),
+        ));
+    }
+    let details = check_details(policy, kind, &new.details)?;
+    let id = new_id()?;
+    // Also finds what an erasure kept for retention, which look-up and registration no
+    // longer reach: the person may still ask about it.
+    let person = vault.find_for_dsr(&insz).await?;
+    let sealed = match (&details, person) {
+        (Some(d), Some(pid)) => match vault.participant(&pid).await? {
+            Some(p) => Some(vault.seal_for(
+                &p,
+                &format!("{DETAILS_LABEL}/{id}"),
+                &serde_json::to_vec(d).expect("json"),
+            )?),
+            None => None,
+        },
+        _ => None,
+    };
+    let now = crate::store::now();
+    sqlx::query(
+        "INSERT INTO dsr_requests (id, kind, insz_hash, participant_id, received_at, due, state, details_sealed, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'received', ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(kind.as_str())
+    .bind(&vault.index().insz_lookup_hash(&insz)[..])
+    .bind(person.map(|p| p.as_bytes().to_vec()))
+    .bind(received.format(DATE).expect("date"))
+    .bind(add_months(received, 1).format(DATE).expect("date"))
+    .bind(sealed)
+    .bind(&now)
+    .bind(&now)
+    .execute(vault.pool())
+    .await?;
+    record_step(vault.pool(), &id, "received", kind.as_str()).await?;
+    Ok((get(vault.pool(), &id).await?, person))
+}
+
+/// Records a step once; false when it was recorded before.
+pub(super) async fn record_step(
+    pool: &SqlitePool,
+    id: &str,
+    step: &str,
+    detail: &str,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("INSERT INTO dsr_steps (request_id, time, step, detail) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(id)
+        .bind(crate::store::now())
+        .bind(step)
+        .bind(detail)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
+/// The steps recorded so far, with their details.
+pub(super) async fn done_steps(
+    pool: &SqlitePool,
+    id: &str,
+) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT step, detail FROM dsr_steps WHERE request_id = ?")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A `dsr_requests` row: id, kind, participant, received, due, extended due, extension
+/// reason, state, outcome, receipt.
+pub(super) type Row = (
+    String,
+    String,
+    Option<Vec<u8>>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// The request's row; `NotFound` when there is none.
+pub(super) async fn row(pool: &SqlitePool, id: &str) -> Result<Row, DsrError> {
+    sqlx::query_as(
+        "SELECT id, kind, participant_id, received_at, due, extended_due, extension_reason, state, outcome, receipt FROM dsr_requests WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(DsrError::NotFound)
+}
+
+/// The request as shown, with its deadline judged against today.
+fn to_request(r: Row, history: Vec<Step>) -> Request {
+    let (
+        id,
+        kind,
+        participant,
+        received_at,
+        due,
+        extended_due,
+        extension_reason,
+        state,
+        outcome,
+        receipt,
+    ) = r;
+    let state = State::parse(&state);
+    let deadline = extended_due.as_deref().unwrap_or(&due);
+    let overdue = !state.is_final() && parse_date(deadline).is_some_and(|d| d < today());
+    Request {
+        id,
+        kind: Kind::parse(&kind).unwrap_or(Kind::Access),
+        state,
+        received_at,
+        due,
+        extended_due,
+        extension_reason,
+        overdue,
+        person_known: participant.is_some(),
+        outcome,
+        history,
+        receipt: receipt.and_then(|r| serde_json::from_str(&r).ok()),
+    }
+}
+
+/// One request with its history.
+pub async fn get(pool: &SqlitePool, id: &str) -> Result<Request, DsrError> {
+    let r = row(pool, id).await?;
+    let steps: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT time, step, detail FROM dsr_steps WHERE request_id = ? ORDER BY id")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    Ok(to_request(
+        r,
+        steps
+            .into_iter()
+            .map(|(time, step, detail)| Step { time, step, detail })
+            .collect(),
+    ))
+}
+
+/// All requests: overdue first, then by deadline.
+pub async fn list(pool: &SqlitePool) -> Result<Vec<Request>, DsrError> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, kind, participant_id, received_at, due, extended_due, extension_reason, state, outcome, receipt FROM dsr_requests",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut all: Vec<Request> = rows
+        .into_iter()
+        .map(|r| to_request(r, Vec::new()))
+        .collect();
+    all.sort_by(|a, b| {
+        let da = a.extended_due.as_ref().unwrap_or(&a.due);
+        let db = b.extended_due.as_ref().unwrap_or(&b.due);
+        (!a.overdue, a.state.is_final(), da).cmp(&(!b.overdue, b.state.is_final(), db))
+    });
+    Ok(all)
+}
+
+/// Moves the request to `state`, keeping the earlier outcome when `outcome` is `None`.
+pub(super) async fn set_state(
+    pool: &SqlitePool,
+    id: &str,
+    state: State,
+    outcome: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE dsr_requests SET state = ?, outcome = coalesce(?, outcome), updated_at = ? WHERE id = ?")
+        .bind(state.as_str())
+        .bind(outcome)
+        .bind(crate::store::now())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The DPO verified the requester's identity.
+pub async fn verify(pool: &SqlitePool, id: &str) -> Result<Request, DsrError> {
+    let r = get(pool, id).await?;
+    if r.state != State::Received {
+        return Err(DsrError::Conflict(format!(
+            "the request is {}, not received",
+            r.state.as_str()
+        )));
+    }
+    set_state(pool, id, State::Verified, None).await?;
+    record_step(
+        pool,
+        id,
+        "verified",
+        "identity of the requester verified by the DPO",
+    )
+    .await?;
+    get(pool, id).await
+}
+
+/// Extends the deadline by up to two months (Art. 12(3)), with a reason.
+pub async fn extend(
+    pool: &SqlitePool,
+    id: &str,
+    months: u8,
+    reason: &str,
+) -> Result<Request, DsrError> {
+    if !(1..=2).contains(&months) || reason.trim().is_empty() {
+        return Err(DsrError::Invalid(
+            "invalid_extension",
+            "an extension is 1 or 2 months and needs a reason".into(),
+        ));
+    }
+    let r = get(pool, id).await?;
+    if r.state.is_final() {
+        return Err(DsrError::Conflict("the request is finished".into()));
+    }
+    let received = parse_date(&r.received_at).ok_or(DsrError::NotFound)?;
+    let until = add_months(received, 1 + u32::from(months))
+        .format(DATE)
+        .expect("date");
+    sqlx::query("UPDATE dsr_requests SET extended_due = ?, extension_reason = ?, updated_at = ? WHERE id = ?")
+        .bind(&until)
+        .bind(reason)
+        .bind(crate::store::now())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    record_step(
+        pool,
+        id,
+        &format!("extended_{months}"),
+        &format!("deadline extended to {until}"),
+    )
+    .await?;
+    get(pool, id).await
+}
+
+/// Refuses a request with a reason.
+pub async fn refuse(pool: &SqlitePool, id: &str, reason: &str) -> Result<Request, DsrError> {
+    let r = get(pool, id).await?;
+    if r.state.is_final() {
+        return Err(DsrError::Conflict("the request is finished".into()));
+    }
+    set_state(pool, id, State::Refused, Some(reason)).await?;
+    record_step(pool, id, "refused", reason).await?;
+    get(pool, id).await
+}
+
+/// The participant a request is about, if still held.
+pub async fn participant_of(vault: &Vault, id: &str) -> Result<Option<Participant>, DsrError> {
+    let r = row(vault.pool(), id).await?;
+    match r.2.as_deref().and_then(ParticipantId::from_slice) {
+        Some(pid) => Ok(vault.participant(&pid).await?),
+        None => Ok(None),
+    }
+}
+
+/// The person's earlier records that completed erasures replaced, with each erasure's receipt
+/// payload: named by the erasure requests about the same national number.
+pub(super) async fn former_records(
+    vault: &Vault,
+    request_id: &str,
+) -> Result<Vec<(ParticipantId, Value)>, DsrError> {
+    let rows: Vec<(Vec<u8>, Option<String>)> = sqlx::query_as(
+        "SELECT e.participant_id, e.receipt FROM dsr_requests r JOIN dsr_requests e ON e.insz_hash = r.insz_hash
+         WHERE r.id = ? AND e.kind = 'erasure' AND e.state = 'completed' AND e.participant_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM participants p WHERE p.id = e.participant_id)
+         ORDER BY e.updated_at",
+    )
+    .bind(request_id)
+    .fetch_all(vault.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, receipt)| {
+            let payload = receipt
+                .and_then(|r| serde_json::from_str::<Value>(&r).ok())
+                .and_then(|r| {
+                    r["payload"]
+                        .as_str()
+                        .and_then(|p| serde_json::from_str(p).ok())
+                })
+                .unwrap_or(Value::Null);
+            Some((ParticipantId::from_slice(&id)?, payload))
+        })
+        .collect())
+}
+
+/// The participant a request names, if any; `None` also when there is no such request (the
+/// caller's own look-up answers that).
+pub async fn person(pool: &SqlitePool, id: &str) -> Result<Option<ParticipantId>, sqlx::Error> {
+    let row: Option<(Option<Vec<u8>>,)> =
+        sqlx::query_as("SELECT participant_id FROM dsr_requests WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row
+        .and_then(|r| r.0)
+        .as_deref()
+        .and_then(ParticipantId::from_slice))
+}
+
+/// The kind-specific details of a request, opened with the participant's key; `None` when it
+/// has none, or an erasure removed them.
+pub(super) async fn details(
+    vault: &Vault,
+    p: &Participant,
+    id: &str,
+) -> Result<Option<Value>, DsrError> {
+    let (sealed,): (Option<Vec<u8>>,) =
+        sqlx::query_as("SELECT details_sealed FROM dsr_requests WHERE id = ?")
+            .bind(id)
+            .fetch_one(vault.pool())
+            .await?;
+    Ok(match sealed {
+        Some(sealed) => {
+            serde_json::from_slice(&vault.open_for(p, &format!("{DETAILS_LABEL}/{id}"), &sealed)?)
+                .ok()
+        }
+        None => None,
+    })
+}
+
+/// Stores the signed erasure receipt.
+pub(super) async fn set_receipt(
+    pool: &SqlitePool,
+    id: &str,
+    receipt: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE dsr_requests SET receipt = ? WHERE id = ?")
+        .bind(receipt.to_string())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Forgets a recorded erasure plan, so that the next one replaces it.
+pub(super) async fn forget_plan(pool: &SqlitePool, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM dsr_steps WHERE request_id = ? AND step = 'plan'")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
