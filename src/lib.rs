@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod crm_sync;
 pub mod dsr;
+pub mod html;
 pub mod import;
 pub mod pki;
 pub mod policy;

@@ -16,6 +16,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Week
 use super::action::Action;
 use super::record::{AuditRecord, Outcome};
 use super::verify::VerifyReport;
+use crate::html::{Shell, push_escaped};
 
 /// An acting user who reads at least this many distinct participants on one (Brussels) day is
 /// flagged.
@@ -75,25 +76,8 @@ pub struct ReportInput<'a> {
     pub partnership: &'a str,
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    push_escaped(&mut out, text);
-    out
-}
-
-fn push_escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
+/// Escapes text for HTML; kept under this name for the callers that import it from here.
+pub use crate::html::escape as escape_html;
 
 /// The Europe/Brussels offset from UTC at instant `at`: +02:00 (CEST) from 01:00 UTC on the last
 /// Sunday of March until 01:00 UTC on the last Sunday of October, +01:00 (CET) otherwise.
@@ -698,12 +682,13 @@ impl Page<'_, '_> {
     }
 
     fn head(&mut self, input: &ReportInput<'_>) {
-        self.w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-        self.w("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Audit report – ");
-        self.e(input.partnership);
-        self.w("</title>\n<style>");
-        self.w(STYLE);
-        self.w("</style>\n</head>\n<body>\n<header>\n<h1>Access report: ");
+        Shell {
+            lang: "en",
+            title: &format!("Audit report – {}", input.partnership),
+            css: STYLE,
+        }
+        .open(&mut self.out);
+        self.w("<header>\n<h1>Access report: ");
         self.e(input.partnership);
         self.w("</h1>\n<p class=\"subtitle\" lang=\"nl\">Toegangsrapport van het auditlogboek voor de functionaris voor gegevensbescherming (DPO)</p>\n</header>\n");
     }
@@ -1467,7 +1452,8 @@ impl Page<'_, '_> {
         self.w("<p><code>partnergate audit verify FILE --public-key certs/audit-signing.pub</code></p>\n");
         self.w("<p>It recomputes every record's SHA-256 chain link and checks every Ed25519 checkpoint signature; any change, removal or insertion of a record, and an export cut short (its signed header declares where it ends), is reported with its sequence number.</p>\n");
         self.w("<p><b>The log holds pseudonyms only.</b> Participants appear in it as internal audit pseudonyms, never as names or national register numbers, and it records field names, never field values. This report counts pseudonyms and shows none.</p>\n");
-        self.w("</footer>\n</body>\n</html>\n");
+        self.w("</footer>\n");
+        Shell::close(&mut self.out);
     }
 }
 
