@@ -10,7 +10,7 @@ use super::rules::{
     MANY_PARTICIPANTS_PER_DAY, NIGHT_END_HOUR, NIGHT_START_HOUR, NOT_INVOLVED_PARTICIPANTS,
     RATE_LIMITED, SELF_ASSIGN, SELF_ESCALATION, WIDENS_OWN_READING, reason_code,
 };
-use super::{Actor, Aggregates, ReportInput};
+use super::{Aggregates, ReportInput};
 use crate::audit::action::Action;
 use crate::audit::record::{AuditRecord, Outcome};
 use crate::audit::verify::VerifyReport;
@@ -157,7 +157,11 @@ impl Page<'_, '_> {
             .unwrap_or_else(|| id.to_string())
     }
 
-    fn actor(&mut self, actor: &Actor<'_>) {
+    /// The first cells of an acting user's row: the user (or client), then the partner.
+    fn actor_cells(&mut self, id: u32) {
+        let a = self.a;
+        let actor = a.actor_list[id as usize];
+        self.w("<tr><td class=\"nowrap\">");
         match actor.user {
             Some(u) => self.e(u),
             None => {
@@ -165,6 +169,8 @@ impl Page<'_, '_> {
                 self.e(actor.client);
             }
         }
+        self.w("</td><td>");
+        self.partner(a.partners.names[actor.partner as usize]);
     }
 
     fn head(&mut self, input: &ReportInput<'_>) {
@@ -565,22 +571,8 @@ impl Page<'_, '_> {
             a.latest_refusals.len()
         );
         for &(r, local) in a.latest_refusals.iter().rev() {
-            let _ = write!(
-                self.out,
-                "<tr><td class=\"num\">{}</td><td class=\"time\">",
-                r.seq
-            );
-            match local {
-                Some(t) => self.w(&fmt_local(t)),
-                None => self.e(&r.time),
-            }
-            self.w("</td><td class=\"nowrap\">");
-            self.e(&r.client);
-            self.w("</td><td>");
-            self.partner(r.partner.as_deref().unwrap_or(""));
-            self.w("</td><td class=\"nowrap\">");
-            self.e(r.acting_user.as_deref().unwrap_or("–"));
-            self.w("</td><td>");
+            self.record_cells(r, local);
+            self.w("<td>");
             self.e(r.purpose.as_deref().unwrap_or("–"));
             self.w("</td><td class=\"nowrap\">");
             self.e(&r.action);
@@ -618,16 +610,41 @@ impl Page<'_, '_> {
         self.w("</section>\n");
     }
 
-    fn found(&mut self, rows: usize, what: &str) {
+    /// Opens the section of one detection rule: its heading and the rule in words, then either
+    /// "None found." (closing the section; returns false) or how many `what`s were found and the
+    /// head of their table.
+    fn rule_open(
+        &mut self,
+        id: &str,
+        heading: &str,
+        rule: &str,
+        (rows, what): (usize, &str),
+        columns: &str,
+    ) -> bool {
+        let _ = writeln!(
+            self.out,
+            "<section id=\"{id}\">\n<h3>{heading}</h3>\n<div class=\"rule\">{rule}</div>"
+        );
+        if rows == 0 {
+            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            return false;
+        }
         let _ = writeln!(
             self.out,
             "<p class=\"found\">{} {what}{} found.</p>",
             num(rows as u64),
             if rows == 1 { "" } else { "s" }
         );
+        let _ = writeln!(
+            self.out,
+            "<div class=\"scroll\"><table class=\"wide\"><thead><tr>{columns}</tr></thead><tbody>"
+        );
+        true
     }
 
-    fn more(&mut self, rows: usize) {
+    /// Closes a rule's table and section; past [`MAX_PATTERN_ROWS`] says how many rows are not shown.
+    fn rule_close(&mut self, rows: usize) {
+        self.w("</tbody></table></div>\n");
         if rows > MAX_PATTERN_ROWS {
             let _ = writeln!(
                 self.out,
@@ -635,28 +652,23 @@ impl Page<'_, '_> {
                 num((rows - MAX_PATTERN_ROWS) as u64)
             );
         }
+        self.w("</section>\n");
     }
 
     fn many_reads(&mut self) {
         let a = self.a;
         let flagged = a.flag_many_reads();
-        self.w("<section id=\"unusual-many\">\n<h3>(a) One acting user reading many participants</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Flagged when an acting user read at least <b>{MANY_PARTICIPANTS_PER_DAY} distinct participants on one day</b> (Brussels calendar day), or was refused as <code>not_involved</code> (no case role for the participant) for at least <b>{NOT_INVOLVED_PARTICIPANTS} distinct participants</b> in the period. A coach follows about 25 cases; browsing beyond one's own caseload is what this looks for.</div>"
-        );
-        if flagged.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+        if !self.rule_open(
+            "unusual-many",
+            "(a) One acting user reading many participants",
+            &format!("Flagged when an acting user read at least <b>{MANY_PARTICIPANTS_PER_DAY} distinct participants on one day</b> (Brussels calendar day), or was refused as <code>not_involved</code> (no case role for the participant) for at least <b>{NOT_INVOLVED_PARTICIPANTS} distinct participants</b> in the period. A coach follows about 25 cases; browsing beyond one's own caseload is what this looks for."),
+            (flagged.len(), "acting user"),
+            "<th>Acting user</th><th>Partner</th><th class=\"num\">Most participants read in one day</th><th>On</th><th class=\"num\">Days at or over the threshold</th><th class=\"num\">Participants refused as not_involved</th><th class=\"num\">Participants read in the period</th>",
+        ) {
             return;
         }
-        self.found(flagged.len(), "acting user");
-        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Acting user</th><th>Partner</th><th class=\"num\">Most participants read in one day</th><th>On</th><th class=\"num\">Days at or over the threshold</th><th class=\"num\">Participants refused as not_involved</th><th class=\"num\">Participants read in the period</th></tr></thead><tbody>\n");
         for (actor, s) in flagged.iter().take(MAX_PATTERN_ROWS) {
-            let actor = a.actor_list[*actor as usize];
-            self.w("<tr><td class=\"nowrap\">");
-            self.actor(&actor);
-            self.w("</td><td>");
-            self.partner(a.partners.names[actor.partner as usize]);
+            self.actor_cells(*actor);
             let hit = |yes: bool| if yes { "num hit" } else { "num" };
             let _ = writeln!(
                 self.out,
@@ -674,31 +686,23 @@ impl Page<'_, '_> {
                 s.total_distinct
             );
         }
-        self.w("</tbody></table></div>\n");
-        self.more(flagged.len());
-        self.w("</section>\n");
+        self.rule_close(flagged.len());
     }
 
     fn night_reads(&mut self) {
         let a = self.a;
         let flagged = a.flag_night_reads();
-        self.w("<section id=\"unusual-night\">\n<h3>(b) Reads at night</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Flagged: every acting user with at least one read between <b>{NIGHT_START_HOUR:02}:00 and {NIGHT_END_HOUR:02}:00 Europe/Brussels time</b> (UTC+1, and UTC+2 from 01:00 UTC on the last Sunday of March until 01:00 UTC on the last Sunday of October). Partners' staff work office hours; night reads may be legitimate (crisis shelter, on-call) but deserve a look.</div>"
-        );
-        if flagged.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+        if !self.rule_open(
+            "unusual-night",
+            "(b) Reads at night",
+            &format!("Flagged: every acting user with at least one read between <b>{NIGHT_START_HOUR:02}:00 and {NIGHT_END_HOUR:02}:00 Europe/Brussels time</b> (UTC+1, and UTC+2 from 01:00 UTC on the last Sunday of March until 01:00 UTC on the last Sunday of October). Partners' staff work office hours; night reads may be legitimate (crisis shelter, on-call) but deserve a look."),
+            (flagged.len(), "acting user"),
+            "<th>Acting user</th><th>Partner</th><th class=\"num\">Night reads</th><th class=\"num\">Of which refused</th><th class=\"num\">Participants</th><th class=\"num\">Nights</th><th>First</th><th>Last</th>",
+        ) {
             return;
         }
-        self.found(flagged.len(), "acting user");
-        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Acting user</th><th>Partner</th><th class=\"num\">Night reads</th><th class=\"num\">Of which refused</th><th class=\"num\">Participants</th><th class=\"num\">Nights</th><th>First</th><th>Last</th></tr></thead><tbody>\n");
         for (actor, n) in flagged.iter().take(MAX_PATTERN_ROWS) {
-            let actor = a.actor_list[*actor as usize];
-            self.w("<tr><td class=\"nowrap\">");
-            self.actor(&actor);
-            self.w("</td><td>");
-            self.partner(a.partners.names[actor.partner as usize]);
+            self.actor_cells(*actor);
             let _ = writeln!(
                 self.out,
                 "</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"time\">{}</td><td class=\"time\">{}</td></tr>",
@@ -710,30 +714,27 @@ impl Page<'_, '_> {
                 fmt_local(n.last)
             );
         }
-        self.w("</tbody></table></div>\n");
-        self.more(flagged.len());
-        self.w("</section>\n");
+        self.rule_close(flagged.len());
     }
 
     fn refusal_bursts(&mut self) {
         let a = self.a;
         let flagged = a.flag_refusal_bursts();
-        self.w("<section id=\"unusual-bursts\">\n<h3>(c) Bursts of refused requests from one client</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Flagged when one client (certificate) has at least <b>{BURST_REFUSALS} refused records within {} minutes</b>. Bursts suggest a misconfigured CRM, a script probing for participants, or a stolen certificate.</div>",
+        if !self.rule_open(
+            "unusual-bursts",
+            "(c) Bursts of refused requests from one client",
+            &format!(
+                "Flagged when one client (certificate) has at least <b>{BURST_REFUSALS} refused records within {} minutes</b>. Bursts suggest a misconfigured CRM, a script probing for participants, or a stolen certificate.",
             BURST_WINDOW_SECONDS / 60
-        );
-        if flagged.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            ),
+            (flagged.len(), "client"),
+            &format!(
+                "<th>Client</th><th>Partner</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (refusals in {} min)</th><th class=\"num\">Refusals in bursts</th><th>First burst</th><th>Last burst</th><th>Most frequent reason</th>",
+            BURST_WINDOW_SECONDS / 60
+            ),
+        ) {
             return;
         }
-        self.found(flagged.len(), "client");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Client</th><th>Partner</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (refusals in {} min)</th><th class=\"num\">Refusals in bursts</th><th>First burst</th><th>Last burst</th><th>Most frequent reason</th></tr></thead><tbody>",
-            BURST_WINDOW_SECONDS / 60
-        );
         for (client, b) in flagged.iter().take(MAX_PATTERN_ROWS) {
             let top = b
                 .reasons
@@ -758,33 +759,28 @@ impl Page<'_, '_> {
             }
             self.w("</td></tr>\n");
         }
-        self.w("</tbody></table></div>\n");
-        self.more(flagged.len());
-        self.w("</section>\n");
+        self.rule_close(flagged.len());
     }
 
     fn lookup_bursts(&mut self) {
         let a = self.a;
         let flagged = a.flag_lookup_bursts();
-        self.w(
-            "<section id=\"unusual-lookups\">\n<h3>(d) Bursts of look-ups from one client</h3>\n",
-        );
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Flagged when one client (certificate) makes at least <b>{LOOKUP_BURST} look-ups (<code>{}</code>, granted or refused) within {} minutes</b>, and every client refused as <code>{RATE_LIMITED}</code> (past its look-up limit, answered 429). A CRM checks for a duplicate once per registration; series of look-ups suggest someone trying national numbers to learn who is known to the partnership.</div>",
+        if !self.rule_open(
+            "unusual-lookups",
+            "(d) Bursts of look-ups from one client",
+            &format!(
+                "Flagged when one client (certificate) makes at least <b>{LOOKUP_BURST} look-ups (<code>{}</code>, granted or refused) within {} minutes</b>, and every client refused as <code>{RATE_LIMITED}</code> (past its look-up limit, answered 429). A CRM checks for a duplicate once per registration; series of look-ups suggest someone trying national numbers to learn who is known to the partnership.",
             Action::ParticipantLookup,
             LOOKUP_WINDOW_SECONDS / 60
-        );
-        if flagged.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            ),
+            (flagged.len(), "client"),
+            &format!(
+                "<th>Client</th><th>Partner</th><th class=\"num\">Look-ups in the period</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (look-ups in {} min)</th><th>First burst</th><th>Last burst</th><th class=\"num\">Refused as {RATE_LIMITED}</th>",
+            LOOKUP_WINDOW_SECONDS / 60
+            ),
+        ) {
             return;
         }
-        self.found(flagged.len(), "client");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Client</th><th>Partner</th><th class=\"num\">Look-ups in the period</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (look-ups in {} min)</th><th>First burst</th><th>Last burst</th><th class=\"num\">Refused as {RATE_LIMITED}</th></tr></thead><tbody>",
-            LOOKUP_WINDOW_SECONDS / 60
-        );
         for (client, l) in flagged.iter().take(MAX_PATTERN_ROWS) {
             self.w("<tr><td class=\"nowrap\">");
             self.e(client);
@@ -805,9 +801,7 @@ impl Page<'_, '_> {
                 num(l.rate_limited)
             );
         }
-        self.w("</tbody></table></div>\n");
-        self.more(flagged.len());
-        self.w("</section>\n");
+        self.rule_close(flagged.len());
     }
 
     /// The first cells of a listed record: sequence, local time, client, partner, acting user.
@@ -832,43 +826,41 @@ impl Page<'_, '_> {
 
     fn own_consents(&mut self) {
         let a = self.a;
-        self.w("<section id=\"unusual-consents\">\n<h3>(e) Consents that widen the recorder's own reading</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Listed: every granted consent (<code>{}</code>) marked <code>{WIDENS_OWN_READING}</code>: the partner that recorded the participant's consent is itself one that the consent lets read more. The agreement allows it, but the partner decided on its own access; check that the signed consent is on file. The sequence number finds the record in the log.</div>",
+        if !self.rule_open(
+            "unusual-consents",
+            "(e) Consents that widen the recorder's own reading",
+            &format!(
+                "Listed: every granted consent (<code>{}</code>) marked <code>{WIDENS_OWN_READING}</code>: the partner that recorded the participant's consent is itself one that the consent lets read more. The agreement allows it, but the partner decided on its own access; check that the signed consent is on file. The sequence number finds the record in the log.",
             Action::ConsentRecord
-        );
-        if a.own_consents.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            ),
+            (a.own_consents.len(), "consent"),
+            "<th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Consent scope</th>",
+        ) {
             return;
         }
-        self.found(a.own_consents.len(), "consent");
-        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Consent scope</th></tr></thead><tbody>\n");
         for &(r, local) in a.own_consents.iter().take(MAX_PATTERN_ROWS) {
             self.record_cells(r, local);
             self.w("<td>");
             self.e(reason_code(r.reason.as_deref().unwrap_or("")));
             self.w("</td></tr>\n");
         }
-        self.w("</tbody></table></div>\n");
-        self.more(a.own_consents.len());
-        self.w("</section>\n");
+        self.rule_close(a.own_consents.len());
     }
 
     fn self_assignments(&mut self) {
         let a = self.a;
-        self.w("<section id=\"unusual-self-assign\">\n<h3>(f) Partners giving themselves a role</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Listed: every granted role start (<code>{}</code>) marked <code>{SELF_ASSIGN}</code>, where a partner gave its own organisation a role in a case, as the agreement allows; and every request refused as <code>{SELF_ESCALATION}</code>, where a partner tried to give itself a role that would widen its own reading. Refused attempts are the stronger signal.</div>",
+        if !self.rule_open(
+            "unusual-self-assign",
+            "(f) Partners giving themselves a role",
+            &format!(
+                "Listed: every granted role start (<code>{}</code>) marked <code>{SELF_ASSIGN}</code>, where a partner gave its own organisation a role in a case, as the agreement allows; and every request refused as <code>{SELF_ESCALATION}</code>, where a partner tried to give itself a role that would widen its own reading. Refused attempts are the stronger signal.",
             Action::InvolvementStart
-        );
-        if a.self_assignments.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            ),
+            (a.self_assignments.len(), "self-assignment"),
+            "<th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Role (partner:role)</th><th>Decision</th>",
+        ) {
             return;
         }
-        self.found(a.self_assignments.len(), "self-assignment");
-        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Role (partner:role)</th><th>Decision</th></tr></thead><tbody>\n");
         for &(r, local) in a.self_assignments.iter().take(MAX_PATTERN_ROWS) {
             self.record_cells(r, local);
             self.w("<td class=\"nowrap\">");
@@ -884,9 +876,7 @@ impl Page<'_, '_> {
             }
             self.w("</td></tr>\n");
         }
-        self.w("</tbody></table></div>\n");
-        self.more(a.self_assignments.len());
-        self.w("</section>\n");
+        self.rule_close(a.self_assignments.len());
     }
 
     fn footer(&mut self) {
