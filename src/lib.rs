@@ -15,6 +15,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dsr;
+pub mod html;
 pub mod pki;
 pub mod policy;
 pub mod server;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use super::PolicyError;
 use super::agreement::{Agreement, Class, Partner, RoleLevel};
 use super::compile::{Rule, rules};
+use crate::html::{Shell, escape as esc};
 
 /// One generated register file: name relative to the output directory, and its contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,13 +138,14 @@ impl Doc {
     }
 
     fn html(&self, lang: &str) -> String {
-        let mut s = format!(
-            "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main>\n<h1>{}</h1>\n",
-            esc(&self.title),
-            esc(&self.title)
-        );
+        let mut s = String::new();
+        Shell {
+            lang,
+            title: &self.title,
+            css: CSS,
+        }
+        .open(&mut s);
+        s.push_str(&format!("<main>\n<h1>{}</h1>\n", esc(&self.title)));
         for b in &self.blocks {
             match b {
                 Block::H(l, t) => s.push_str(&format!("<h{l}>{}</h{l}>\n", esc(t))),
@@ -172,7 +174,8 @@ impl Doc {
                 }
             }
         }
-        s.push_str("</main>\n</body>\n</html>\n");
+        s.push_str("</main>\n");
+        Shell::close(&mut s);
         s
     }
 }
@@ -187,22 +190,6 @@ th,td{border:1px solid #ccc;padding:.35rem .5rem;text-align:left;vertical-align:
 th{background:#eef3f8}
 tr:nth-child(even) td{background:#fafafa}
 ";
-
-/// HTML-escapes text (element content and attribute values).
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
-}
 
 /// Escapes characters Markdown would interpret (or that would let text inject HTML).
 fn md(s: &str) -> String {

@@ -1,53 +1,20 @@
-//! The Data Protection Officer's access report: `partnergate audit report --out report.html`.
-//!
-//! [`render`] turns the audit records and the result of their verification into one
-//! self-contained HTML5 page (inline CSS and SVG, no script, nothing fetched), readable on screen
-//! and on paper: the verification result, accesses per partner and purpose with a chart over
-//! time, refusals, and unusual patterns with the rule that found them.
-//!
-//! Rendering is one pass over the records building aggregates, then the page. Participant
-//! pseudonyms are only ever counted, never printed; everything taken from a record is escaped.
+//! Writes the report page from the aggregates: the summary, the integrity banner, the accesses
+//! table and chart, the refusals, and one section per detection rule with the rule in words.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Weekday};
-
-use super::action::Action;
-use super::record::{AuditRecord, Outcome};
-use super::verify::VerifyReport;
-
-/// An acting user who reads at least this many distinct participants on one (Brussels) day is
-/// flagged.
-pub const MANY_PARTICIPANTS_PER_DAY: usize = 20;
-/// An acting user refused as `not_involved` for at least this many distinct participants is
-/// flagged.
-pub const NOT_INVOLVED_PARTICIPANTS: usize = 5;
-/// Night starts at this hour, Europe/Brussels local time (inclusive).
-pub const NIGHT_START_HOUR: i64 = 22;
-/// Night ends at this hour, Europe/Brussels local time (exclusive).
-pub const NIGHT_END_HOUR: i64 = 6;
-/// A client with at least this many refused records within [`BURST_WINDOW_SECONDS`] is flagged.
-pub const BURST_REFUSALS: usize = 10;
-/// The sliding window for refusal bursts, in seconds.
-pub const BURST_WINDOW_SECONDS: i64 = 300;
-/// How many of the latest refusals the report lists.
-pub const LATEST_REFUSALS: usize = 50;
-/// A client with at least this many [`Action::ParticipantLookup`] records within
-/// [`LOOKUP_WINDOW_SECONDS`] is flagged.
-pub const LOOKUP_BURST: usize = 30;
-/// The sliding window for look-up bursts, in seconds.
-pub const LOOKUP_WINDOW_SECONDS: i64 = 600;
-/// The refusal reason of a look-up past the per-client limit (429).
-pub const RATE_LIMITED: &str = "rate_limited";
-/// Marker in a granted [`Action::ConsentRecord`] reason: the consent widens what the recording partner
-/// itself may read (`"<scope>;widens_own_reading"`).
-pub const WIDENS_OWN_READING: &str = "widens_own_reading";
-/// Marker in a granted [`Action::InvolvementStart`] reason: a partner gave a role to itself, as the
-/// agreement allows (`"<partner>:<role>;self_assign"`).
-pub const SELF_ASSIGN: &str = "self_assign";
-/// The refusal reason of a self-assignment that would widen the caller's own reading.
-pub const SELF_ESCALATION: &str = "self_escalation";
+use super::clock::{date_of_day, fmt_day, fmt_local};
+use super::rules::{
+    BURST_REFUSALS, BURST_WINDOW_SECONDS, LOOKUP_BURST, LOOKUP_WINDOW_SECONDS,
+    MANY_PARTICIPANTS_PER_DAY, NIGHT_END_HOUR, NIGHT_START_HOUR, NOT_INVOLVED_PARTICIPANTS,
+    RATE_LIMITED, SELF_ASSIGN, SELF_ESCALATION, WIDENS_OWN_READING, reason_code,
+};
+use super::{Aggregates, ReportInput};
+use crate::audit::action::Action;
+use crate::audit::record::{AuditRecord, Outcome};
+use crate::audit::verify::VerifyReport;
+use crate::html::{Shell, escape, push_escaped};
 
 /// Rows shown per unusual-pattern table; the rest is counted.
 const MAX_PATTERN_ROWS: usize = 100;
@@ -57,186 +24,6 @@ const PALETTE: [&str; MAX_SERIES] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7",
 ];
 const OTHER_COLOUR: &str = "#bab0ac";
-/// Julian day number of 1970-01-01.
-const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
-const DAY: i64 = 86_400;
-
-/// Everything the report is made of.
-pub struct ReportInput<'a> {
-    /// The records covered, in chain order.
-    pub records: &'a [AuditRecord],
-    /// The result of verifying the chain these records come from.
-    pub verification: &'a VerifyReport,
-    /// Partner id → display name; ids without a name are shown as they are.
-    pub partner_names: &'a BTreeMap<String, String>,
-    /// When the report was made, as it should be printed.
-    pub generated_at: &'a str,
-    /// The partnership's name.
-    pub partnership: &'a str,
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    push_escaped(&mut out, text);
-    out
-}
-
-fn push_escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// The Europe/Brussels offset from UTC at instant `at`: +02:00 (CEST) from 01:00 UTC on the last
-/// Sunday of March until 01:00 UTC on the last Sunday of October, +01:00 (CET) otherwise.
-pub fn brussels_offset(at: OffsetDateTime) -> UtcOffset {
-    let utc = at.to_offset(UtcOffset::UTC);
-    let (start, end) = summer_time(utc.year());
-    let hours = if (start..end).contains(&utc.unix_timestamp()) {
-        2
-    } else {
-        1
-    };
-    UtcOffset::from_hms(hours, 0, 0).expect("a whole-hour offset is valid")
-}
-
-/// Unix times at which summer time starts and ends in `year` (EU rule: 01:00 UTC on the last
-/// Sundays of March and October).
-fn summer_time(year: i32) -> (i64, i64) {
-    let last_sunday = |next_month: Month| {
-        let first =
-            Date::from_calendar_date(year, next_month, 1).expect("the first of a month exists");
-        PrimitiveDateTime::new(
-            first.prev_occurrence(Weekday::Sunday),
-            Time::from_hms(1, 0, 0).expect("01:00"),
-        )
-        .assume_utc()
-        .unix_timestamp()
-    };
-    (last_sunday(Month::April), last_sunday(Month::November))
-}
-
-/// Converts record times to Brussels local seconds, remembering one year's summer-time bounds.
-struct Clock {
-    year: i32,
-    summer: (i64, i64),
-}
-
-impl Clock {
-    fn new() -> Self {
-        Self {
-            year: 1970,
-            summer: summer_time(1970),
-        }
-    }
-
-    /// A record time as (UTC, local Brussels) seconds since the Unix epoch of each clock.
-    /// Windows are measured in UTC, so the October change of clocks does not stretch them.
-    fn times(&mut self, text: &str) -> Option<(i64, i64)> {
-        let (year, utc) = parse_utc(text)?;
-        if year != self.year {
-            self.year = year;
-            self.summer = summer_time(year);
-        }
-        let offset = if (self.summer.0..self.summer.1).contains(&utc) {
-            2
-        } else {
-            1
-        };
-        Some((utc, utc + offset * 3600))
-    }
-}
-
-/// Parses a record time to (UTC year, Unix seconds). The audit format
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` is read directly; anything else goes through RFC 3339.
-fn parse_utc(text: &str) -> Option<(i32, i64)> {
-    let b = text.as_bytes();
-    let digits = |from: usize, to: usize| -> Option<i64> {
-        let mut n = 0i64;
-        for &c in b.get(from..to)? {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            n = n * 10 + i64::from(c - b'0');
-        }
-        Some(n)
-    };
-    let fast = || -> Option<(i32, i64)> {
-        if b.len() < 20
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || b[10] != b'T'
-            || b[13] != b':'
-            || b[16] != b':'
-        {
-            return None;
-        }
-        if *b.last()? != b'Z' {
-            return None;
-        }
-        let year = i32::try_from(digits(0, 4)?).ok()?;
-        let month = Month::try_from(u8::try_from(digits(5, 7)?).ok()?).ok()?;
-        let day = u8::try_from(digits(8, 10)?).ok()?;
-        let (h, m, s) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
-        if h > 23 || m > 59 || s > 60 {
-            return None;
-        }
-        let date = Date::from_calendar_date(year, month, day).ok()?;
-        let days = i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY;
-        Some((year, days * DAY + h * 3600 + m * 60 + s))
-    };
-    fast().or_else(|| {
-        let t = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-        let t = t.to_offset(UtcOffset::UTC);
-        Some((t.year(), t.unix_timestamp()))
-    })
-}
-
-fn date_of_day(day: i64) -> Option<Date> {
-    Date::from_julian_day(i32::try_from(day + UNIX_EPOCH_JULIAN_DAY).ok()?).ok()
-}
-
-fn fmt_day(day: i64) -> String {
-    match date_of_day(day) {
-        Some(d) => format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()),
-        None => "?".into(),
-    }
-}
-
-/// Local seconds → `YYYY-MM-DD HH:MM:SS`.
-fn fmt_local(ts: i64) -> String {
-    let secs = ts.rem_euclid(DAY);
-    format!(
-        "{} {:02}:{:02}:{:02}",
-        fmt_day(ts.div_euclid(DAY)),
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-fn is_night(local: i64) -> bool {
-    let hour = local.rem_euclid(DAY) / 3600;
-    !(NIGHT_END_HOUR..NIGHT_START_HOUR).contains(&hour)
-}
-
-/// The code of a reason: what comes before any `;` marker or ` (…)` detail.
-fn reason_code(reason: &str) -> &str {
-    reason.split([';', ' ']).next().unwrap_or("")
-}
-
-/// Whether a reason carries `marker` as one of its `;`-separated qualifiers after the first.
-fn has_marker(reason: &str, marker: &str) -> bool {
-    reason.split(';').skip(1).any(|m| m.trim() == marker)
-}
 
 /// Thousands with a comma.
 fn num(n: u64) -> String {
@@ -251,6 +38,7 @@ fn num(n: u64) -> String {
     out
 }
 
+/// A share as a percentage with one decimal, `–` when there is no whole.
 fn pct(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "–".into();
@@ -258,331 +46,12 @@ fn pct(part: u64, whole: u64) -> String {
     format!("{:.1}%", part as f64 * 100.0 / whole as f64)
 }
 
-/// Strings to small ids.
-#[derive(Default)]
-struct Interner<'a> {
-    ids: HashMap<&'a str, u32>,
-    names: Vec<&'a str>,
-}
-
-impl<'a> Interner<'a> {
-    fn id(&mut self, s: &'a str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
-        }
-        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct names");
-        self.ids.insert(s, id);
-        self.names.push(s);
-        id
-    }
-}
-
-/// Who acted: the partner and its staff id, or the client when no acting user was given.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Actor<'a> {
-    partner: u32,
-    user: Option<&'a str>,
-    client: &'a str,
-}
-
-#[derive(Default)]
-struct ManyReads {
-    max_day: usize,
-    max_day_at: i64,
-    days_over: u32,
-    not_involved: usize,
-    total_distinct: usize,
-}
-
-struct Night {
-    reads: u64,
-    refused: u64,
-    participants: HashSet<u32>,
-    nights: HashSet<i64>,
-    first: i64,
-    last: i64,
-}
-
-#[derive(Default)]
-struct Burst<'a> {
-    partner: u32,
-    window: VecDeque<(i64, &'a str)>,
-    in_burst: bool,
-    bursts: u32,
-    largest: usize,
-    in_bursts: u64,
-    first: i64,
-    last: i64,
-    reasons: HashMap<&'a str, u64>,
-}
-
-/// Look-ups by one client: bursts in a sliding window, and refusals past the rate limit.
-#[derive(Default)]
-struct Lookups {
-    partner: u32,
-    total: u64,
-    /// (UTC, local) times of the look-ups inside the current window.
-    window: VecDeque<(i64, i64)>,
-    in_burst: bool,
-    bursts: u32,
-    largest: usize,
-    first: Option<i64>,
-    last: i64,
-    rate_limited: u64,
-}
-
-/// All aggregates, built in one pass.
-#[derive(Default)]
-struct Aggregates<'a> {
-    total: u64,
-    granted: u64,
-    refused: u64,
-    untimed: u64,
-    first: Option<i64>,
-    last: Option<i64>,
-    partners: Interner<'a>,
-    purposes: Interner<'a>,
-    participants: Interner<'a>,
-    actors: HashMap<Actor<'a>, u32>,
-    actor_list: Vec<Actor<'a>>,
-    clients: HashSet<&'a str>,
-    records_by_partner: HashMap<u32, u64>,
-    granted_cells: HashMap<(u32, u32), u64>,
-    granted_daily: HashMap<(i64, u32), u64>,
-    refused_by_reason: HashMap<&'a str, u64>,
-    refused_by_partner_reason: HashMap<(u32, &'a str), u64>,
-    latest_refusals: VecDeque<(&'a AuditRecord, Option<i64>)>,
-    read_day: HashSet<(u32, i64, u32)>,
-    read_day_count: HashMap<(u32, i64), usize>,
-    read_any: HashSet<(u32, u32)>,
-    not_involved: HashSet<(u32, u32)>,
-    night: HashMap<u32, Night>,
-    bursts: HashMap<&'a str, Burst<'a>>,
-    lookups: HashMap<&'a str, Lookups>,
-    own_consents: Vec<(&'a AuditRecord, Option<i64>)>,
-    self_assignments: Vec<(&'a AuditRecord, Option<i64>)>,
-}
-
-const NO_REASON: &str = "(no reason given)";
-const NO_PURPOSE: &str = "(no purpose)";
-
-impl<'a> Aggregates<'a> {
-    fn build(records: &'a [AuditRecord]) -> Self {
-        let mut a = Aggregates::default();
-        let mut clock = Clock::new();
-        for r in records {
-            let times = clock.times(&r.time);
-            // Text no version of the gateway writes is counted, but matches no rule.
-            let action = Action::parse(&r.action);
-            a.add(r, action, times.map(|t| t.1));
-            a.watch(r, action, times);
-        }
-        a
-    }
-
-    fn actor(&mut self, actor: Actor<'a>) -> u32 {
-        if let Some(&id) = self.actors.get(&actor) {
-            return id;
-        }
-        let id = u32::try_from(self.actor_list.len()).expect("fewer than 2^32 actors");
-        self.actors.insert(actor, id);
-        self.actor_list.push(actor);
-        id
-    }
-
-    fn add(&mut self, r: &'a AuditRecord, action: Option<Action>, local: Option<i64>) {
-        self.total += 1;
-        match local {
-            Some(t) => {
-                self.first = Some(self.first.map_or(t, |f| f.min(t)));
-                self.last = Some(self.last.map_or(t, |l| l.max(t)));
-            }
-            None => self.untimed += 1,
-        }
-        let partner = self.partners.id(r.partner.as_deref().unwrap_or(""));
-        self.clients.insert(&r.client);
-        *self.records_by_partner.entry(partner).or_default() += 1;
-        let day = local.map(|t| t.div_euclid(DAY));
-        match r.decision {
-            Outcome::Granted => {
-                self.granted += 1;
-                let purpose = self.purposes.id(r.purpose.as_deref().unwrap_or(NO_PURPOSE));
-                *self.granted_cells.entry((partner, purpose)).or_default() += 1;
-                if let Some(day) = day {
-                    *self.granted_daily.entry((day, partner)).or_default() += 1;
-                }
-            }
-            Outcome::Refused => {
-                self.refused += 1;
-                let reason = r.reason.as_deref().unwrap_or(NO_REASON);
-                *self.refused_by_reason.entry(reason).or_default() += 1;
-                *self
-                    .refused_by_partner_reason
-                    .entry((partner, reason))
-                    .or_default() += 1;
-                if self.latest_refusals.len() == LATEST_REFUSALS {
-                    self.latest_refusals.pop_front();
-                }
-                self.latest_refusals.push_back((r, local));
-                if let Some(t) = local {
-                    self.burst(r, partner, reason, t);
-                }
-            }
-        }
-        let Some(pseudonym) = r.participant.as_deref() else {
-            return;
-        };
-        // Reads are what the night and many-participants rules look at.
-        let reading = action.is_some_and(Action::is_read);
-        let not_involved =
-            r.decision == Outcome::Refused && r.reason.as_deref() == Some("not_involved");
-        if !reading && !not_involved {
-            return;
-        }
-        let actor = self.actor(Actor {
-            partner,
-            user: r.acting_user.as_deref(),
-            client: if r.acting_user.is_some() {
-                ""
-            } else {
-                &r.client
-            },
-        });
-        let participant = self.participants.id(pseudonym);
-        if not_involved {
-            self.not_involved.insert((actor, participant));
-        }
-        if !reading {
-            return;
-        }
-        self.read_any.insert((actor, participant));
-        let (Some(day), Some(t)) = (day, local) else {
-            return;
-        };
-        if self.read_day.insert((actor, day, participant)) {
-            *self.read_day_count.entry((actor, day)).or_default() += 1;
-        }
-        if is_night(t) {
-            let n = self.night.entry(actor).or_insert_with(|| Night {
-                reads: 0,
-                refused: 0,
-                participants: HashSet::new(),
-                nights: HashSet::new(),
-                first: t,
-                last: t,
-            });
-            n.reads += 1;
-            n.refused += u64::from(r.decision == Outcome::Refused);
-            n.participants.insert(participant);
-            // A night belongs to the day it started: 02:00 counts with the evening before.
-            n.nights.insert((t - NIGHT_END_HOUR * 3600).div_euclid(DAY));
-            n.first = n.first.min(t);
-            n.last = n.last.max(t);
-        }
-    }
-
-    /// The rules on look-ups, self-widening consents and self-assignments.
-    fn watch(&mut self, r: &'a AuditRecord, action: Option<Action>, times: Option<(i64, i64)>) {
-        let local = times.map(|t| t.1);
-        let granted = r.decision == Outcome::Granted;
-        let reason = r.reason.as_deref().unwrap_or("");
-        let rate_limited = !granted && reason_code(reason) == RATE_LIMITED;
-        let lookup = action == Some(Action::ParticipantLookup);
-        if lookup || rate_limited {
-            let partner = self.partners.id(r.partner.as_deref().unwrap_or(""));
-            let l = self.lookups.entry(&r.client).or_default();
-            l.partner = partner;
-            l.rate_limited += u64::from(rate_limited);
-            if lookup {
-                l.total += 1;
-                if let Some(t) = times {
-                    l.add(t);
-                }
-            }
-        }
-        let own_consent = granted
-            && action == Some(Action::ConsentRecord)
-            && has_marker(reason, WIDENS_OWN_READING);
-        if own_consent {
-            self.own_consents.push((r, local));
-        }
-        let self_assign = (granted
-            && action == Some(Action::InvolvementStart)
-            && has_marker(reason, SELF_ASSIGN))
-            || (!granted && reason_code(reason) == SELF_ESCALATION);
-        if self_assign {
-            self.self_assignments.push((r, local));
-        }
-    }
-
-    fn burst(&mut self, r: &'a AuditRecord, partner: u32, reason: &'a str, t: i64) {
-        let b = self.bursts.entry(&r.client).or_default();
-        b.partner = partner;
-        b.window.push_back((t, reason));
-        while b
-            .window
-            .front()
-            .is_some_and(|&(s, _)| s <= t - BURST_WINDOW_SECONDS)
-        {
-            b.window.pop_front();
-        }
-        if b.window.len() < BURST_REFUSALS {
-            b.in_burst = false;
-            return;
-        }
-        if b.in_burst {
-            b.in_bursts += 1;
-            *b.reasons.entry(reason).or_default() += 1;
-        } else {
-            b.in_burst = true;
-            b.bursts += 1;
-            let start = b.window.front().map_or(t, |w| w.0);
-            if b.bursts == 1 {
-                b.first = start;
-            }
-            b.last = start;
-            b.in_bursts += b.window.len() as u64;
-            for &(_, why) in &b.window {
-                *b.reasons.entry(why).or_default() += 1;
-            }
-        }
-        b.largest = b.largest.max(b.window.len());
-    }
-}
-
-impl Lookups {
-    /// Adds one look-up at (UTC, local) time `t`; records arrive in chain (time) order.
-    fn add(&mut self, t: (i64, i64)) {
-        self.window.push_back(t);
-        while self
-            .window
-            .front()
-            .is_some_and(|&(s, _)| s <= t.0 - LOOKUP_WINDOW_SECONDS)
-        {
-            self.window.pop_front();
-        }
-        if self.window.len() < LOOKUP_BURST {
-            self.in_burst = false;
-            return;
-        }
-        if !self.in_burst {
-            self.in_burst = true;
-            self.bursts += 1;
-            let start = self.window.front().map_or(t.1, |w| w.1);
-            self.first.get_or_insert(start);
-            self.last = start;
-        }
-        self.largest = self.largest.max(self.window.len());
-    }
-}
-
-/// Renders the report as one self-contained HTML5 document.
-pub fn render(input: &ReportInput<'_>) -> String {
-    let a = Aggregates::build(input.records);
+/// Renders the page from the aggregates of [`super::render`].
+pub(super) fn page(input: &ReportInput<'_>, a: &Aggregates<'_>) -> String {
     let mut page = Page {
         out: String::with_capacity(128 * 1024),
         names: input.partner_names,
-        a: &a,
+        a,
     };
     page.head(input);
     page.summary(input);
@@ -594,6 +63,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
     page.out
 }
 
+/// The page being written, with what it is written from.
 struct Page<'p, 'a> {
     out: String,
     names: &'p BTreeMap<String, String>,
@@ -687,7 +157,11 @@ impl Page<'_, '_> {
             .unwrap_or_else(|| id.to_string())
     }
 
-    fn actor(&mut self, actor: &Actor<'_>) {
+    /// The first cells of an acting user's row: the user (or client), then the partner.
+    fn actor_cells(&mut self, id: u32) {
+        let a = self.a;
+        let actor = a.actor_list[id as usize];
+        self.w("<tr><td class=\"nowrap\">");
         match actor.user {
             Some(u) => self.e(u),
             None => {
@@ -695,15 +169,18 @@ impl Page<'_, '_> {
                 self.e(actor.client);
             }
         }
+        self.w("</td><td>");
+        self.partner(a.partners.names[actor.partner as usize]);
     }
 
     fn head(&mut self, input: &ReportInput<'_>) {
-        self.w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-        self.w("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Audit report – ");
-        self.e(input.partnership);
-        self.w("</title>\n<style>");
-        self.w(STYLE);
-        self.w("</style>\n</head>\n<body>\n<header>\n<h1>Access report: ");
+        Shell {
+            lang: "en",
+            title: &format!("Audit report – {}", input.partnership),
+            css: STYLE,
+        }
+        .open(&mut self.out);
+        self.w("<header>\n<h1>Access report: ");
         self.e(input.partnership);
         self.w("</h1>\n<p class=\"subtitle\" lang=\"nl\">Toegangsrapport van het auditlogboek voor de functionaris voor gegevensbescherming (DPO)</p>\n</header>\n");
     }
@@ -716,8 +193,8 @@ impl Page<'_, '_> {
         };
         self.w("<section id=\"summary\">\n<div class=\"facts\">\n");
         let facts = [
-            ("Generated", escape_html(input.generated_at)),
-            ("Period covered", escape_html(&period)),
+            ("Generated", escape(input.generated_at)),
+            ("Period covered", escape(&period)),
             ("Records", num(a.total)),
             (
                 "Granted / refused",
@@ -1094,22 +571,8 @@ impl Page<'_, '_> {
             a.latest_refusals.len()
         );
         for &(r, local) in a.latest_refusals.iter().rev() {
-            let _ = write!(
-                self.out,
-                "<tr><td class=\"num\">{}</td><td class=\"time\">",
-                r.seq
-            );
-            match local {
-                Some(t) => self.w(&fmt_local(t)),
-                None => self.e(&r.time),
-            }
-            self.w("</td><td class=\"nowrap\">");
-            self.e(&r.client);
-            self.w("</td><td>");
-            self.partner(r.partner.as_deref().unwrap_or(""));
-            self.w("</td><td class=\"nowrap\">");
-            self.e(r.acting_user.as_deref().unwrap_or("–"));
-            self.w("</td><td>");
+            self.record_cells(r, local);
+            self.w("<td>");
             self.e(r.purpose.as_deref().unwrap_or("–"));
             self.w("</td><td class=\"nowrap\">");
             self.e(&r.action);
@@ -1147,16 +610,41 @@ impl Page<'_, '_> {
         self.w("</section>\n");
     }
 
-    fn found(&mut self, rows: usize, what: &str) {
+    /// Opens the section of one detection rule: its heading and the rule in words, then either
+    /// "None found." (closing the section; returns false) or how many `what`s were found and the
+    /// head of their table.
+    fn rule_open(
+        &mut self,
+        id: &str,
+        heading: &str,
+        rule: &str,
+        (rows, what): (usize, &str),
+        columns: &str,
+    ) -> bool {
+        let _ = writeln!(
+            self.out,
+            "<section id=\"{id}\">\n<h3>{heading}</h3>\n<div class=\"rule\">{rule}</div>"
+        );
+        if rows == 0 {
+            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            return false;
+        }
         let _ = writeln!(
             self.out,
             "<p class=\"found\">{} {what}{} found.</p>",
             num(rows as u64),
             if rows == 1 { "" } else { "s" }
         );
+        let _ = writeln!(
+            self.out,
+            "<div class=\"scroll\"><table class=\"wide\"><thead><tr>{columns}</tr></thead><tbody>"
+        );
+        true
     }
 
-    fn more(&mut self, rows: usize) {
+    /// Closes a rule's table and section; past [`MAX_PATTERN_ROWS`] says how many rows are not shown.
+    fn rule_close(&mut self, rows: usize) {
+        self.w("</tbody></table></div>\n");
         if rows > MAX_PATTERN_ROWS {
             let _ = writeln!(
                 self.out,
@@ -1164,54 +652,23 @@ impl Page<'_, '_> {
                 num((rows - MAX_PATTERN_ROWS) as u64)
             );
         }
+        self.w("</section>\n");
     }
 
     fn many_reads(&mut self) {
         let a = self.a;
-        let mut stats: HashMap<u32, ManyReads> = HashMap::new();
-        for (&(actor, day), &n) in &a.read_day_count {
-            let s = stats.entry(actor).or_default();
-            if n > s.max_day || (n == s.max_day && day < s.max_day_at) {
-                s.max_day = n;
-                s.max_day_at = day;
-            }
-            s.days_over += u32::from(n >= MANY_PARTICIPANTS_PER_DAY);
-        }
-        for &(actor, _) in &a.not_involved {
-            stats.entry(actor).or_default().not_involved += 1;
-        }
-        for &(actor, _) in &a.read_any {
-            stats.entry(actor).or_default().total_distinct += 1;
-        }
-        let mut flagged: Vec<(u32, ManyReads)> = stats
-            .into_iter()
-            .filter(|(_, s)| {
-                s.max_day >= MANY_PARTICIPANTS_PER_DAY
-                    || s.not_involved >= NOT_INVOLVED_PARTICIPANTS
-            })
-            .collect();
-        flagged.sort_by(|x, y| {
-            (y.1.max_day.max(y.1.not_involved))
-                .cmp(&x.1.max_day.max(x.1.not_involved))
-                .then(x.0.cmp(&y.0))
-        });
-        self.w("<section id=\"unusual-many\">\n<h3>(a) One acting user reading many participants</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Flagged when an acting user read at least <b>{MANY_PARTICIPANTS_PER_DAY} distinct participants on one day</b> (Brussels calendar day), or was refused as <code>not_involved</code> (no case role for the participant) for at least <b>{NOT_INVOLVED_PARTICIPANTS} distinct participants</b> in the period. A coach follows about 25 cases; browsing beyond one's own caseload is what this looks for.</div>"
-        );
-        if flagged.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+        let flagged = a.flag_many_reads();
+        if !self.rule_open(
+            "unusual-many",
+            "(a) One acting user reading many participants",
+            &format!("Flagged when an acting user read at least <b>{MANY_PARTICIPANTS_PER_DAY} distinct participants on one day</b> (Brussels calendar day), or was refused as <code>not_involved</code> (no case role for the participant) for at least <b>{NOT_INVOLVED_PARTICIPANTS} distinct participants</b> in the period. A coach follows about 25 cases; browsing beyond one's own caseload is what this looks for."),
+            (flagged.len(), "acting user"),
+            "<th>Acting user</th><th>Partner</th><th class=\"num\">Most participants read in one day</th><th>On</th><th class=\"num\">Days at or over the threshold</th><th class=\"num\">Participants refused as not_involved</th><th class=\"num\">Participants read in the period</th>",
+        ) {
             return;
         }
-        self.found(flagged.len(), "acting user");
-        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Acting user</th><th>Partner</th><th class=\"num\">Most participants read in one day</th><th>On</th><th class=\"num\">Days at or over the threshold</th><th class=\"num\">Participants refused as not_involved</th><th class=\"num\">Participants read in the period</th></tr></thead><tbody>\n");
         for (actor, s) in flagged.iter().take(MAX_PATTERN_ROWS) {
-            let actor = a.actor_list[*actor as usize];
-            self.w("<tr><td class=\"nowrap\">");
-            self.actor(&actor);
-            self.w("</td><td>");
-            self.partner(a.partners.names[actor.partner as usize]);
+            self.actor_cells(*actor);
             let hit = |yes: bool| if yes { "num hit" } else { "num" };
             let _ = writeln!(
                 self.out,
@@ -1229,32 +686,23 @@ impl Page<'_, '_> {
                 s.total_distinct
             );
         }
-        self.w("</tbody></table></div>\n");
-        self.more(flagged.len());
-        self.w("</section>\n");
+        self.rule_close(flagged.len());
     }
 
     fn night_reads(&mut self) {
         let a = self.a;
-        let mut flagged: Vec<(u32, &Night)> = a.night.iter().map(|(&k, v)| (k, v)).collect();
-        flagged.sort_by(|x, y| y.1.reads.cmp(&x.1.reads).then(x.0.cmp(&y.0)));
-        self.w("<section id=\"unusual-night\">\n<h3>(b) Reads at night</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Flagged: every acting user with at least one read between <b>{NIGHT_START_HOUR:02}:00 and {NIGHT_END_HOUR:02}:00 Europe/Brussels time</b> (UTC+1, and UTC+2 from 01:00 UTC on the last Sunday of March until 01:00 UTC on the last Sunday of October). Partners' staff work office hours; night reads may be legitimate (crisis shelter, on-call) but deserve a look.</div>"
-        );
-        if flagged.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+        let flagged = a.flag_night_reads();
+        if !self.rule_open(
+            "unusual-night",
+            "(b) Reads at night",
+            &format!("Flagged: every acting user with at least one read between <b>{NIGHT_START_HOUR:02}:00 and {NIGHT_END_HOUR:02}:00 Europe/Brussels time</b> (UTC+1, and UTC+2 from 01:00 UTC on the last Sunday of March until 01:00 UTC on the last Sunday of October). Partners' staff work office hours; night reads may be legitimate (crisis shelter, on-call) but deserve a look."),
+            (flagged.len(), "acting user"),
+            "<th>Acting user</th><th>Partner</th><th class=\"num\">Night reads</th><th class=\"num\">Of which refused</th><th class=\"num\">Participants</th><th class=\"num\">Nights</th><th>First</th><th>Last</th>",
+        ) {
             return;
         }
-        self.found(flagged.len(), "acting user");
-        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Acting user</th><th>Partner</th><th class=\"num\">Night reads</th><th class=\"num\">Of which refused</th><th class=\"num\">Participants</th><th class=\"num\">Nights</th><th>First</th><th>Last</th></tr></thead><tbody>\n");
         for (actor, n) in flagged.iter().take(MAX_PATTERN_ROWS) {
-            let actor = a.actor_list[*actor as usize];
-            self.w("<tr><td class=\"nowrap\">");
-            self.actor(&actor);
-            self.w("</td><td>");
-            self.partner(a.partners.names[actor.partner as usize]);
+            self.actor_cells(*actor);
             let _ = writeln!(
                 self.out,
                 "</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"time\">{}</td><td class=\"time\">{}</td></tr>",
@@ -1266,36 +714,27 @@ impl Page<'_, '_> {
                 fmt_local(n.last)
             );
         }
-        self.w("</tbody></table></div>\n");
-        self.more(flagged.len());
-        self.w("</section>\n");
+        self.rule_close(flagged.len());
     }
 
     fn refusal_bursts(&mut self) {
         let a = self.a;
-        let mut flagged: Vec<(&str, &Burst<'_>)> = a
-            .bursts
-            .iter()
-            .filter(|(_, b)| b.bursts > 0)
-            .map(|(&c, b)| (c, b))
-            .collect();
-        flagged.sort_by(|x, y| y.1.largest.cmp(&x.1.largest).then(x.0.cmp(y.0)));
-        self.w("<section id=\"unusual-bursts\">\n<h3>(c) Bursts of refused requests from one client</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Flagged when one client (certificate) has at least <b>{BURST_REFUSALS} refused records within {} minutes</b>. Bursts suggest a misconfigured CRM, a script probing for participants, or a stolen certificate.</div>",
+        let flagged = a.flag_refusal_bursts();
+        if !self.rule_open(
+            "unusual-bursts",
+            "(c) Bursts of refused requests from one client",
+            &format!(
+                "Flagged when one client (certificate) has at least <b>{BURST_REFUSALS} refused records within {} minutes</b>. Bursts suggest a misconfigured CRM, a script probing for participants, or a stolen certificate.",
             BURST_WINDOW_SECONDS / 60
-        );
-        if flagged.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            ),
+            (flagged.len(), "client"),
+            &format!(
+                "<th>Client</th><th>Partner</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (refusals in {} min)</th><th class=\"num\">Refusals in bursts</th><th>First burst</th><th>Last burst</th><th>Most frequent reason</th>",
+            BURST_WINDOW_SECONDS / 60
+            ),
+        ) {
             return;
         }
-        self.found(flagged.len(), "client");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Client</th><th>Partner</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (refusals in {} min)</th><th class=\"num\">Refusals in bursts</th><th>First burst</th><th>Last burst</th><th>Most frequent reason</th></tr></thead><tbody>",
-            BURST_WINDOW_SECONDS / 60
-        );
         for (client, b) in flagged.iter().take(MAX_PATTERN_ROWS) {
             let top = b
                 .reasons
@@ -1320,43 +759,28 @@ impl Page<'_, '_> {
             }
             self.w("</td></tr>\n");
         }
-        self.w("</tbody></table></div>\n");
-        self.more(flagged.len());
-        self.w("</section>\n");
+        self.rule_close(flagged.len());
     }
 
     fn lookup_bursts(&mut self) {
         let a = self.a;
-        let mut flagged: Vec<(&str, &Lookups)> = a
-            .lookups
-            .iter()
-            .filter(|(_, l)| l.bursts > 0 || l.rate_limited > 0)
-            .map(|(&c, l)| (c, l))
-            .collect();
-        flagged.sort_by(|x, y| {
-            (y.1.largest, y.1.rate_limited)
-                .cmp(&(x.1.largest, x.1.rate_limited))
-                .then(x.0.cmp(y.0))
-        });
-        self.w(
-            "<section id=\"unusual-lookups\">\n<h3>(d) Bursts of look-ups from one client</h3>\n",
-        );
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Flagged when one client (certificate) makes at least <b>{LOOKUP_BURST} look-ups (<code>{}</code>, granted or refused) within {} minutes</b>, and every client refused as <code>{RATE_LIMITED}</code> (past its look-up limit, answered 429). A CRM checks for a duplicate once per registration; series of look-ups suggest someone trying national numbers to learn who is known to the partnership.</div>",
+        let flagged = a.flag_lookup_bursts();
+        if !self.rule_open(
+            "unusual-lookups",
+            "(d) Bursts of look-ups from one client",
+            &format!(
+                "Flagged when one client (certificate) makes at least <b>{LOOKUP_BURST} look-ups (<code>{}</code>, granted or refused) within {} minutes</b>, and every client refused as <code>{RATE_LIMITED}</code> (past its look-up limit, answered 429). A CRM checks for a duplicate once per registration; series of look-ups suggest someone trying national numbers to learn who is known to the partnership.",
             Action::ParticipantLookup,
             LOOKUP_WINDOW_SECONDS / 60
-        );
-        if flagged.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            ),
+            (flagged.len(), "client"),
+            &format!(
+                "<th>Client</th><th>Partner</th><th class=\"num\">Look-ups in the period</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (look-ups in {} min)</th><th>First burst</th><th>Last burst</th><th class=\"num\">Refused as {RATE_LIMITED}</th>",
+            LOOKUP_WINDOW_SECONDS / 60
+            ),
+        ) {
             return;
         }
-        self.found(flagged.len(), "client");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"scroll\"><table class=\"wide\"><thead><tr><th>Client</th><th>Partner</th><th class=\"num\">Look-ups in the period</th><th class=\"num\">Bursts</th><th class=\"num\">Largest (look-ups in {} min)</th><th>First burst</th><th>Last burst</th><th class=\"num\">Refused as {RATE_LIMITED}</th></tr></thead><tbody>",
-            LOOKUP_WINDOW_SECONDS / 60
-        );
         for (client, l) in flagged.iter().take(MAX_PATTERN_ROWS) {
             self.w("<tr><td class=\"nowrap\">");
             self.e(client);
@@ -1377,9 +801,7 @@ impl Page<'_, '_> {
                 num(l.rate_limited)
             );
         }
-        self.w("</tbody></table></div>\n");
-        self.more(flagged.len());
-        self.w("</section>\n");
+        self.rule_close(flagged.len());
     }
 
     /// The first cells of a listed record: sequence, local time, client, partner, acting user.
@@ -1404,43 +826,41 @@ impl Page<'_, '_> {
 
     fn own_consents(&mut self) {
         let a = self.a;
-        self.w("<section id=\"unusual-consents\">\n<h3>(e) Consents that widen the recorder's own reading</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Listed: every granted consent (<code>{}</code>) marked <code>{WIDENS_OWN_READING}</code>: the partner that recorded the participant's consent is itself one that the consent lets read more. The agreement allows it, but the partner decided on its own access; check that the signed consent is on file. The sequence number finds the record in the log.</div>",
+        if !self.rule_open(
+            "unusual-consents",
+            "(e) Consents that widen the recorder's own reading",
+            &format!(
+                "Listed: every granted consent (<code>{}</code>) marked <code>{WIDENS_OWN_READING}</code>: the partner that recorded the participant's consent is itself one that the consent lets read more. The agreement allows it, but the partner decided on its own access; check that the signed consent is on file. The sequence number finds the record in the log.",
             Action::ConsentRecord
-        );
-        if a.own_consents.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            ),
+            (a.own_consents.len(), "consent"),
+            "<th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Consent scope</th>",
+        ) {
             return;
         }
-        self.found(a.own_consents.len(), "consent");
-        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Consent scope</th></tr></thead><tbody>\n");
         for &(r, local) in a.own_consents.iter().take(MAX_PATTERN_ROWS) {
             self.record_cells(r, local);
             self.w("<td>");
             self.e(reason_code(r.reason.as_deref().unwrap_or("")));
             self.w("</td></tr>\n");
         }
-        self.w("</tbody></table></div>\n");
-        self.more(a.own_consents.len());
-        self.w("</section>\n");
+        self.rule_close(a.own_consents.len());
     }
 
     fn self_assignments(&mut self) {
         let a = self.a;
-        self.w("<section id=\"unusual-self-assign\">\n<h3>(f) Partners giving themselves a role</h3>\n");
-        let _ = writeln!(
-            self.out,
-            "<div class=\"rule\">Listed: every granted role start (<code>{}</code>) marked <code>{SELF_ASSIGN}</code>, where a partner gave its own organisation a role in a case, as the agreement allows; and every request refused as <code>{SELF_ESCALATION}</code>, where a partner tried to give itself a role that would widen its own reading. Refused attempts are the stronger signal.</div>",
+        if !self.rule_open(
+            "unusual-self-assign",
+            "(f) Partners giving themselves a role",
+            &format!(
+                "Listed: every granted role start (<code>{}</code>) marked <code>{SELF_ASSIGN}</code>, where a partner gave its own organisation a role in a case, as the agreement allows; and every request refused as <code>{SELF_ESCALATION}</code>, where a partner tried to give itself a role that would widen its own reading. Refused attempts are the stronger signal.",
             Action::InvolvementStart
-        );
-        if a.self_assignments.is_empty() {
-            self.w("<p class=\"none\">None found.</p>\n</section>\n");
+            ),
+            (a.self_assignments.len(), "self-assignment"),
+            "<th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Role (partner:role)</th><th>Decision</th>",
+        ) {
             return;
         }
-        self.found(a.self_assignments.len(), "self-assignment");
-        self.w("<div class=\"scroll\"><table class=\"wide\"><thead><tr><th class=\"num\">Seq</th><th>Time</th><th>Client</th><th>Partner</th><th>Acting user</th><th>Role (partner:role)</th><th>Decision</th></tr></thead><tbody>\n");
         for &(r, local) in a.self_assignments.iter().take(MAX_PATTERN_ROWS) {
             self.record_cells(r, local);
             self.w("<td class=\"nowrap\">");
@@ -1456,9 +876,7 @@ impl Page<'_, '_> {
             }
             self.w("</td></tr>\n");
         }
-        self.w("</tbody></table></div>\n");
-        self.more(a.self_assignments.len());
-        self.w("</section>\n");
+        self.rule_close(a.self_assignments.len());
     }
 
     fn footer(&mut self) {
@@ -1467,7 +885,8 @@ impl Page<'_, '_> {
         self.w("<p><code>partnergate audit verify FILE --public-key certs/audit-signing.pub</code></p>\n");
         self.w("<p>It recomputes every record's SHA-256 chain link and checks every Ed25519 checkpoint signature; any change, removal or insertion of a record, and an export cut short (its signed header declares where it ends), is reported with its sequence number.</p>\n");
         self.w("<p><b>The log holds pseudonyms only.</b> Participants appear in it as internal audit pseudonyms, never as names or national register numbers, and it records field names, never field values. This report counts pseudonyms and shows none.</p>\n");
-        self.w("</footer>\n</body>\n</html>\n");
+        self.w("</footer>\n");
+        Shell::close(&mut self.out);
     }
 }
 
