@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::request::{self, get, participant_of};
 use super::{DsrError, Kind, State};
 use crate::audit::Action;
-use crate::audit::report::escape_html as esc;
+use crate::html::{Shell, escape as esc};
 use crate::policy::Policy;
 use crate::vault::Vault;
 
@@ -162,15 +162,20 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// The page shell of the participant's export: Dutch with English, self-contained.
+const PAGE: Shell<'static> = Shell {
+    lang: "nl",
+    title: "Uw gegevens / Your data",
+    css: "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}\
+h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:2px solid #2a6;padding-bottom:.2rem}\
+table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}\
+th{background:#f3f7f4}.en{color:#666;font-size:.9em}.muted{color:#666}",
+};
+
 /// The bundle as a page to hand to the participant (Dutch with English, self-contained).
 pub fn render_html(bundle: &Value) -> String {
-    let mut h = String::from(
-        "<!doctype html><html lang=\"nl\"><head><meta charset=\"utf-8\"><title>Uw gegevens / Your data</title>\
-         <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}\
-         h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:2px solid #2a6;padding-bottom:.2rem}\
-         table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}\
-         th{background:#f3f7f4}.en{color:#666;font-size:.9em}.muted{color:#666}</style></head><body>",
-    );
+    let mut h = String::new();
+    PAGE.open(&mut h);
     h.push_str("<h1>Uw gegevens bij het partnerschap <span class=\"en\">/ Your data held by the partnership</span></h1>");
     h.push_str(&format!(
         "<p>{} — aangemaakt op / generated on {}</p>",
@@ -178,7 +183,8 @@ pub fn render_html(bundle: &Value) -> String {
         text(&bundle["generated_at"])
     ));
     if bundle["held"] == Value::Bool(false) {
-        h.push_str("<p>Wij bewaren geen gegevens over u. <span class=\"en\">We hold no data about you.</span></p></body></html>");
+        h.push_str("<p>Wij bewaren geen gegevens over u. <span class=\"en\">We hold no data about you.</span></p>");
+        Shell::close(&mut h);
         return h;
     }
     h.push_str("<h2>Wat we over u bewaren <span class=\"en\">/ What we hold about you</span></h2>");
@@ -276,6 +282,6 @@ pub fn render_html(bundle: &Value) -> String {
     );
     h.push_str("<p class=\"muted\">Vragen of klachten? Neem contact op met de functionaris voor gegevensbescherming (DPO) van het partnerschap, \
         of met de Gegevensbeschermingsautoriteit. <span class=\"en\">Questions or complaints? Contact the partnership's data-protection officer, or the Belgian Data Protection Authority.</span></p>");
-    h.push_str("</body></html>");
+    Shell::close(&mut h);
     h
 }

@@ -20,8 +20,6 @@ use super::verify::VerifyReport;
 use clock::{Clock, DAY};
 use rules::{Burst, Lookups, Night};
 
-/// Escapes text for HTML; kept under this name for the callers that import it from here.
-pub use crate::html::escape as escape_html;
 pub use clock::brussels_offset;
 pub use rules::{
     BURST_REFUSALS, BURST_WINDOW_SECONDS, LOOKUP_BURST, LOOKUP_WINDOW_SECONDS,
