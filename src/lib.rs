@@ -2,7 +2,8 @@
 //! ESF+ local partnership.
 //!
 //! A request flows top-down through the modules: [`tls`] (who is calling) → [`api`]
-//! (routes, extractors, errors) → [`policy`] (what this caller may see for this purpose) →
+//! (routes, extractors, errors) → [`access`] (the request's caller, purpose and acting user,
+//! and the rules of standing) → [`policy`] (what this caller may see for this purpose) →
 //! [`vault`] (pseudonyms and sealed fields) → [`store`] (SQLite through sqlx) → [`audit`]
 //! (the tamper-evident access log, written before any answer leaves).
 //!
@@ -10,6 +11,7 @@
 //! CSV import) is the `partnergate-client` crate; the synthetic demo caseload and the load
 //! generator are `partnergate-devtools`. The `partnergate` binary joins the three.
 
+pub mod access;
 pub mod api;
 pub mod audit;
 pub mod cli;

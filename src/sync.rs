@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::SqlitePool;
 
-use crate::api::extract::Ctx;
+use crate::access::Context as Ctx;
 use crate::audit::{Action, AuditEvent};
 use crate::policy::{Policy, RoleLevel, RoleSet, ScopeSet};
 use crate::vault::crypto::ParticipantId;
@@ -157,7 +157,7 @@ pub async fn page(
             Some(p) if p.restricted => Some("restricted"),
             Some(p)
                 if p.objection
-                    && crate::api::access::objection_applies(
+                    && crate::access::objection_applies(
                         policy,
                         &caller.partner,
                         &ctx.purpose_name,

@@ -31,7 +31,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use crate::config::TlsConfig;
 use crate::pki::{self, Crl, PkiPaths, Serial};
-use crate::policy::{Policy, RoleSet};
+use crate::policy::Policy;
 
 /// How often the server looks at the revocation list on disk (and re-checks its nextUpdate).
 /// With the per-request check this bounds how long a revoked certificate keeps working.
@@ -127,16 +127,7 @@ pub fn server_config(pki: &PkiPaths) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(load(pki)?.config)
 }
 
-/// A client of the agreement, as established by its certificate.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The certificate's subject CN, the client name in the agreement.
-    pub client: Arc<str>,
-    /// The partner organisation this client belongs to.
-    pub partner: Arc<str>,
-    /// The roles the agreement lets this client use.
-    pub allowed_roles: RoleSet,
-}
+pub use crate::access::Caller;
 
 /// What one verified connection is, decided once at the handshake.
 #[derive(Clone, Debug)]

@@ -5,14 +5,12 @@ use super::AppState;
 use super::audited::refuse;
 use super::error::ApiError;
 use super::extract::Ctx;
+pub use crate::access::{DSR_PURPOSE, client_level_roles, objection_applies, role_names};
 use crate::audit::{Action, AuditEvent, Draft};
-use crate::policy::{CategorySet, Decision, LegalBasis, Policy, RoleLevel, RoleSet, ScopeSet};
+use crate::policy::{CategorySet, Decision, Policy, RoleSet, ScopeSet};
 use crate::vault::Participant;
 use crate::vault::Snapshot;
 use crate::vault::crypto::ParticipantId;
-
-/// The purpose under which a restricted record may still be processed (GDPR Art. 18(2)).
-pub const DSR_PURPOSE: &str = "dsr_handling";
 
 /// A caller's standing towards one participant, for one purpose.
 pub struct Access {
@@ -63,20 +61,6 @@ impl Access {
     }
 }
 
-/// Whether a participant's Art. 21 objection stops this processing: the legal basis of the
-/// purpose for the caller's kind of partner is public task or legitimate interest (or unknown).
-pub fn objection_applies(policy: &Policy, partner: &str, purpose: &str) -> bool {
-    let a = policy.agreement();
-    let basis = a
-        .partner(partner)
-        .and_then(|p| a.purpose(purpose)?.legal_basis.get(p.kind.as_str()))
-        .map(|b| **b);
-    !matches!(
-        basis,
-        Some(LegalBasis::Consent | LegalBasis::LegalObligation)
-    )
-}
-
 /// Checks that the caller's client-level roles (dpo, administrator, ...) pass `allowed` for
 /// the stated purpose, and returns their names; otherwise audits the refusal.
 pub async fn require_client_grant(
@@ -106,22 +90,6 @@ pub fn about(
 ) -> Draft {
     let audit_id = participant.map(|p| state.vault.index().audit_pseudonym(&p));
     ctx.event(action).participant(audit_id)
-}
-
-/// Names of a role set.
-pub fn role_names(policy: &Policy, roles: RoleSet) -> Vec<String> {
-    roles
-        .iter()
-        .map(|r| policy.role_name(r).to_string())
-        .collect()
-}
-
-/// The client-level roles (dpo, administrator, ...) among a client's allowed roles.
-pub fn client_level_roles(policy: &Policy, allowed: RoleSet) -> RoleSet {
-    allowed
-        .iter()
-        .filter(|r| policy.role_level(*r) == RoleLevel::Client)
-        .collect()
 }
 
 /// Resolves `pid` for the caller and computes its access. A participant the caller may not

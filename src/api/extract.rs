@@ -13,8 +13,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::audited;
 use super::error::ApiError;
-use crate::audit::{Action, Draft, Requester};
-use crate::policy::PurposeId;
+use crate::audit::{Action, Requester};
 use crate::tls::{Caller, ConnIdentity};
 
 /// The request id given to every request by the middleware, echoed as `X-Request-Id`.
@@ -155,36 +154,8 @@ pub fn valid_actor(v: &str) -> bool {
     !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Everything about a request for personal data: caller, purpose and acting user.
-#[derive(Clone, Debug)]
-pub struct Ctx {
-    /// Who is calling.
-    pub caller: Caller,
-    /// This request's id.
-    pub request_id: String,
-    /// The stated purpose.
-    pub purpose: PurposeId,
-    /// The purpose's id, as stated.
-    pub purpose_name: Arc<str>,
-    /// The partner's staff member behind the request.
-    pub acting_user: Arc<str>,
-    /// The partner has left (only on the exit sync route).
-    pub exited: bool,
-}
-
-impl Ctx {
-    /// Starts the audit event of `action` in this request.
-    pub fn event(&self, action: Action) -> Draft {
-        Requester {
-            request_id: self.request_id.clone(),
-            client: self.caller.client.to_string(),
-            partner: Some(self.caller.partner.to_string()),
-            acting_user: Some(self.acting_user.to_string()),
-            purpose: Some(self.purpose_name.to_string()),
-        }
-        .event(action)
-    }
-}
+/// The request context, as the handlers call it.
+pub use crate::access::Context as Ctx;
 
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
