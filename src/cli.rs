@@ -604,7 +604,7 @@ pub async fn partners(settings: &Settings) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     let counts: std::collections::HashMap<String, i64> = counts.into_iter().collect();
     let paths = PkiPaths::new(settings.certs_dir());
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = crate::store::today();
     let mut out = String::new();
     let _ = writeln!(
         out,

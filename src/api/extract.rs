@@ -120,7 +120,7 @@ impl FromRequestParts<AppState> for Identified {
                 Err(refuse(state, Origin::of_parts(parts), cn, None, e).await)
             }
             ConnIdentity::Known(caller) => {
-                let today = time::OffsetDateTime::now_utc().date();
+                let today = crate::store::today();
                 let member = state
                     .policy
                     .agreement()

@@ -6,6 +6,7 @@
 pub mod access;
 mod audit;
 pub mod audited;
+mod cases;
 mod changes;
 mod dsr;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod extract;
 mod idempotency;
 pub mod limit;
 mod me;
+mod notes;
 pub mod openapi;
 mod participants;
 
@@ -68,16 +70,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/participants/{pid}/involvements",
-            post(participants::start_involvement).delete(participants::end_involvement),
+            post(cases::start_involvement).delete(cases::end_involvement),
         )
-        .route("/participants/{pid}/handover", post(participants::handover))
+        .route("/participants/{pid}/handover", post(cases::handover))
         .route(
             "/participants/{pid}/consents",
-            post(participants::record_consent).delete(participants::withdraw_consent),
+            post(cases::record_consent).delete(cases::withdraw_consent),
         )
         .route(
             "/participants/{pid}/notes",
-            get(participants::list_notes).post(participants::add_note),
+            get(notes::list_notes).post(notes::add_note),
         )
         .route("/changes", get(changes::changes))
         .route("/audit", get(audit::search))

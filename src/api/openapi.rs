@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{audit, changes, dsr, error, me, participants};
+use super::{audit, cases, changes, dsr, error, me, notes, participants};
 
 /// The partnergate API description.
 #[derive(OpenApi)]
@@ -20,13 +20,13 @@ use super::{audit, changes, dsr, error, me, participants};
         participants::lookup,
         participants::read,
         participants::update,
-        participants::start_involvement,
-        participants::end_involvement,
-        participants::handover,
-        participants::record_consent,
-        participants::withdraw_consent,
-        participants::list_notes,
-        participants::add_note,
+        cases::start_involvement,
+        cases::end_involvement,
+        cases::handover,
+        cases::record_consent,
+        cases::withdraw_consent,
+        notes::list_notes,
+        notes::add_note,
         changes::changes,
         audit::search,
         audit::verify,

@@ -196,10 +196,6 @@ fn parse_date(s: &str) -> Option<Date> {
     Date::parse(s, DATE).ok()
 }
 
-fn today() -> Date {
-    time::OffsetDateTime::now_utc().date()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

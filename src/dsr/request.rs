@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sqlx::SqlitePool;
 
-use super::{
-    DATE, DsrError, Kind, NewRequest, Request, State, Step, add_months, parse_date, today,
-};
+use super::{DATE, DsrError, Kind, NewRequest, Request, State, Step, add_months, parse_date};
 use crate::policy::Policy;
 use crate::vault::crypto::ParticipantId;
 use crate::vault::{Participant, Vault, VaultError};
@@ -91,7 +89,7 @@ pub async fn create(
             "received_at must be a date YYYY-MM-DD".into(),
         )
     })?;
-    if received > today() {
+    if received > crate::store::today() {
         return Err(DsrError::Invalid(
             "invalid_date",
             "received_at lies in the future".into(),
@@ -206,7 +204,8 @@ fn to_request(r: Row, history: Vec<Step>) -> Request {
     ) = r;
     let state = State::parse(&state);
     let deadline = extended_due.as_deref().unwrap_or(&due);
-    let overdue = !state.is_final() && parse_date(deadline).is_some_and(|d| d < today());
+    let overdue =
+        !state.is_final() && parse_date(deadline).is_some_and(|d| d < crate::store::today());
     Request {
         id,
         kind: Kind::parse(&kind).unwrap_or(Kind::Access),

@@ -102,6 +102,11 @@ pub fn now() -> String {
     crate::audit::record::now()
 }
 
+/// Today's date (UTC), for membership, deadlines and whether a partner takes new cases.
+pub fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
 /// The stored-time text of the moment `age` ago.
 pub fn ago(age: std::time::Duration) -> String {
     crate::audit::record::format_time(time::OffsetDateTime::now_utc() - age)

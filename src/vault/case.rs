@@ -4,7 +4,8 @@ use sqlx::{Sqlite, Transaction};
 
 use super::VaultError;
 use super::crypto::{DataKey, ParticipantId};
-use super::participants::{Participant, Vault, now, record_change};
+use super::participants::{Participant, Vault, record_change};
+use crate::store::now;
 
 /// An active role of a partner in a case.
 #[derive(Debug, Clone, PartialEq, Eq)]

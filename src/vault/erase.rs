@@ -7,8 +7,9 @@ use super::VaultError;
 use super::crypto::{DataKey, ParticipantId};
 use super::insz::Insz;
 use super::participants::{
-    DEK_VERSION, Participant, ParticipantRow, Vault, WriteError, now, record_change, write_sealed,
+    DEK_VERSION, Participant, ParticipantRow, Vault, WriteError, record_change, write_sealed,
 };
+use crate::store::now;
 
 impl Vault {
     /// Erases a participant, keeping exactly the fields named in `keep` (retention, e.g. ESF

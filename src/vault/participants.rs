@@ -19,6 +19,7 @@ use super::case::{insert_consent, insert_involvement, insert_note};
 use super::crypto::{DataKey, ParticipantId, WrappedKey};
 use super::insz::Insz;
 use super::keys::{IndexKeys, MasterKeyring};
+use crate::store::now;
 
 /// The data-key version of newly registered participants.
 pub(super) const DEK_VERSION: u32 = 1;
@@ -94,10 +95,6 @@ pub struct Vault {
     keyring_source: Option<std::path::PathBuf>,
     keyring_mtime: std::sync::Mutex<Option<SystemTime>>,
     pub(super) index: IndexKeys,
-}
-
-pub(super) fn now() -> String {
-    crate::store::now()
 }
 
 /// A per-participant processing flag.
