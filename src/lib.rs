@@ -17,9 +17,11 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dsr;
-pub mod html;
+/// The HTML page shell and escaping (from the core crate).
+pub use partnergate_core::html;
 pub mod pki;
-pub mod policy;
+/// The agreement and its compiled policy (from the core crate).
+pub use partnergate_core::policy;
 pub mod server;
 pub mod store;
 pub mod sync;

@@ -5,7 +5,7 @@ use time::macros::date;
 
 use super::*;
 
-const DEMO: &str = include_str!("../../policies/agreement.toml");
+const DEMO: &str = include_str!("../../../../policies/agreement.toml");
 
 fn demo() -> &'static Policy {
     static P: OnceLock<Policy> = OnceLock::new();

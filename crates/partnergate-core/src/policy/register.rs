@@ -697,7 +697,7 @@ fn summary(a: &Agreement, lang: Lang) -> Doc {
 mod tests {
     use super::*;
 
-    const DEMO: &str = include_str!("../../policies/agreement.toml");
+    const DEMO: &str = include_str!("../../../../policies/agreement.toml");
 
     fn files() -> Vec<RegisterFile> {
         register_files(&Agreement::from_str(DEMO).unwrap())
