@@ -504,6 +504,23 @@ async fn ending_another_partners_role_needs_a_reason_code_that_is_audited() {
     assert_eq!(reason.as_deref(), Some("no_longer_needed"));
 }
 
+/// After a correction the old number finds nobody and the new one finds the same person (VDAB's
+/// pid `pid`).
+async fn look_up_moved(gw: &Gateway, old: &str, new: &str, pid: &str) {
+    let vdab = lookup_as(gw, "crm.vdab");
+    let r = vdab
+        .post("/v1/lookup", &json!({"insz": old}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    let r = vdab
+        .post("/v1/lookup", &json!({"insz": new}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["pid"], pid);
+}
+
 #[tokio::test]
 async fn correcting_the_national_number_moves_the_look_up_and_a_taken_one_is_refused() {
     let home = Home::new();
@@ -556,18 +573,7 @@ async fn correcting_the_national_number_moves_the_look_up_and_a_taken_one_is_ref
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let vdab = lookup_as(&gw, "crm.vdab");
-    let old = vdab
-        .post("/v1/lookup", &json!({"insz": case.insz}))
-        .await
-        .unwrap();
-    assert_eq!(old.status, 404);
-    let new = vdab
-        .post("/v1/lookup", &json!({"insz": corrected}))
-        .await
-        .unwrap();
-    assert_eq!(new.status, 200);
-    assert_eq!(new.json()["pid"], case.pids["vdab"].as_str());
+    look_up_moved(&gw, &case.insz, &corrected, &case.pids["vdab"]).await;
     // Registering under the corrected number is no duplicate.
     let r = guide(&gw, "crm.vdab")
         .post(
@@ -1017,16 +1023,5 @@ async fn a_rectification_of_the_national_number_moves_the_look_up_too() {
     let details = json!({"fields": {"identity.insz": corrected}});
     let id = dsr_request(&gw, "rectification", &case.insz, Some(details)).await;
     dsr_execute(&gw, &id).await;
-    let vdab = lookup_as(&gw, "crm.vdab");
-    let old = vdab
-        .post("/v1/lookup", &json!({"insz": case.insz}))
-        .await
-        .unwrap();
-    assert_eq!(old.status, 404);
-    let new = vdab
-        .post("/v1/lookup", &json!({"insz": corrected}))
-        .await
-        .unwrap();
-    assert_eq!(new.status, 200);
-    assert_eq!(new.json()["pid"], case.pids["vdab"].as_str());
+    look_up_moved(&gw, &case.insz, &corrected, &case.pids["vdab"]).await;
 }
