@@ -11,19 +11,11 @@
 //! CSV import) is the `partnergate-client` crate; the synthetic demo caseload and the load
 //! generator are `partnergate-devtools`. The `partnergate` binary joins the three.
 
-pub mod access;
 pub mod api;
-pub mod audit;
 pub mod cli;
-pub mod config;
-pub mod dsr;
-/// The HTML page shell and escaping (from the core crate).
-pub use partnergate_core::html;
 pub mod pki;
-/// The agreement and its compiled policy (from the core crate).
-pub use partnergate_core::policy;
 pub mod server;
-pub mod store;
-pub mod sync;
 pub mod tls;
-pub mod vault;
+
+// The domain core, under the paths the binary and the tests have always used.
+pub use partnergate_core::{access, audit, config, dsr, html, policy, store, sync, vault};

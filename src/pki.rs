@@ -5,7 +5,6 @@
 //! `clients/<client>.pem`/`.key`, `revoked.crl`.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -255,20 +254,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
 
 /// Writes a file, creating it with `mode` (0600 for private keys) and replacing it atomically.
 pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io(dir))?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(contents).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    partnergate_core::files::write_file(path, contents, mode).map_err(io(path))
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {

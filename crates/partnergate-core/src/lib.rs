@@ -1,9 +1,21 @@
-//! The domain core of partnergate: the pieces the gateway, its tools and (later) its stores
-//! share, with no HTTP in them. It grows as the gateway's domain modules move here (issue 13):
-//! today the joint-controller agreement and its compiled policy, the national register number,
-//! and the HTML page shell of the documents the gateway writes.
+//! The domain core of partnergate: everything the gateway decides and keeps, with no HTTP in it.
+//!
+//! A request enters the gateway binary (TLS, then the HTTP API), which hands it here:
+//! [`access`] (who is asking and their standing for one participant) → [`policy`] (what the
+//! agreement lets that standing see) → [`vault`] (pseudonyms and sealed fields) → [`store`] (the
+//! database) → [`audit`] (the tamper-evident log, durable before any answer leaves). Beside that
+//! path: [`dsr`] (data-subject requests), [`sync`] (the change feed for partner CRMs) and
+//! [`config`] (the gateway's settings).
 #![deny(missing_docs)]
 
+pub mod access;
+pub mod audit;
+pub mod config;
+pub mod dsr;
+pub mod files;
 pub mod html;
 pub mod insz;
 pub mod policy;
+pub mod store;
+pub mod sync;
+pub mod vault;

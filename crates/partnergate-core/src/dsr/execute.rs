@@ -624,7 +624,7 @@ mod tests {
 
     #[test]
     fn a_hold_ends_months_after_the_programme_or_the_trajectory_and_says_when_it_cannot_know() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
         let policy = Policy::load(&dir).unwrap();
         let a = policy.agreement();
         let end = a.meta.programme_end;

@@ -18,7 +18,7 @@ pub use sqlx::Error as DbError;
 pub use sqlx::SqlitePool as Pool;
 
 /// The embedded SQLite migrations.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]

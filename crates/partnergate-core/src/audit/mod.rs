@@ -46,15 +46,16 @@ pub fn init_signing_key(key_path: &Path, public_path: &Path) -> Result<bool, Key
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
         .map_err(|_| KeyError::Io("cannot generate a key".into()))?;
-    crate::pki::write_file(key_path, hex::encode(pkcs8.as_ref()).as_bytes(), 0o600)
-        .map_err(|e| KeyError::Io(e.to_string()))?;
+    crate::files::write_file(key_path, hex::encode(pkcs8.as_ref()).as_bytes(), 0o600)
+        .map_err(|e| KeyError::Io(format!("{}: {e}", key_path.display())))?;
     write_public(public_path, &load_signing_key(key_path)?)?;
     Ok(true)
 }
 
 fn write_public(path: &Path, key: &Ed25519KeyPair) -> Result<(), KeyError> {
     let text = format!("{}\n", hex::encode(key.public_key().as_ref()));
-    crate::pki::write_file(path, text.as_bytes(), 0o644).map_err(|e| KeyError::Io(e.to_string()))
+    crate::files::write_file(path, text.as_bytes(), 0o644)
+        .map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))
 }
 
 /// Loads the checkpoint signing key.

@@ -7,7 +7,7 @@ mod case;
 pub mod crypto;
 mod erase;
 /// The national register number (from the core crate, where the tools share it).
-pub use partnergate_core::insz;
+pub use crate::insz;
 pub mod keys;
 mod participants;
 mod snapshot;
