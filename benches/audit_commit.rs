@@ -30,7 +30,7 @@ fn event(i: u64) -> AuditEvent {
 async fn run(max_batch: usize, writers: usize, seconds: u64) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
-    let pool = partnergate::store::open(&path).await.unwrap();
+    let db = partnergate::store::Store::open(&path).await.unwrap();
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let signer = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
@@ -38,11 +38,10 @@ async fn run(max_batch: usize, writers: usize, seconds: u64) -> (f64, f64) {
         max_batch,
         ..AuditConfig::default()
     };
-    let conn = partnergate::store::writer_connection(&path).await.unwrap();
-    let (log, task) =
-        audit::writer::spawn(conn, signer, "bench".into(), config, Default::default())
-            .await
-            .unwrap();
+    let (conn, gate) = db.audit_connection(&path).await.unwrap();
+    let (log, task) = audit::writer::spawn(conn, signer, "bench".into(), config, gate)
+        .await
+        .unwrap();
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -68,7 +67,7 @@ async fn run(max_batch: usize, writers: usize, seconds: u64) -> (f64, f64) {
     drop(log);
     task.await.unwrap();
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_records")
-        .fetch_one(&pool)
+        .fetch_one(db.pool())
         .await
         .unwrap();
     assert_eq!(

@@ -19,23 +19,18 @@ fn main() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.db");
-        let pool = partnergate::store::open(&path).await.unwrap();
+        let db = partnergate::store::Store::open(&path).await.unwrap();
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let signer = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         let public = ring::signature::KeyPair::public_key(&signer)
             .as_ref()
             .to_vec();
-        let conn = partnergate::store::writer_connection(&path).await.unwrap();
-        let (log, task) = audit::writer::spawn(
-            conn,
-            signer,
-            "bench".into(),
-            AuditConfig::default(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
+        let (conn, gate) = db.audit_connection(&path).await.unwrap();
+        let (log, task) =
+            audit::writer::spawn(conn, signer, "bench".into(), AuditConfig::default(), gate)
+                .await
+                .unwrap();
         let started = Instant::now();
         for chunk in 0..n / 1000 {
             let events = (0..1000)
@@ -64,7 +59,7 @@ fn main() {
         task.await.unwrap();
         let appended = started.elapsed().as_secs_f64();
         let t = Instant::now();
-        let report = audit::verify_database(&pool, &public).await.unwrap();
+        let report = audit::verify_database(db.pool(), &public).await.unwrap();
         let secs = t.elapsed().as_secs_f64();
         assert!(report.ok, "{report:?}");
         println!(

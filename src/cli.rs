@@ -286,11 +286,11 @@ pub fn audit_verify(file: &Path, public_key: &Path) -> Result<(), String> {
 
 /// Opens the vault the way `serve` does (for commands that work on the data offline).
 pub async fn open_vault(settings: &Settings) -> Result<vault::Vault, String> {
-    let pool = store::open(&settings.database_path())
+    let db = store::Store::open(&settings.database_path())
         .await
         .map_err(|e| e.to_string())?;
     let keyring = vault::load_keyring(settings).map_err(|e| e.to_string())?;
-    vault::Vault::open(pool, store::WriteGate::default(), keyring, None)
+    vault::Vault::open(db, keyring, None)
         .await
         .map_err(|e| e.to_string())
 }
@@ -593,9 +593,10 @@ pub async fn keys_retire(settings: &Settings, below: u32) -> Result<(), String> 
 /// and how many participants it currently has a role for.
 pub async fn partners(settings: &Settings) -> Result<String, String> {
     let a = agreement(&settings.policy_dir())?;
-    let pool = store::open(&settings.database_path())
+    let db = store::Store::open(&settings.database_path())
         .await
         .map_err(|e| e.to_string())?;
+    let pool = db.pool().clone();
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT partner, count(DISTINCT participant_id) FROM involvements WHERE ended_at IS NULL GROUP BY partner",
     )
@@ -672,9 +673,10 @@ async fn all_audit_records(pool: &sqlx::SqlitePool) -> Result<Vec<audit::AuditRe
 /// `partnergate audit report --out FILE`: the self-contained HTML report for a DPO.
 pub async fn audit_report(settings: &Settings, out: &Path) -> Result<(), String> {
     let a = agreement(&settings.policy_dir())?;
-    let pool = store::open(&settings.database_path())
+    let db = store::Store::open(&settings.database_path())
         .await
         .map_err(|e| e.to_string())?;
+    let pool = db.pool().clone();
     let key = audit::load_public_key(&PkiPaths::new(settings.certs_dir()).audit_public_key())
         .map_err(|e| e.to_string())?;
     let verification = audit::verify_database(&pool, &key)
@@ -712,9 +714,10 @@ pub async fn audit_report(settings: &Settings, out: &Path) -> Result<(), String>
 /// `partnergate audit export --out FILE`: an offline export up to the last signed checkpoint
 /// (a running server signs at least every 30 seconds and at shutdown).
 pub async fn audit_export(settings: &Settings, from: u64, out: &Path) -> Result<(), String> {
-    let pool = store::open(&settings.database_path())
+    let db = store::Store::open(&settings.database_path())
         .await
         .map_err(|e| e.to_string())?;
+    let pool = db.pool().clone();
     let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
         .fetch_one(&pool)
         .await

@@ -62,9 +62,9 @@ pub async fn serve(
         .ok();
     let policy = Arc::new(Policy::load(&settings.policy_dir())?);
     let db_path = settings.database_path();
-    let pool = store::open(&db_path).await?;
+    let db = store::Store::open(&db_path).await?;
     // After a crash the log may hold pages the file does not: fold them in before serving.
-    store::checkpoint(&pool)
+    db.checkpoint()
         .await
         .map_err(|e| ServeError::Store(e.into()))?;
     let signer = audit::load_signing_key(&settings.audit_signing_key_path())
@@ -72,9 +72,9 @@ pub async fn serve(
     let public_key: Arc<[u8]> = ring::signature::KeyPair::public_key(&signer)
         .as_ref()
         .into();
-    let gate = store::WriteGate::default();
+    let (audit_conn, gate) = db.audit_connection(&db_path).await?;
     let (audit_log, audit_task) = audit::writer::spawn(
-        store::writer_connection(&db_path).await?,
+        audit_conn,
         signer,
         policy.version().to_string(),
         settings.config.audit.clone(),
@@ -88,7 +88,7 @@ pub async fn serve(
         .is_none()
         .then(|| settings.master_key_path());
     let vault = Arc::new(
-        vault::Vault::open(pool.clone(), gate, keyring, keyring_file.as_deref())
+        vault::Vault::open(db.clone(), keyring, keyring_file.as_deref())
             .await
             .map_err(|e| ServeError::Key(e.to_string()))?,
     );
@@ -101,7 +101,7 @@ pub async fn serve(
     });
     let state = AppState {
         policy: policy.clone(),
-        pool: pool.clone(),
+        store: db.clone(),
         vault: vault.clone(),
         audit: audit_log,
         audit_public_key: public_key,
@@ -232,8 +232,8 @@ pub async fn serve(
     let _ = reload.await;
     // Dropping the last handles lets the audit writer drain its queue and sign the tail.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, audit_task).await;
-    let _ = store::checkpoint(&pool).await;
-    pool.close().await;
+    let _ = db.checkpoint().await;
+    db.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -31,7 +31,7 @@ use tracing::Instrument;
 
 use crate::audit::AuditLog;
 use crate::policy::Policy;
-use crate::store::Pool;
+use crate::store::Store;
 use extract::RequestId;
 
 pub use error::{ApiError, ApiResult};
@@ -45,7 +45,7 @@ pub struct AppState {
     /// The compiled agreement.
     pub policy: Arc<Policy>,
     /// The database.
-    pub pool: Pool,
+    pub store: Store,
     /// The audit log writer.
     pub audit: AuditLog,
     /// The participant vault.

@@ -106,12 +106,13 @@ async fn read_head(conn: &mut SqliteConnection) -> Result<Head, sqlx::Error> {
 
 /// Starts the writer task on its own connection and returns the handle.
 pub async fn spawn(
-    mut conn: SqliteConnection,
+    conn: crate::store::AuditConn,
     signer: Ed25519KeyPair,
     policy_version: String,
     config: AuditConfig,
     gate: crate::store::WriteGate,
 ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), sqlx::Error> {
+    let mut conn = conn.0;
     let head = read_head(&mut conn).await?;
     let (tx, rx) = mpsc::channel(16 * 1024);
     let writer = Writer {

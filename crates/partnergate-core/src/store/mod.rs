@@ -1,21 +1,127 @@
-//! Storage: SQLite through sqlx, migrations embedded from `migrations/sqlite`.
+//! The store: every SQL statement the gateway runs, behind [`Store`] and [`WriteTx`].
 //!
+//! Callers (the vault, DSR, the sync feed, the audit log, the CLI) call functions in the
+//! modules below, named after what they keep; none of them names sqlx or writes SQL. A second
+//! backend (PostgreSQL, issue 15) fills in these types and modules without touching callers.
+//!
+//! SQLite through sqlx is the embedded default, migrations embedded from `migrations/sqlite`.
 //! Queries are runtime-checked (`query_as::<_, Row>`), so building needs no `DATABASE_URL` and
 //! no offline cache. Readers share a pool; the audit writer has its own connection.
 
+pub mod audit;
+pub mod case;
+pub mod dsr;
+pub mod erasure;
 pub mod idempotency;
+pub mod participants;
+pub mod secrets;
+pub mod sync;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 /// What a query can fail with.
 pub use sqlx::Error as DbError;
-/// The database pool every layer shares, named here so that callers need not name sqlx.
-pub use sqlx::SqlitePool as Pool;
+
+/// A handle on the database: cheap to clone, shared by every layer.
+#[derive(Clone)]
+pub struct Store {
+    // pub(crate) only while the domain modules move their queries here.
+    pub(crate) pool: SqlitePool,
+    gate: WriteGate,
+}
+
+/// A write transaction, taken in this process's turn to write (see [`WriteGate`]). Dropping it
+/// without [`WriteTx::commit`] rolls it back.
+pub struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    /// Makes the transaction's writes durable.
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.tx.commit().await
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+/// The audit writer's own connection (see [`audit`]).
+pub struct AuditConn(pub(crate) SqliteConnection);
+
+impl Store {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlx(sqlx::Error::Io(e)))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options(path)?)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            pool,
+            gate: WriteGate::default(),
+        })
+    }
+
+    /// Starts a write transaction in this process's turn.
+    pub async fn begin_write(&self) -> Result<WriteTx, DbError> {
+        let turn = self.gate.enter().await;
+        Ok(WriteTx {
+            tx: self.pool.begin().await?,
+            _turn: turn,
+        })
+    }
+
+    /// A dedicated connection for the audit writer, which takes its turns through the same
+    /// gate as this store's write transactions.
+    pub async fn audit_connection(
+        &self,
+        path: &Path,
+    ) -> Result<(AuditConn, WriteGate), StoreError> {
+        Ok((
+            AuditConn(options(path)?.connect().await?),
+            self.gate.clone(),
+        ))
+    }
+
+    /// The pool, for the callers whose queries have not moved here yet. (Transitional.)
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection (after a CLI command, so that the files can be removed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Folds the write-ahead log into the database file and truncates it, retrying while readers
+    /// hold an older snapshot. After it returns, deleted content is gone from both files.
+    pub async fn checkpoint(&self) -> Result<(), DbError> {
+        for _ in 0..50 {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            if busy == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(sqlx::Error::Protocol(
+            "the write-ahead log could not be checkpointed".into(),
+        ))
+    }
+}
 
 /// The embedded SQLite migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -44,42 +150,6 @@ fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
         // Deleted rows are overwritten, so an erasure leaves no old page content behind.
         .pragma("secure_delete", "on")
         .disable_statement_logging())
-}
-
-/// Opens (creating if needed) the database and applies pending migrations.
-pub async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlx(sqlx::Error::Io(e)))?;
-    }
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .min_connections(1)
-        .connect_with(options(path)?)
-        .await?;
-    MIGRATOR.run(&pool).await?;
-    Ok(pool)
-}
-
-/// A dedicated connection for the audit writer.
-pub async fn writer_connection(path: &Path) -> Result<SqliteConnection, StoreError> {
-    Ok(options(path)?.connect().await?)
-}
-
-/// Folds the write-ahead log into the database file and truncates it, retrying while readers
-/// hold an older snapshot. After it returns, deleted content is gone from both files.
-pub async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    for _ in 0..50 {
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(pool)
-            .await?;
-        if busy == 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(sqlx::Error::Protocol(
-        "the write-ahead log could not be checkpointed".into(),
-    ))
 }
 
 /// Serialises this process's write transactions before they reach SQLite.
@@ -117,13 +187,14 @@ mod tests {
     #[tokio::test]
     async fn every_connection_overwrites_deleted_content_and_syncs_fully() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = super::open(&dir.path().join("t.db")).await.unwrap();
+        let store = super::Store::open(&dir.path().join("t.db")).await.unwrap();
+        let pool = &store.pool;
         let (secure,): (i64,) = sqlx::query_as("PRAGMA secure_delete")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap();
         let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap();
         assert_eq!((secure, sync), (1, 2));

@@ -1,7 +1,5 @@
 //! A participant's case: partners' roles (involvements), consents and notes.
 
-use sqlx::{Sqlite, Transaction};
-
 use super::VaultError;
 use super::crypto::{DataKey, ParticipantId};
 use super::participants::{Participant, Vault, record_change};
@@ -108,7 +106,7 @@ pub enum CaseChange<'a> {
 }
 
 pub(super) async fn insert_involvement(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::WriteTx,
     id: &ParticipantId,
     partner: &str,
     role: &str,
@@ -123,14 +121,14 @@ pub(super) async fn insert_involvement(
     .bind(role)
     .bind(now())
     .bind(by)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?
     .rows_affected())
 }
 
 /// Whether a partner other than `partner` holds `role` in the case now.
 async fn held_by_other(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::WriteTx,
     id: &ParticipantId,
     partner: &str,
     role: &str,
@@ -141,13 +139,13 @@ async fn held_by_other(
     .bind(&id.as_bytes()[..])
     .bind(role)
     .bind(partner)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await?;
     Ok(n > 0)
 }
 
 async fn end_involvement(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::WriteTx,
     id: &ParticipantId,
     partner: &str,
     role: &str,
@@ -163,13 +161,13 @@ async fn end_involvement(
     .bind(&id.as_bytes()[..])
     .bind(partner)
     .bind(role)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?
     .rows_affected())
 }
 
 pub(super) async fn insert_consent(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::WriteTx,
     id: &ParticipantId,
     scope: &str,
     by: &str,
@@ -181,14 +179,14 @@ pub(super) async fn insert_consent(
     .bind(scope)
     .bind(by)
     .bind(now())
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?
     .rows_affected())
 }
 
 /// Adds a note sealed like a field, bound to its own id.
 pub(super) async fn insert_note(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::WriteTx,
     dek: &DataKey,
     participant: &ParticipantId,
     dek_version: u32,
@@ -210,7 +208,7 @@ pub(super) async fn insert_note(
         .bind(author_partner)
         .bind(&created_at)
         .bind(sealed)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(Note {
         id: id_hex,
@@ -237,13 +235,13 @@ impl Vault {
             )
             .bind(&id.as_bytes()[..])
             .bind(p)
-            .fetch_all(&self.pool)
+            .fetch_all(self.store.pool())
             .await?,
             None => sqlx::query_as(
                 "SELECT partner, role FROM involvements WHERE participant_id = ? AND ended_at IS NULL ORDER BY id",
             )
             .bind(&id.as_bytes()[..])
-            .fetch_all(&self.pool)
+            .fetch_all(self.store.pool())
             .await?,
         };
         Ok(rows
@@ -260,7 +258,7 @@ impl Vault {
         id: &ParticipantId,
         change: CaseChange<'_>,
     ) -> Result<CaseOutcome, VaultError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.store.begin_write().await?;
         let n = match change {
             CaseChange::StartRole {
                 partner,
@@ -287,7 +285,7 @@ impl Vault {
             .bind(by)
             .bind(&id.as_bytes()[..])
             .bind(scope)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?
             .rows_affected(),
         };
@@ -314,7 +312,7 @@ impl Vault {
         to: &str,
         by: &str,
     ) -> Result<CaseOutcome, VaultError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.store.begin_write().await?;
         if end_involvement(&mut tx, id, from, role, by, Some("handover")).await? == 0 {
             return Ok(CaseOutcome::Unchanged);
         }
@@ -335,7 +333,7 @@ impl Vault {
         text: &str,
     ) -> Result<Note, VaultError> {
         let dek = self.unwrap(p)?;
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.store.begin_write().await?;
         let note = insert_note(&mut tx, &dek, &p.id, p.dek_version, author_partner, text).await?;
         tx.commit().await?;
         Ok(note)
@@ -347,7 +345,7 @@ impl Vault {
             "SELECT id, author_partner, created_at, sealed FROM notes WHERE participant_id = ? ORDER BY created_at, id",
         )
         .bind(&p.id.as_bytes()[..])
-        .fetch_all(&self.pool)
+        .fetch_all(self.store.pool())
         .await?;
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -378,7 +376,7 @@ impl Vault {
             "SELECT partner, role, started_at, ended_at FROM involvements WHERE participant_id = ? ORDER BY id",
         )
         .bind(&id.as_bytes()[..])
-        .fetch_all(&self.pool)
+        .fetch_all(self.store.pool())
         .await?;
         Ok(rows
             .into_iter()
@@ -400,7 +398,7 @@ impl Vault {
             "SELECT scope, recorded_by, recorded_at, withdrawn_at FROM consents WHERE participant_id = ? ORDER BY id",
         )
         .bind(&id.as_bytes()[..])
-        .fetch_all(&self.pool)
+        .fetch_all(self.store.pool())
         .await?;
         Ok(rows
             .into_iter()

@@ -1,8 +1,6 @@
 //! Erasure (GDPR Art. 17): crypto-shredding, with retained categories re-sealed apart, and
 //! the data-subject look-up that still reaches what retention keeps.
 
-use sqlx::{Sqlite, Transaction};
-
 use super::VaultError;
 use super::crypto::{DataKey, ParticipantId};
 use super::insz::Insz;
@@ -35,13 +33,13 @@ impl Vault {
         keep: &[String],
         planned_version: Option<i64>,
     ) -> Result<(), WriteError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.store.begin_write().await?;
         let key = &id.as_bytes()[..];
         let row: Option<ParticipantRow> = sqlx::query_as(
             "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
         )
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         if let Some(row) = row {
             if let Some(v) = planned_version
@@ -68,14 +66,14 @@ impl Vault {
                 "UPDATE dsr_requests SET details_sealed = NULL WHERE participant_id = ?",
                 "DELETE FROM participants WHERE id = ?",
             ] {
-                sqlx::query(sql).bind(key).execute(&mut *tx).await?;
+                sqlx::query(sql).bind(key).execute(tx.conn()).await?;
             }
             record_change(&mut tx, id).await?;
         }
         tx.commit().await?;
         // Until the write-ahead log is folded into the database file, the file's old page
         // images still hold the key: checkpoint now (also on a re-run after a crash).
-        crate::store::checkpoint(&self.pool).await?;
+        self.store.checkpoint().await?;
         Ok(())
     }
 
@@ -83,7 +81,7 @@ impl Vault {
     /// `erased_lookup` leads to. Part of [`Vault::erase`]'s transaction.
     async fn keep_apart(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut crate::store::WriteTx,
         p: &Participant,
         keep: &[String],
     ) -> Result<(), VaultError> {
@@ -91,7 +89,7 @@ impl Vault {
         let rows: Vec<(String, Vec<u8>)> =
             sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
                 .bind(key)
-                .fetch_all(&mut **tx)
+                .fetch_all(tx.conn())
                 .await?;
         let rows: Vec<_> = rows.into_iter().filter(|(f, _)| keep.contains(f)).collect();
         if rows.is_empty() {
@@ -103,7 +101,7 @@ impl Vault {
             "SELECT coalesce((SELECT insz_hash FROM erased_lookup WHERE participant_id = ?1), insz_hash) FROM participants WHERE id = ?1",
         )
         .bind(key)
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.conn())
         .await?;
         let old = self.unwrap(p)?;
         let kept_id = ParticipantId::generate()?;
@@ -134,13 +132,13 @@ impl Vault {
         .bind(p.objection)
         .bind(&now)
         .bind(&now)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
         write_sealed(tx, &kept_id, sealed).await?;
         sqlx::query("INSERT INTO erased_lookup (participant_id, insz_hash) VALUES (?, ?)")
             .bind(&kept_id.as_bytes()[..])
             .bind(insz_hash)
-            .execute(&mut **tx)
+            .execute(tx.conn())
             .await?;
         Ok(())
     }
@@ -158,7 +156,7 @@ impl Vault {
              WHERE e.insz_hash = ? ORDER BY p.created_at DESC LIMIT 1",
         )
         .bind(&hash[..])
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.store.pool())
         .await?;
         Ok(row.and_then(|(id,)| ParticipantId::from_slice(&id)))
     }

@@ -16,8 +16,6 @@ pub use case::{CaseChange, CaseOutcome, ConsentHistory, Involvement, Involvement
 pub use participants::{Flag, Participant, Seed, Vault, WriteError};
 pub use snapshot::{ChangePage, Snapshot};
 
-use sqlx::SqlitePool;
-
 use crate::config::Settings;
 use crate::store;
 use crypto::{CryptoError, WrappedKey};
@@ -51,7 +49,8 @@ pub fn load_keyring(settings: &Settings) -> Result<MasterKeyring, CryptoError> {
     }
 }
 
-const INDEX_SECRET: &str = "index";
+/// The name of the index secret in the store.
+pub(crate) const INDEX_SECRET: &str = "index";
 
 /// Creates the master key file (unless it exists, or `force`) and the database with its
 /// wrapped index secret. Returns whether a new master key was made.
@@ -72,38 +71,25 @@ pub async fn init_keys(settings: &Settings, force: bool) -> Result<bool, VaultEr
         false
     };
     let keyring = load_keyring(settings)?;
-    let pool = store::open(&settings.database_path()).await?;
-    let existing: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT master_version, wrapped FROM system_secrets WHERE name = ?")
-            .bind(INDEX_SECRET)
-            .fetch_optional(&pool)
-            .await?;
-    if existing.is_none() {
-        let wrapped = IndexSecret::generate()?.wrap(&keyring)?;
-        sqlx::query("INSERT INTO system_secrets (name, master_version, wrapped) VALUES (?, ?, ?)")
-            .bind(INDEX_SECRET)
-            .bind(i64::from(wrapped.master_version))
-            .bind(&wrapped.bytes)
-            .execute(&pool)
-            .await?;
+    let db = store::Store::open(&settings.database_path()).await?;
+    if store::secrets::get(&db, INDEX_SECRET).await?.is_none() {
+        let w = IndexSecret::generate()?.wrap(&keyring)?;
+        store::secrets::insert(&db, INDEX_SECRET, &(w.master_version, w.bytes)).await?;
     }
-    pool.close().await;
+    db.close().await;
     Ok(created)
 }
 
 /// Reads and unwraps the index secret, and derives the look-up and pseudonym keys from it.
 pub async fn load_index_keys(
-    pool: &SqlitePool,
+    db: &store::Store,
     keyring: &MasterKeyring,
 ) -> Result<IndexKeys, VaultError> {
-    let (version, bytes): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT master_version, wrapped FROM system_secrets WHERE name = ?")
-            .bind(INDEX_SECRET)
-            .fetch_optional(pool)
-            .await?
-            .ok_or(VaultError::NotInitialised)?;
+    let (master_version, bytes) = store::secrets::get(db, INDEX_SECRET)
+        .await?
+        .ok_or(VaultError::NotInitialised)?;
     let wrapped = WrappedKey {
-        master_version: version as u32,
+        master_version,
         bytes,
     };
     Ok(IndexKeys::derive(&IndexSecret::unwrap_from(

@@ -12,14 +12,13 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::VaultError;
 use super::case::{insert_consent, insert_involvement, insert_note};
 use super::crypto::{DataKey, ParticipantId, WrappedKey};
 use super::insz::Insz;
 use super::keys::{IndexKeys, MasterKeyring};
-use crate::store::now;
+use crate::store::{self, Store, now};
 
 /// The data-key version of newly registered participants.
 pub(super) const DEK_VERSION: u32 = 1;
@@ -89,8 +88,7 @@ impl<E: Into<VaultError>> From<E> for WriteError {
 
 /// The vault: keys plus the database.
 pub struct Vault {
-    pub(super) pool: SqlitePool,
-    gate: crate::store::WriteGate,
+    pub(super) store: Store,
     pub(super) keyring: ArcSwap<MasterKeyring>,
     keyring_source: Option<std::path::PathBuf>,
     keyring_mtime: std::sync::Mutex<Option<SystemTime>>,
@@ -139,7 +137,7 @@ fn seal_all(
 }
 
 pub(super) async fn write_sealed(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::WriteTx,
     id: &ParticipantId,
     sealed: Vec<(String, Vec<u8>)>,
 ) -> Result<(), sqlx::Error> {
@@ -155,13 +153,13 @@ pub(super) async fn write_sealed(
             .push_bind(bytes);
     });
     q.push(" ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed");
-    q.build().execute(&mut **tx).await?;
+    q.build().execute(tx.conn()).await?;
     Ok(())
 }
 
 /// Notes that a participant changed, for the partners' sync feeds.
 pub(super) async fn record_change(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::WriteTx,
     id: &ParticipantId,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -169,25 +167,23 @@ pub(super) async fn record_change(
          ON CONFLICT (participant_id) DO UPDATE SET seq = excluded.seq",
     )
     .bind(&id.as_bytes()[..])
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
 
 impl Vault {
-    /// Opens the vault on `pool` with `keyring` (read from `keyring_file` when given, so that
+    /// Opens the vault on `store` with `keyring` (read from `keyring_file` when given, so that
     /// [`Vault::reload_keyring_if_changed`] can pick up a rotation).
     pub async fn open(
-        pool: SqlitePool,
-        gate: crate::store::WriteGate,
+        store: Store,
         keyring: MasterKeyring,
         keyring_file: Option<&Path>,
     ) -> Result<Self, VaultError> {
-        let index = super::load_index_keys(&pool, &keyring).await?;
+        let index = super::load_index_keys(&store, &keyring).await?;
         let mtime = keyring_file.and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
         Ok(Self {
-            pool,
-            gate,
+            store,
             keyring: ArcSwap::from_pointee(keyring),
             keyring_source: keyring_file.map(Path::to_path_buf),
             keyring_mtime: std::sync::Mutex::new(mtime),
@@ -195,28 +191,19 @@ impl Vault {
         })
     }
 
-    /// Starts a write transaction in this process's turn (see [`crate::store::WriteGate`]).
-    pub(super) async fn begin_write(
-        &self,
-    ) -> Result<
-        (
-            tokio::sync::OwnedMutexGuard<()>,
-            Transaction<'static, Sqlite>,
-        ),
-        sqlx::Error,
-    > {
-        let turn = self.gate.enter().await;
-        Ok((turn, self.pool.begin().await?))
-    }
-
     /// The look-up, pseudonym and audit keys.
     pub fn index(&self) -> &IndexKeys {
         &self.index
     }
 
-    /// The database pool.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The store the vault keeps its records in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The database pool (while the domain modules move their queries into the store).
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        &self.store.pool
     }
 
     /// Re-reads the key file if it changed (after `keys rotate`), so new data keys are wrapped
@@ -262,7 +249,7 @@ impl Vault {
             "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
         )
         .bind(&id.as_bytes()[..])
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.store.pool())
         .await?;
         Ok(row.and_then(ParticipantRow::into_participant))
     }
@@ -273,7 +260,7 @@ impl Vault {
         let row: Option<(Vec<u8>,)> =
             sqlx::query_as("SELECT id FROM participants WHERE insz_hash = ?")
                 .bind(&hash[..])
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.store.pool())
                 .await?;
         Ok(row.and_then(|(id,)| ParticipantId::from_slice(&id)))
     }
@@ -297,7 +284,7 @@ impl Vault {
             consents: &[],
             notes: &[],
         };
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.store.begin_write().await?;
         let inserted = self.insert_new(&mut tx, &seed).await?;
         tx.commit().await?;
         Ok(inserted)
@@ -306,7 +293,7 @@ impl Vault {
     /// Stores many new participants in one transaction (migrations and demo data). Returns how
     /// many were new; known national numbers are skipped.
     pub async fn seed_many(&self, seeds: &[Seed<'_>]) -> Result<usize, VaultError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.store.begin_write().await?;
         let mut n = 0;
         for seed in seeds {
             n += usize::from(self.insert_new(&mut tx, seed).await?);
@@ -317,7 +304,7 @@ impl Vault {
 
     async fn insert_new(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut crate::store::WriteTx,
         seed: &Seed<'_>,
     ) -> Result<bool, VaultError> {
         let id = &seed.id;
@@ -337,7 +324,7 @@ impl Vault {
         .bind(&wrapped.bytes)
         .bind(&now)
         .bind(&now)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -371,7 +358,7 @@ impl Vault {
         let rows: Vec<(String, Vec<u8>)> =
             sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
                 .bind(&p.id.as_bytes()[..])
-                .fetch_all(&self.pool)
+                .fetch_all(self.store.pool())
                 .await?;
         let mut out = BTreeMap::new();
         let mut dek = None;
@@ -406,14 +393,14 @@ impl Vault {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let sealed = seal_all(&dek, &p.id, p.dek_version, &set)?;
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.store.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE participants SET version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
         )
         .bind(now())
         .bind(&p.id.as_bytes()[..])
         .bind(expected)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?
         .rows_affected();
         if updated == 0 {
@@ -431,7 +418,7 @@ impl Vault {
             )
             .bind(&hash[..])
             .bind(&p.id.as_bytes()[..])
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?
             .rows_affected();
             if moved == 0 {
@@ -443,7 +430,7 @@ impl Vault {
             sqlx::query("DELETE FROM field_values WHERE participant_id = ? AND field = ?")
                 .bind(&p.id.as_bytes()[..])
                 .bind(field)
-                .execute(&mut *tx)
+                .execute(tx.conn())
                 .await?;
         }
         record_change(&mut tx, &p.id).await?;
@@ -456,27 +443,18 @@ impl Vault {
     pub async fn rewrap_all(&self, keyring: &MasterKeyring) -> Result<u64, VaultError> {
         let current = i64::from(keyring.current_version());
         let mut done = 0;
-        let secret: Option<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT master_version, wrapped FROM system_secrets WHERE name = 'index' AND master_version <> ?",
-        )
-        .bind(current)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some((v, bytes)) = secret {
+        let index = super::INDEX_SECRET;
+        if let Some((master_version, bytes)) =
+            store::secrets::get_not_under(&self.store, index, keyring.current_version()).await?
+        {
             let w = super::keys::IndexSecret::rewrap(
                 keyring,
                 &WrappedKey {
-                    master_version: v as u32,
+                    master_version,
                     bytes,
                 },
             )?;
-            sqlx::query(
-                "UPDATE system_secrets SET master_version = ?, wrapped = ? WHERE name = 'index'",
-            )
-            .bind(i64::from(w.master_version))
-            .bind(&w.bytes)
-            .execute(&self.pool)
-            .await?;
+            store::secrets::replace(&self.store, index, &(w.master_version, w.bytes)).await?;
             done += 1;
         }
         loop {
@@ -484,12 +462,12 @@ impl Vault {
                 "SELECT id, master_version, wrapped_dek FROM participants WHERE master_version <> ? LIMIT 500",
             )
             .bind(current)
-            .fetch_all(&self.pool)
+            .fetch_all(self.store.pool())
             .await?;
             if rows.is_empty() {
                 return Ok(done);
             }
-            let (_turn, mut tx) = self.begin_write().await?;
+            let mut tx = self.store.begin_write().await?;
             for (id, v, bytes) in rows {
                 let Some(pid) = ParticipantId::from_slice(&id) else {
                     continue;
@@ -509,7 +487,7 @@ impl Vault {
                 .bind(&w.bytes)
                 .bind(&id)
                 .bind(&bytes)
-                .execute(&mut *tx)
+                .execute(tx.conn())
                 .await?;
                 done += 1;
             }
@@ -524,7 +502,7 @@ impl Vault {
         flag: Flag,
         on: bool,
     ) -> Result<(), VaultError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.store.begin_write().await?;
         let sql = match flag {
             Flag::Restricted => "UPDATE participants SET restricted = ? WHERE id = ?",
             Flag::Objection => "UPDATE participants SET objection = ? WHERE id = ?",
@@ -532,7 +510,7 @@ impl Vault {
         sqlx::query(sql)
             .bind(on)
             .bind(&id.as_bytes()[..])
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         record_change(&mut tx, id).await?;
         tx.commit().await?;

@@ -79,7 +79,7 @@ impl Vault {
         )
         .bind(&id.as_bytes()[..])
         .bind(partner)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.store.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(Snapshot {
@@ -97,7 +97,7 @@ impl Vault {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.store.pool())
         .await?;
         Ok(ChangePage {
             entries: rows
@@ -143,7 +143,7 @@ impl Vault {
             "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
         );
         in_list(&mut q);
-        let rows: Vec<ParticipantRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<ParticipantRow> = q.build_query_as().fetch_all(self.store.pool()).await?;
         for p in rows
             .into_iter()
             .filter_map(ParticipantRow::into_participant)
@@ -157,7 +157,7 @@ impl Vault {
         );
         q.push_bind(partner).push(" AND participant_id IN (");
         in_list(&mut q);
-        let rows: Vec<(Vec<u8>, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(Vec<u8>, String)> = q.build_query_as().fetch_all(self.store.pool()).await?;
         for (id, role) in rows {
             if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
                 s.roles.push(role);
@@ -167,7 +167,7 @@ impl Vault {
             "SELECT participant_id, scope FROM consents WHERE withdrawn_at IS NULL AND participant_id IN (",
         );
         in_list(&mut q);
-        let rows: Vec<(Vec<u8>, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(Vec<u8>, String)> = q.build_query_as().fetch_all(self.store.pool()).await?;
         for (id, scope) in rows {
             if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
                 s.consents.push(scope);
@@ -179,7 +179,8 @@ impl Vault {
         );
         in_list(&mut q);
         q.push(" GROUP BY participant_id");
-        let rows: Vec<(Vec<u8>, Option<String>)> = q.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(Vec<u8>, Option<String>)> =
+            q.build_query_as().fetch_all(self.store.pool()).await?;
         for (id, fields) in rows {
             if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
                 s.sealed = parse_sealed(fields)?;

@@ -1,0 +1,1 @@
+//! (being filled in: the sync queries move here.)
