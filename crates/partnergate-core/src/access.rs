@@ -1,11 +1,16 @@
 //! Who is asking, for what: the caller identity a certificate establishes, the context of one
 //! request (caller, stated purpose, acting user), and the agreement's rules that decide a
-//! caller's standing without any HTTP in them. The API and the sync feed both use these.
+//! caller's standing without any HTTP in them: [`standing`] is the one access decision, which
+//! the API, the sync feed and data-subject requests all use.
 
 use std::sync::Arc;
 
-use crate::audit::{Action, Draft, Requester};
-use crate::policy::{LegalBasis, Policy, PurposeId, RoleLevel, RoleSet};
+use crate::audit::{Action, AuditEvent, Draft, Requester};
+use crate::policy::{
+    CategorySet, Decision, LegalBasis, Policy, PurposeId, RoleLevel, RoleSet, ScopeSet,
+};
+use crate::vault::keys::IndexKeys;
+use crate::vault::{Participant, Snapshot};
 
 /// A client of the agreement, as established by its certificate.
 #[derive(Clone, Debug)]
@@ -80,4 +85,184 @@ pub fn client_level_roles(policy: &Policy, allowed: RoleSet) -> RoleSet {
         .iter()
         .filter(|r| policy.role_level(*r) == RoleLevel::Client)
         .collect()
+}
+
+/// Why a caller has no standing towards a participant. The API answers every one of them like
+/// a participant that does not exist; the sync feed turns them into removals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such participant for this partner (never was, or erased).
+    Gone,
+    /// Processing is restricted (Art. 18) and the purpose is not handling a data-subject request.
+    Restricted,
+    /// The participant objected (Art. 21) and the objection applies to this processing.
+    Objection,
+    /// The caller's partner holds no role in the case that its client may use, and no
+    /// client-level role grants anything for the purpose.
+    NotInvolved,
+    /// The caller's roles grant nothing for the stated purpose.
+    NoGrantForPurpose,
+}
+
+impl Refusal {
+    /// The reason code in the audit record.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Gone => "unknown_pid",
+            Refusal::Restricted => "restricted",
+            Refusal::Objection => "objection",
+            Refusal::NotInvolved => "not_involved",
+            Refusal::NoGrantForPurpose => "no_grant_for_purpose",
+        }
+    }
+
+    /// The reason a sync feed gives a client for removing the participant.
+    pub fn removal(self) -> &'static str {
+        match self {
+            Refusal::Gone => "erased",
+            Refusal::Restricted => "restricted",
+            Refusal::Objection => "objection",
+            Refusal::NotInvolved => "no_longer_involved",
+            Refusal::NoGrantForPurpose => "no_longer_visible",
+        }
+    }
+}
+
+/// A refusal with what its audit record names.
+#[derive(Debug)]
+pub struct Refused {
+    /// Why.
+    pub refusal: Refusal,
+    /// The participant's audit pseudonym, when there is a participant.
+    pub audit_id: Option<String>,
+    /// The roles the caller had (empty when the decision did not get that far).
+    pub roles: RoleSet,
+}
+
+impl Refused {
+    /// The audit record of this refusal of `action`.
+    pub fn event(&self, ctx: &Context, policy: &Policy, action: Action) -> AuditEvent {
+        let event = ctx.event(action).participant(self.audit_id.clone());
+        let event = if self.roles.is_empty() {
+            event
+        } else {
+            event.roles(role_names(policy, self.roles))
+        };
+        event.refused(self.refusal.code())
+    }
+}
+
+/// A caller's standing towards one participant, for one purpose: what the one access decision
+/// ([`standing`]) grants.
+pub struct Standing {
+    /// The participant row.
+    pub participant: Participant,
+    /// Its case and sealed fields, as loaded with it.
+    pub snapshot: Snapshot,
+    /// The participant's audit pseudonym.
+    pub audit_id: String,
+    /// The caller's case roles (its partner's roles in the case that its client may use).
+    pub case_roles: RoleSet,
+    /// Effective roles: the case roles plus client-level roles.
+    pub roles: RoleSet,
+    /// What those roles may do for the purpose.
+    pub decision: Decision,
+    /// Consent scopes in force.
+    pub consents: ScopeSet,
+}
+
+impl Standing {
+    /// Readable categories, consents applied.
+    pub fn readable(&self) -> CategorySet {
+        self.decision.readable(self.consents)
+    }
+
+    /// Writable categories, consents applied.
+    pub fn writable(&self) -> CategorySet {
+        self.decision.writable(self.consents)
+    }
+
+    /// Role names for the audit record.
+    pub fn role_names(&self, policy: &Policy) -> Vec<String> {
+        role_names(policy, self.roles)
+    }
+
+    /// The case roles the caller's partner holds in this case, whichever of its clients may
+    /// use them: the partner's own view, against which self-widening is measured.
+    pub fn partner_roles(&self, policy: &Policy) -> RoleSet {
+        self.snapshot
+            .roles
+            .iter()
+            .filter_map(|r| policy.role(r))
+            .collect()
+    }
+
+    /// Starts the audit event of `action` on this participant, with the caller's effective
+    /// roles.
+    pub fn event(&self, ctx: &Context, policy: &Policy, action: Action) -> Draft {
+        ctx.event(action)
+            .participant(self.audit_id.clone())
+            .roles(self.role_names(policy))
+    }
+}
+
+/// The access decision: the caller's standing towards the participant of `snapshot` (as
+/// loaded for the caller's partner; `None` when there is none), for the stated purpose. Roles,
+/// purpose, restriction, objection and consents are all weighed here and nowhere else.
+pub fn standing(
+    policy: &Policy,
+    index: &IndexKeys,
+    ctx: &Context,
+    snapshot: Option<Snapshot>,
+) -> Result<Standing, Refused> {
+    let refused = |refusal, audit_id, roles| Refused {
+        refusal,
+        audit_id,
+        roles,
+    };
+    let Some((participant, snapshot)) = snapshot.and_then(|s| Some((s.participant.clone()?, s)))
+    else {
+        return Err(refused(Refusal::Gone, None, RoleSet::EMPTY));
+    };
+    let audit_id = index.audit_pseudonym(&participant.id);
+    let dsr = &*ctx.purpose_name == DSR_PURPOSE;
+    if participant.restricted && !dsr {
+        return Err(refused(Refusal::Restricted, Some(audit_id), RoleSet::EMPTY));
+    }
+    if participant.objection
+        && !dsr
+        && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name)
+    {
+        return Err(refused(Refusal::Objection, Some(audit_id), RoleSet::EMPTY));
+    }
+    let case_roles: RoleSet = snapshot
+        .roles
+        .iter()
+        .filter_map(|r| policy.role(r))
+        .filter(|r| ctx.caller.allowed_roles.contains(*r))
+        .collect();
+    let roles = case_roles.union(client_level_roles(policy, ctx.caller.allowed_roles));
+    let decision = policy.decide(roles, ctx.purpose);
+    if decision.is_empty() {
+        let refusal = if case_roles.is_empty() {
+            Refusal::NotInvolved
+        } else {
+            Refusal::NoGrantForPurpose
+        };
+        return Err(refused(refusal, Some(audit_id), roles));
+    }
+    let consents: ScopeSet = snapshot
+        .consents
+        .iter()
+        .filter_map(|s| policy.scope(s))
+        .collect();
+    Ok(Standing {
+        participant,
+        snapshot,
+        audit_id,
+        case_roles,
+        roles,
+        decision,
+        consents,
+    })
 }

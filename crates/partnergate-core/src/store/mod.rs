@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod case;
+pub mod changes;
 pub mod dsr;
 pub mod erasure;
 pub mod idempotency;

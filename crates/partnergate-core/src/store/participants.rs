@@ -1,1 +1,388 @@
-//! (being filled in)
+//! `participants` and `field_values`: the participant rows (keys, versions, flags, look-up
+//! hash) and their sealed fields. Nothing here is ever plaintext.
+
+use super::{DbError, Store, WriteTx};
+use crate::vault::crypto::ParticipantId;
+
+const SELECT_ONE: &str = "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?";
+
+/// A `participants` row as stored (without its look-up hash).
+#[derive(Debug, sqlx::FromRow)]
+pub struct Row {
+    /// The random id.
+    pub id: Vec<u8>,
+    /// The record version (for If-Match).
+    pub version: i64,
+    /// Art. 18 restriction.
+    pub restricted: bool,
+    /// Art. 21 objection.
+    pub objection: bool,
+    /// The data-key version.
+    pub dek_version: i64,
+    /// The master key version the data key is wrapped under.
+    pub master_version: i64,
+    /// The wrapped data key.
+    pub wrapped_dek: Vec<u8>,
+}
+
+/// A participant row to insert.
+pub struct New<'a> {
+    /// Its random id.
+    pub id: &'a ParticipantId,
+    /// The keyed hash of the national number (or a random one for a kept record).
+    pub insz_hash: &'a [u8],
+    /// The data-key version.
+    pub dek_version: u32,
+    /// The master key version the data key is wrapped under.
+    pub master_version: u32,
+    /// The wrapped data key.
+    pub wrapped_dek: &'a [u8],
+    /// Starts restricted (a record kept apart by an erasure).
+    pub restricted: bool,
+    /// Starts with an objection.
+    pub objection: bool,
+    /// Creation time.
+    pub now: &'a str,
+}
+
+/// A processing flag's column.
+#[derive(Debug, Clone, Copy)]
+pub enum FlagColumn {
+    /// `restricted` (Art. 18).
+    Restricted,
+    /// `objection` (Art. 21).
+    Objection,
+}
+
+/// The participant row with this id.
+pub async fn get(db: &Store, id: &ParticipantId) -> Result<Option<Row>, DbError> {
+    sqlx::query_as(SELECT_ONE)
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(&db.pool)
+        .await
+}
+
+/// The participant row with this id, read inside a write transaction.
+pub async fn get_for_update(tx: &mut WriteTx, id: &ParticipantId) -> Result<Option<Row>, DbError> {
+    sqlx::query_as(SELECT_ONE)
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(tx.conn())
+        .await
+}
+
+/// The id of the participant whose look-up hash is `insz_hash`.
+pub async fn id_by_insz_hash(db: &Store, insz_hash: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+    let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT id FROM participants WHERE insz_hash = ?")
+        .bind(insz_hash)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// Inserts a participant unless its look-up hash is taken. Returns whether it was inserted.
+pub async fn insert(tx: &mut WriteTx, new: &New<'_>) -> Result<bool, DbError> {
+    let n = sqlx::query(
+        "INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, restricted, objection, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (insz_hash) DO NOTHING",
+    )
+    .bind(&new.id.as_bytes()[..])
+    .bind(new.insz_hash)
+    .bind(i64::from(new.dek_version))
+    .bind(i64::from(new.master_version))
+    .bind(new.wrapped_dek)
+    .bind(new.restricted)
+    .bind(new.objection)
+    .bind(new.now)
+    .bind(new.now)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// Moves the record to the next version if it is still at `expected`. Returns whether it was.
+pub async fn bump_version(
+    tx: &mut WriteTx,
+    id: &ParticipantId,
+    expected: i64,
+    now: &str,
+) -> Result<bool, DbError> {
+    let n = sqlx::query(
+        "UPDATE participants SET version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+    )
+    .bind(now)
+    .bind(&id.as_bytes()[..])
+    .bind(expected)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// Gives the record a new look-up hash unless another record has it. Returns whether it moved.
+pub async fn move_insz_hash(
+    tx: &mut WriteTx,
+    id: &ParticipantId,
+    insz_hash: &[u8],
+) -> Result<bool, DbError> {
+    let n = sqlx::query(
+        "UPDATE participants SET insz_hash = ?1 WHERE id = ?2
+         AND NOT EXISTS (SELECT 1 FROM participants WHERE insz_hash = ?1 AND id <> ?2)",
+    )
+    .bind(insz_hash)
+    .bind(&id.as_bytes()[..])
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// Sets a processing flag.
+pub async fn set_flag(
+    tx: &mut WriteTx,
+    id: &ParticipantId,
+    flag: FlagColumn,
+    on: bool,
+) -> Result<(), DbError> {
+    let sql = match flag {
+        FlagColumn::Restricted => "UPDATE participants SET restricted = ? WHERE id = ?",
+        FlagColumn::Objection => "UPDATE participants SET objection = ? WHERE id = ?",
+    };
+    sqlx::query(sql)
+        .bind(on)
+        .bind(&id.as_bytes()[..])
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` (id, master version, wrapped key) of records not wrapped under `current`.
+pub async fn wrapped_not_under(
+    db: &Store,
+    current: u32,
+    limit: i64,
+) -> Result<Vec<(Vec<u8>, u32, Vec<u8>)>, DbError> {
+    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, master_version, wrapped_dek FROM participants WHERE master_version <> ? LIMIT ?",
+    )
+    .bind(i64::from(current))
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, v, w)| (id, v as u32, w))
+        .collect())
+}
+
+/// Replaces a wrapped data key if it is still `old` (a concurrent erasure or rotation wins).
+pub async fn replace_wrapped(
+    tx: &mut WriteTx,
+    id: &[u8],
+    old: &[u8],
+    (version, wrapped): (u32, &[u8]),
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE participants SET master_version = ?, wrapped_dek = ? WHERE id = ? AND wrapped_dek = ?",
+    )
+    .bind(i64::from(version))
+    .bind(wrapped)
+    .bind(id)
+    .bind(old)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Writes (inserts or replaces) sealed field values.
+pub async fn write_fields(
+    tx: &mut WriteTx,
+    id: &ParticipantId,
+    sealed: Vec<(String, Vec<u8>)>,
+) -> Result<(), DbError> {
+    if sealed.is_empty() {
+        return Ok(());
+    }
+    // One statement for all fields (an agreement has far fewer than SQLite's variable limit).
+    let mut q =
+        sqlx::QueryBuilder::new("INSERT INTO field_values (participant_id, field, sealed) ");
+    q.push_values(sealed, |mut row, (field, bytes)| {
+        row.push_bind(id.as_bytes().to_vec())
+            .push_bind(field)
+            .push_bind(bytes);
+    });
+    q.push(" ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed");
+    q.build().execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// Deletes one field value.
+pub async fn clear_field(tx: &mut WriteTx, id: &ParticipantId, field: &str) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM field_values WHERE participant_id = ? AND field = ?")
+        .bind(&id.as_bytes()[..])
+        .bind(field)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Every sealed field value of a participant.
+pub async fn sealed_fields(
+    db: &Store,
+    id: &ParticipantId,
+) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+    sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
+        .bind(&id.as_bytes()[..])
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// Every sealed field value of a participant, read inside a write transaction.
+pub async fn sealed_fields_for_update(
+    tx: &mut WriteTx,
+    id: &ParticipantId,
+) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+    sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
+        .bind(&id.as_bytes()[..])
+        .fetch_all(tx.conn())
+        .await
+}
+
+/// (field, sealed value) pairs of one participant.
+pub type SealedFields = Vec<(String, Vec<u8>)>;
+
+/// A participant row with `partner`'s active roles, the consents in force and the sealed
+/// fields: everything one request about one participant needs.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The row.
+    pub row: Row,
+    /// The asking partner's active roles in the case.
+    pub roles: Vec<String>,
+    /// Consent scopes in force.
+    pub consents: Vec<String>,
+    /// (field, sealed value).
+    pub sealed: SealedFields,
+}
+
+#[derive(sqlx::FromRow)]
+struct LoadRow {
+    #[sqlx(flatten)]
+    row: Row,
+    roles: Option<String>,
+    consents: Option<String>,
+    fields: Option<String>,
+}
+
+/// Splits a `group_concat` list. Agreement ids (roles, scopes, field names) never contain the
+/// separators: they are lower-case letters, digits, `_` and `.`.
+fn split_list(list: Option<String>) -> Vec<String> {
+    list.map(|l| l.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Parses `group_concat(field || ':' || hex(sealed), ',')`.
+fn parse_sealed(list: Option<String>) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+    let malformed = || DbError::Decode("a sealed field list that does not parse".into());
+    split_list(list)
+        .into_iter()
+        .map(|entry| {
+            let (field, hex_value) = entry.split_once(':').ok_or_else(malformed)?;
+            let bytes = hex::decode(hex_value).map_err(|_| malformed())?;
+            Ok((field.to_string(), bytes))
+        })
+        .collect()
+}
+
+/// Reads one participant for `partner` in one query.
+pub async fn load(
+    db: &Store,
+    partner: &str,
+    id: &ParticipantId,
+) -> Result<Option<Loaded>, DbError> {
+    let row: Option<LoadRow> = sqlx::query_as(
+        "SELECT p.id, p.version, p.restricted, p.objection, p.dek_version, p.master_version, p.wrapped_dek,
+           (SELECT group_concat(role, ',') FROM involvements i
+             WHERE i.participant_id = p.id AND i.partner = ?2 AND i.ended_at IS NULL) AS roles,
+           (SELECT group_concat(scope, ',') FROM consents c
+             WHERE c.participant_id = p.id AND c.withdrawn_at IS NULL) AS consents,
+           (SELECT group_concat(field || ':' || hex(sealed), ',') FROM field_values f
+             WHERE f.participant_id = p.id) AS fields
+         FROM participants p WHERE p.id = ?1",
+    )
+    .bind(&id.as_bytes()[..])
+    .bind(partner)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| {
+        Ok(Loaded {
+            row: r.row,
+            roles: split_list(r.roles),
+            consents: split_list(r.consents),
+            sealed: parse_sealed(r.fields)?,
+        })
+    })
+    .transpose()
+}
+
+/// Many participants for `partner`, read with one query per table (a sync page). An erased id
+/// has no row; every list only holds ids that were asked for.
+pub struct Bulk {
+    /// Participant rows found.
+    pub rows: Vec<Row>,
+    /// (participant id, role) of `partner`'s active roles.
+    pub roles: Vec<(Vec<u8>, String)>,
+    /// (participant id, scope) of consents in force.
+    pub consents: Vec<(Vec<u8>, String)>,
+    /// (participant id, sealed fields).
+    pub sealed: Vec<(Vec<u8>, SealedFields)>,
+}
+
+/// Reads many participants for `partner` with one query per table.
+pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Result<Bulk, DbError> {
+    use sqlx::{QueryBuilder, Sqlite};
+    let mut bulk = Bulk {
+        rows: Vec::new(),
+        roles: Vec::new(),
+        consents: Vec::new(),
+        sealed: Vec::new(),
+    };
+    if ids.is_empty() {
+        return Ok(bulk);
+    }
+    let in_list = |b: &mut QueryBuilder<Sqlite>| {
+        let mut sep = b.separated(", ");
+        for id in ids {
+            sep.push_bind(id.as_bytes().to_vec());
+        }
+        sep.push_unseparated(")");
+    };
+    let mut q = QueryBuilder::new(
+        "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
+    );
+    in_list(&mut q);
+    bulk.rows = q.build_query_as().fetch_all(&db.pool).await?;
+    let mut q = QueryBuilder::new(
+        "SELECT participant_id, role FROM involvements WHERE ended_at IS NULL AND partner = ",
+    );
+    q.push_bind(partner).push(" AND participant_id IN (");
+    in_list(&mut q);
+    bulk.roles = q.build_query_as().fetch_all(&db.pool).await?;
+    let mut q = QueryBuilder::new(
+        "SELECT participant_id, scope FROM consents WHERE withdrawn_at IS NULL AND participant_id IN (",
+    );
+    in_list(&mut q);
+    bulk.consents = q.build_query_as().fetch_all(&db.pool).await?;
+    // One row per participant, not per field: rows cross a thread boundary one by one.
+    let mut q = QueryBuilder::new(
+        "SELECT participant_id, group_concat(field || ':' || hex(sealed), ',') FROM field_values WHERE participant_id IN (",
+    );
+    in_list(&mut q);
+    q.push(" GROUP BY participant_id");
+    let rows: Vec<(Vec<u8>, Option<String>)> = q.build_query_as().fetch_all(&db.pool).await?;
+    bulk.sealed = rows
+        .into_iter()
+        .map(|(id, fields)| Ok((id, parse_sealed(fields)?)))
+        .collect::<Result<_, DbError>>()?;
+    Ok(bulk)
+}

@@ -2,8 +2,8 @@
 
 use super::VaultError;
 use super::crypto::{DataKey, ParticipantId};
-use super::participants::{Participant, Vault, record_change};
-use crate::store::now;
+use super::participants::{Participant, Vault};
+use crate::store::{self, now};
 
 /// An active role of a partner in a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,88 +105,9 @@ pub enum CaseChange<'a> {
     },
 }
 
-pub(super) async fn insert_involvement(
-    tx: &mut crate::store::WriteTx,
-    id: &ParticipantId,
-    partner: &str,
-    role: &str,
-    by: &str,
-) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "INSERT INTO involvements (participant_id, partner, role, started_at, started_by) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&id.as_bytes()[..])
-    .bind(partner)
-    .bind(role)
-    .bind(now())
-    .bind(by)
-    .execute(tx.conn())
-    .await?
-    .rows_affected())
-}
-
-/// Whether a partner other than `partner` holds `role` in the case now.
-async fn held_by_other(
-    tx: &mut crate::store::WriteTx,
-    id: &ParticipantId,
-    partner: &str,
-    role: &str,
-) -> Result<bool, sqlx::Error> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM involvements WHERE participant_id = ? AND role = ? AND partner <> ? AND ended_at IS NULL",
-    )
-    .bind(&id.as_bytes()[..])
-    .bind(role)
-    .bind(partner)
-    .fetch_one(tx.conn())
-    .await?;
-    Ok(n > 0)
-}
-
-async fn end_involvement(
-    tx: &mut crate::store::WriteTx,
-    id: &ParticipantId,
-    partner: &str,
-    role: &str,
-    by: &str,
-    reason: Option<&str>,
-) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "UPDATE involvements SET ended_at = ?, ended_by = ?, end_reason = ? WHERE participant_id = ? AND partner = ? AND role = ? AND ended_at IS NULL",
-    )
-    .bind(now())
-    .bind(by)
-    .bind(reason)
-    .bind(&id.as_bytes()[..])
-    .bind(partner)
-    .bind(role)
-    .execute(tx.conn())
-    .await?
-    .rows_affected())
-}
-
-pub(super) async fn insert_consent(
-    tx: &mut crate::store::WriteTx,
-    id: &ParticipantId,
-    scope: &str,
-    by: &str,
-) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(&id.as_bytes()[..])
-    .bind(scope)
-    .bind(by)
-    .bind(now())
-    .execute(tx.conn())
-    .await?
-    .rows_affected())
-}
-
 /// Adds a note sealed like a field, bound to its own id.
 pub(super) async fn insert_note(
-    tx: &mut crate::store::WriteTx,
+    tx: &mut store::WriteTx,
     dek: &DataKey,
     participant: &ParticipantId,
     dek_version: u32,
@@ -202,14 +123,7 @@ pub(super) async fn insert_note(
         text.as_bytes(),
     )?;
     let created_at = now();
-    sqlx::query("INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) VALUES (?, ?, ?, ?, ?)")
-        .bind(&id.as_bytes()[..])
-        .bind(&participant.as_bytes()[..])
-        .bind(author_partner)
-        .bind(&created_at)
-        .bind(sealed)
-        .execute(tx.conn())
-        .await?;
+    store::case::insert_note(tx, &id, participant, author_partner, &created_at, &sealed).await?;
     Ok(Note {
         id: id_hex,
         author_partner: author_partner.to_string(),
@@ -229,21 +143,7 @@ impl Vault {
         id: &ParticipantId,
         partner: Option<&str>,
     ) -> Result<Vec<Involvement>, VaultError> {
-        let rows: Vec<(String, String)> = match partner {
-            Some(p) => sqlx::query_as(
-                "SELECT partner, role FROM involvements WHERE participant_id = ? AND partner = ? AND ended_at IS NULL ORDER BY id",
-            )
-            .bind(&id.as_bytes()[..])
-            .bind(p)
-            .fetch_all(self.store.pool())
-            .await?,
-            None => sqlx::query_as(
-                "SELECT partner, role FROM involvements WHERE participant_id = ? AND ended_at IS NULL ORDER BY id",
-            )
-            .bind(&id.as_bytes()[..])
-            .fetch_all(self.store.pool())
-            .await?,
-        };
+        let rows = store::case::active_roles(&self.store, id, partner).await?;
         Ok(rows
             .into_iter()
             .map(|(partner, role)| Involvement { partner, role })
@@ -259,6 +159,7 @@ impl Vault {
         change: CaseChange<'_>,
     ) -> Result<CaseOutcome, VaultError> {
         let mut tx = self.store.begin_write().await?;
+        let now = now();
         let n = match change {
             CaseChange::StartRole {
                 partner,
@@ -266,31 +167,26 @@ impl Vault {
                 by,
                 one_per_case,
             } => {
-                if one_per_case && held_by_other(&mut tx, id, partner, role).await? {
+                if one_per_case && store::case::held_by_other(&mut tx, id, partner, role).await? {
                     return Ok(CaseOutcome::Taken);
                 }
-                insert_involvement(&mut tx, id, partner, role, by).await?
+                store::case::start_role(&mut tx, id, partner, role, by, &now).await?
             }
             CaseChange::EndRole {
                 partner,
                 role,
                 by,
                 reason,
-            } => end_involvement(&mut tx, id, partner, role, by, reason).await?,
-            CaseChange::RecordConsent { scope, by } => insert_consent(&mut tx, id, scope, by).await?,
-            CaseChange::WithdrawConsent { scope, by } => sqlx::query(
-                "UPDATE consents SET withdrawn_at = ?, withdrawn_by = ? WHERE participant_id = ? AND scope = ? AND withdrawn_at IS NULL",
-            )
-            .bind(now())
-            .bind(by)
-            .bind(&id.as_bytes()[..])
-            .bind(scope)
-            .execute(tx.conn())
-            .await?
-            .rows_affected(),
+            } => store::case::end_role(&mut tx, id, (partner, role), by, reason, &now).await?,
+            CaseChange::RecordConsent { scope, by } => {
+                store::case::record_consent(&mut tx, id, scope, by, &now).await?
+            }
+            CaseChange::WithdrawConsent { scope, by } => {
+                store::case::withdraw_consent(&mut tx, id, scope, by, &now).await?
+            }
         };
         if n > 0 {
-            record_change(&mut tx, id).await?;
+            store::changes::record(&mut tx, id).await?;
         }
         tx.commit().await?;
         Ok(if n > 0 {
@@ -313,14 +209,16 @@ impl Vault {
         by: &str,
     ) -> Result<CaseOutcome, VaultError> {
         let mut tx = self.store.begin_write().await?;
-        if end_involvement(&mut tx, id, from, role, by, Some("handover")).await? == 0 {
+        let now = now();
+        let ended = store::case::end_role(&mut tx, id, (from, role), by, Some("handover"), &now);
+        if ended.await? == 0 {
             return Ok(CaseOutcome::Unchanged);
         }
-        if held_by_other(&mut tx, id, to, role).await? {
+        if store::case::held_by_other(&mut tx, id, to, role).await? {
             return Ok(CaseOutcome::Taken);
         }
-        insert_involvement(&mut tx, id, to, role, by).await?;
-        record_change(&mut tx, id).await?;
+        store::case::start_role(&mut tx, id, to, role, by, &now).await?;
+        store::changes::record(&mut tx, id).await?;
         tx.commit().await?;
         Ok(CaseOutcome::Changed)
     }
@@ -341,12 +239,7 @@ impl Vault {
 
     /// All notes of a participant, oldest first, decrypted.
     pub async fn notes(&self, p: &Participant) -> Result<Vec<Note>, VaultError> {
-        let rows: Vec<(Vec<u8>, String, String, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, author_partner, created_at, sealed FROM notes WHERE participant_id = ? ORDER BY created_at, id",
-        )
-        .bind(&p.id.as_bytes()[..])
-        .fetch_all(self.store.pool())
-        .await?;
+        let rows = store::case::notes(&self.store, &p.id).await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -372,12 +265,7 @@ impl Vault {
         &self,
         id: &ParticipantId,
     ) -> Result<Vec<InvolvementHistory>, VaultError> {
-        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT partner, role, started_at, ended_at FROM involvements WHERE participant_id = ? ORDER BY id",
-        )
-        .bind(&id.as_bytes()[..])
-        .fetch_all(self.store.pool())
-        .await?;
+        let rows = store::case::role_history(&self.store, id).await?;
         Ok(rows
             .into_iter()
             .map(|(partner, role, started_at, ended_at)| InvolvementHistory {
@@ -394,12 +282,7 @@ impl Vault {
         &self,
         id: &ParticipantId,
     ) -> Result<Vec<ConsentHistory>, VaultError> {
-        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT scope, recorded_by, recorded_at, withdrawn_at FROM consents WHERE participant_id = ? ORDER BY id",
-        )
-        .bind(&id.as_bytes()[..])
-        .fetch_all(self.store.pool())
-        .await?;
+        let rows = store::case::consent_history(&self.store, id).await?;
         Ok(rows
             .into_iter()
             .map(

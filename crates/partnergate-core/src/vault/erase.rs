@@ -4,10 +4,8 @@
 use super::VaultError;
 use super::crypto::{DataKey, ParticipantId};
 use super::insz::Insz;
-use super::participants::{
-    DEK_VERSION, Participant, ParticipantRow, Vault, WriteError, record_change, write_sealed,
-};
-use crate::store::now;
+use super::participants::{DEK_VERSION, Participant, Vault, WriteError, from_row};
+use crate::store::{self, now};
 
 impl Vault {
     /// Erases a participant, keeping exactly the fields named in `keep` (retention, e.g. ESF
@@ -34,41 +32,18 @@ impl Vault {
         planned_version: Option<i64>,
     ) -> Result<(), WriteError> {
         let mut tx = self.store.begin_write().await?;
-        let key = &id.as_bytes()[..];
-        let row: Option<ParticipantRow> = sqlx::query_as(
-            "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
-        )
-        .bind(key)
-        .fetch_optional(tx.conn())
-        .await?;
-        if let Some(row) = row {
+        if let Some(row) = store::participants::get_for_update(&mut tx, id).await? {
             if let Some(v) = planned_version
                 && v != row.version
             {
                 return Err(WriteError::Stale(row.version));
             }
-            let p = row
-                .into_participant()
-                .ok_or(super::crypto::CryptoError::Malformed)?;
+            let p = from_row(row).ok_or(super::crypto::CryptoError::Malformed)?;
             if !keep.is_empty() {
                 self.keep_apart(&mut tx, &p, keep).await?;
             }
-            for sql in [
-                // Overwrite the key before the row goes, so no page ever holds it again.
-                "UPDATE participants SET wrapped_dek = zeroblob(length(wrapped_dek)) WHERE id = ?",
-                "DELETE FROM field_values WHERE participant_id = ?",
-                "DELETE FROM notes WHERE participant_id = ?",
-                "DELETE FROM consents WHERE participant_id = ?",
-                "DELETE FROM involvements WHERE participant_id = ?",
-                "DELETE FROM idempotency WHERE participant_id = ?",
-                "DELETE FROM erased_lookup WHERE participant_id = ?",
-                // Sealed under the destroyed key already; drop the ciphertext too.
-                "UPDATE dsr_requests SET details_sealed = NULL WHERE participant_id = ?",
-                "DELETE FROM participants WHERE id = ?",
-            ] {
-                sqlx::query(sql).bind(key).execute(tx.conn()).await?;
-            }
-            record_change(&mut tx, id).await?;
+            store::erasure::remove_participant(&mut tx, id).await?;
+            store::changes::record(&mut tx, id).await?;
         }
         tx.commit().await?;
         // Until the write-ahead log is folded into the database file, the file's old page
@@ -81,28 +56,18 @@ impl Vault {
     /// `erased_lookup` leads to. Part of [`Vault::erase`]'s transaction.
     async fn keep_apart(
         &self,
-        tx: &mut crate::store::WriteTx,
+        tx: &mut store::WriteTx,
         p: &Participant,
         keep: &[String],
     ) -> Result<(), VaultError> {
-        let key = &p.id.as_bytes()[..];
-        let rows: Vec<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
-                .bind(key)
-                .fetch_all(tx.conn())
-                .await?;
+        let rows = store::participants::sealed_fields_for_update(tx, &p.id).await?;
         let rows: Vec<_> = rows.into_iter().filter(|(f, _)| keep.contains(f)).collect();
         if rows.is_empty() {
             return Ok(());
         }
         // A record kept by an earlier erasure already has a random insz_hash: the real one is
         // in erased_lookup.
-        let (insz_hash,): (Vec<u8>,) = sqlx::query_as(
-            "SELECT coalesce((SELECT insz_hash FROM erased_lookup WHERE participant_id = ?1), insz_hash) FROM participants WHERE id = ?1",
-        )
-        .bind(key)
-        .fetch_one(tx.conn())
-        .await?;
+        let insz_hash = store::erasure::real_insz_hash(tx, &p.id).await?;
         let old = self.unwrap(p)?;
         let kept_id = ParticipantId::generate()?;
         let dek = DataKey::generate()?;
@@ -119,27 +84,19 @@ impl Vault {
             .collect::<Result<Vec<_>, VaultError>>()?;
         let mut unfindable = [0u8; 32];
         super::crypto::random_fill(&mut unfindable)?;
-        let now = now();
-        sqlx::query(
-            "INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, restricted, objection, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 1, 1, ?, ?, ?)",
-        )
-        .bind(&kept_id.as_bytes()[..])
-        .bind(&unfindable[..])
-        .bind(i64::from(DEK_VERSION))
-        .bind(i64::from(wrapped.master_version))
-        .bind(&wrapped.bytes)
-        .bind(p.objection)
-        .bind(&now)
-        .bind(&now)
-        .execute(tx.conn())
-        .await?;
-        write_sealed(tx, &kept_id, sealed).await?;
-        sqlx::query("INSERT INTO erased_lookup (participant_id, insz_hash) VALUES (?, ?)")
-            .bind(&kept_id.as_bytes()[..])
-            .bind(insz_hash)
-            .execute(tx.conn())
-            .await?;
+        let kept = store::participants::New {
+            id: &kept_id,
+            insz_hash: &unfindable,
+            dek_version: DEK_VERSION,
+            master_version: wrapped.master_version,
+            wrapped_dek: &wrapped.bytes,
+            restricted: true,
+            objection: p.objection,
+            now: &now(),
+        };
+        store::participants::insert(tx, &kept).await?;
+        store::participants::write_fields(tx, &kept_id, sealed).await?;
+        store::erasure::add_lookup(tx, &kept_id, &insz_hash).await?;
         Ok(())
     }
 
@@ -151,13 +108,7 @@ impl Vault {
             return Ok(Some(id));
         }
         let hash = self.index.insz_lookup_hash(insz);
-        let row: Option<(Vec<u8>,)> = sqlx::query_as(
-            "SELECT e.participant_id FROM erased_lookup e JOIN participants p ON p.id = e.participant_id
-             WHERE e.insz_hash = ? ORDER BY p.created_at DESC LIMIT 1",
-        )
-        .bind(&hash[..])
-        .fetch_optional(self.store.pool())
-        .await?;
-        Ok(row.and_then(|(id,)| ParticipantId::from_slice(&id)))
+        let kept = store::erasure::find_kept(&self.store, &hash).await?;
+        Ok(kept.and_then(|id| ParticipantId::from_slice(&id)))
     }
 }

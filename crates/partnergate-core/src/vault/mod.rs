@@ -32,7 +32,7 @@ pub enum VaultError {
     Crypto(#[from] CryptoError),
     /// The database failed.
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(#[from] store::DbError),
     /// The database could not be opened.
     #[error("{0}")]
     Store(#[from] store::StoreError),

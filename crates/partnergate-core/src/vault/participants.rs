@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use super::VaultError;
-use super::case::{insert_consent, insert_involvement, insert_note};
+use super::case::insert_note;
 use super::crypto::{DataKey, ParticipantId, WrappedKey};
 use super::insz::Insz;
 use super::keys::{IndexKeys, MasterKeyring};
@@ -39,32 +39,19 @@ pub struct Participant {
     wrapped: WrappedKey,
 }
 
-/// A `participants` row as stored.
-#[derive(sqlx::FromRow)]
-pub(super) struct ParticipantRow {
-    pub(super) id: Vec<u8>,
-    pub(super) version: i64,
-    pub(super) restricted: bool,
-    pub(super) objection: bool,
-    pub(super) dek_version: i64,
-    pub(super) master_version: i64,
-    pub(super) wrapped_dek: Vec<u8>,
-}
-
-impl ParticipantRow {
-    pub(super) fn into_participant(self) -> Option<Participant> {
-        Some(Participant {
-            id: ParticipantId::from_slice(&self.id)?,
-            version: self.version,
-            restricted: self.restricted,
-            objection: self.objection,
-            dek_version: self.dek_version as u32,
-            wrapped: WrappedKey {
-                master_version: self.master_version as u32,
-                bytes: self.wrapped_dek,
-            },
-        })
-    }
+/// Reads a stored row; `None` if its id is malformed.
+pub(super) fn from_row(row: store::participants::Row) -> Option<Participant> {
+    Some(Participant {
+        id: ParticipantId::from_slice(&row.id)?,
+        version: row.version,
+        restricted: row.restricted,
+        objection: row.objection,
+        dek_version: row.dek_version as u32,
+        wrapped: WrappedKey {
+            master_version: row.master_version as u32,
+            bytes: row.wrapped_dek,
+        },
+    })
 }
 
 /// Outcome of a write that checks the record version.
@@ -136,42 +123,6 @@ fn seal_all(
         .collect()
 }
 
-pub(super) async fn write_sealed(
-    tx: &mut crate::store::WriteTx,
-    id: &ParticipantId,
-    sealed: Vec<(String, Vec<u8>)>,
-) -> Result<(), sqlx::Error> {
-    if sealed.is_empty() {
-        return Ok(());
-    }
-    // One statement for all fields (an agreement has far fewer than SQLite's variable limit).
-    let mut q =
-        sqlx::QueryBuilder::new("INSERT INTO field_values (participant_id, field, sealed) ");
-    q.push_values(sealed, |mut row, (field, bytes)| {
-        row.push_bind(id.as_bytes().to_vec())
-            .push_bind(field)
-            .push_bind(bytes);
-    });
-    q.push(" ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed");
-    q.build().execute(tx.conn()).await?;
-    Ok(())
-}
-
-/// Notes that a participant changed, for the partners' sync feeds.
-pub(super) async fn record_change(
-    tx: &mut crate::store::WriteTx,
-    id: &ParticipantId,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO changes (participant_id, seq) VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM changes))
-         ON CONFLICT (participant_id) DO UPDATE SET seq = excluded.seq",
-    )
-    .bind(&id.as_bytes()[..])
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}
-
 impl Vault {
     /// Opens the vault on `store` with `keyring` (read from `keyring_file` when given, so that
     /// [`Vault::reload_keyring_if_changed`] can pick up a rotation).
@@ -203,7 +154,7 @@ impl Vault {
 
     /// The database pool (while the domain modules move their queries into the store).
     pub fn pool(&self) -> &sqlx::SqlitePool {
-        &self.store.pool
+        self.store.pool()
     }
 
     /// Re-reads the key file if it changed (after `keys rotate`), so new data keys are wrapped
@@ -245,24 +196,15 @@ impl Vault {
 
     /// The participant row.
     pub async fn participant(&self, id: &ParticipantId) -> Result<Option<Participant>, VaultError> {
-        let row: Option<ParticipantRow> = sqlx::query_as(
-            "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?",
-        )
-        .bind(&id.as_bytes()[..])
-        .fetch_optional(self.store.pool())
-        .await?;
-        Ok(row.and_then(ParticipantRow::into_participant))
+        let row = store::participants::get(&self.store, id).await?;
+        Ok(row.and_then(from_row))
     }
 
     /// The participant with this national number, if registered.
     pub async fn find_by_insz(&self, insz: &Insz) -> Result<Option<ParticipantId>, VaultError> {
         let hash = self.index.insz_lookup_hash(insz);
-        let row: Option<(Vec<u8>,)> =
-            sqlx::query_as("SELECT id FROM participants WHERE insz_hash = ?")
-                .bind(&hash[..])
-                .fetch_optional(self.store.pool())
-                .await?;
-        Ok(row.and_then(|(id,)| ParticipantId::from_slice(&id)))
+        let id = store::participants::id_by_insz_hash(&self.store, &hash).await?;
+        Ok(id.and_then(|id| ParticipantId::from_slice(&id)))
     }
 
     /// Registers a participant with `fields` (which must include `identity.insz` as the
@@ -304,7 +246,7 @@ impl Vault {
 
     async fn insert_new(
         &self,
-        tx: &mut crate::store::WriteTx,
+        tx: &mut store::WriteTx,
         seed: &Seed<'_>,
     ) -> Result<bool, VaultError> {
         let id = &seed.id;
@@ -313,39 +255,35 @@ impl Vault {
         let hash = self.index.insz_lookup_hash(seed.insz);
         let sealed = seal_all(&dek, id, DEK_VERSION, seed.fields)?;
         let now = now();
-        let inserted = sqlx::query(
-            "INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (insz_hash) DO NOTHING",
-        )
-        .bind(&id.as_bytes()[..])
-        .bind(&hash[..])
-        .bind(i64::from(DEK_VERSION))
-        .bind(i64::from(wrapped.master_version))
-        .bind(&wrapped.bytes)
-        .bind(&now)
-        .bind(&now)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        let new = store::participants::New {
+            id,
+            insz_hash: &hash,
+            dek_version: DEK_VERSION,
+            master_version: wrapped.master_version,
+            wrapped_dek: &wrapped.bytes,
+            restricted: false,
+            objection: false,
+            now: &now,
+        };
+        if !store::participants::insert(tx, &new).await? {
             return Ok(false);
         }
-        write_sealed(tx, id, sealed).await?;
+        store::participants::write_fields(tx, id, sealed).await?;
         let first = seed
             .involvements
             .first()
             .map(|(p, _)| p.as_str())
             .unwrap_or("");
         for (partner, role) in seed.involvements {
-            insert_involvement(tx, id, partner, role, first).await?;
+            store::case::start_role(tx, id, partner, role, first, &now).await?;
         }
         for scope in seed.consents {
-            insert_consent(tx, id, scope, first).await?;
+            store::case::record_consent(tx, id, scope, first, &now).await?;
         }
         for (author, text) in seed.notes {
             insert_note(tx, &dek, id, DEK_VERSION, author, text).await?;
         }
-        record_change(tx, id).await?;
+        store::changes::record(tx, id).await?;
         Ok(true)
     }
 
@@ -355,11 +293,7 @@ impl Vault {
         p: &Participant,
         wanted: impl Fn(&str) -> bool,
     ) -> Result<BTreeMap<String, Value>, VaultError> {
-        let rows: Vec<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
-                .bind(&p.id.as_bytes()[..])
-                .fetch_all(self.store.pool())
-                .await?;
+        let rows = store::participants::sealed_fields(&self.store, &p.id).await?;
         let mut out = BTreeMap::new();
         let mut dek = None;
         for (field, sealed) in rows.into_iter().filter(|(f, _)| wanted(f)) {
@@ -394,16 +328,7 @@ impl Vault {
             .collect();
         let sealed = seal_all(&dek, &p.id, p.dek_version, &set)?;
         let mut tx = self.store.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE participants SET version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
-        )
-        .bind(now())
-        .bind(&p.id.as_bytes()[..])
-        .bind(expected)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        if !store::participants::bump_version(&mut tx, &p.id, expected, &now()).await? {
             drop(tx);
             return match self.participant(&p.id).await? {
                 Some(current) => Err(WriteError::Stale(current.version)),
@@ -412,28 +337,15 @@ impl Vault {
         }
         if let Some(insz) = new_insz {
             let hash = self.index.insz_lookup_hash(insz);
-            let moved = sqlx::query(
-                "UPDATE participants SET insz_hash = ?1 WHERE id = ?2
-                 AND NOT EXISTS (SELECT 1 FROM participants WHERE insz_hash = ?1 AND id <> ?2)",
-            )
-            .bind(&hash[..])
-            .bind(&p.id.as_bytes()[..])
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
-            if moved == 0 {
+            if !store::participants::move_insz_hash(&mut tx, &p.id, &hash).await? {
                 return Err(WriteError::InszTaken);
             }
         }
-        write_sealed(&mut tx, &p.id, sealed).await?;
+        store::participants::write_fields(&mut tx, &p.id, sealed).await?;
         for (field, _) in clear {
-            sqlx::query("DELETE FROM field_values WHERE participant_id = ? AND field = ?")
-                .bind(&p.id.as_bytes()[..])
-                .bind(field)
-                .execute(tx.conn())
-                .await?;
+            store::participants::clear_field(&mut tx, &p.id, field).await?;
         }
-        record_change(&mut tx, &p.id).await?;
+        store::changes::record(&mut tx, &p.id).await?;
         tx.commit().await?;
         Ok(expected + 1)
     }
@@ -441,7 +353,6 @@ impl Vault {
     /// Re-wraps every data key and the index secret that is not under the current master
     /// version, in batches, while the server keeps serving. Returns how many were re-wrapped.
     pub async fn rewrap_all(&self, keyring: &MasterKeyring) -> Result<u64, VaultError> {
-        let current = i64::from(keyring.current_version());
         let mut done = 0;
         let index = super::INDEX_SECRET;
         if let Some((master_version, bytes)) =
@@ -458,12 +369,9 @@ impl Vault {
             done += 1;
         }
         loop {
-            let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT id, master_version, wrapped_dek FROM participants WHERE master_version <> ? LIMIT 500",
-            )
-            .bind(current)
-            .fetch_all(self.store.pool())
-            .await?;
+            let rows =
+                store::participants::wrapped_not_under(&self.store, keyring.current_version(), 500)
+                    .await?;
             if rows.is_empty() {
                 return Ok(done);
             }
@@ -475,19 +383,17 @@ impl Vault {
                 let w = keyring.rewrap(
                     &pid,
                     &WrappedKey {
-                        master_version: v as u32,
+                        master_version: v,
                         bytes: bytes.clone(),
                     },
                 )?;
                 // Compare-and-set: a concurrent erasure or rotation wins; we never resurrect.
-                sqlx::query(
-                    "UPDATE participants SET master_version = ?, wrapped_dek = ? WHERE id = ? AND wrapped_dek = ?",
+                store::participants::replace_wrapped(
+                    &mut tx,
+                    &id,
+                    &bytes,
+                    (w.master_version, &w.bytes),
                 )
-                .bind(i64::from(w.master_version))
-                .bind(&w.bytes)
-                .bind(&id)
-                .bind(&bytes)
-                .execute(tx.conn())
                 .await?;
                 done += 1;
             }
@@ -503,16 +409,12 @@ impl Vault {
         on: bool,
     ) -> Result<(), VaultError> {
         let mut tx = self.store.begin_write().await?;
-        let sql = match flag {
-            Flag::Restricted => "UPDATE participants SET restricted = ? WHERE id = ?",
-            Flag::Objection => "UPDATE participants SET objection = ? WHERE id = ?",
+        let column = match flag {
+            Flag::Restricted => store::participants::FlagColumn::Restricted,
+            Flag::Objection => store::participants::FlagColumn::Objection,
         };
-        sqlx::query(sql)
-            .bind(on)
-            .bind(&id.as_bytes()[..])
-            .execute(tx.conn())
-            .await?;
-        record_change(&mut tx, id).await?;
+        store::participants::set_flag(&mut tx, id, column, on).await?;
+        store::changes::record(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }

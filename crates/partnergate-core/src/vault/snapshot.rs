@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use sqlx::Sqlite;
 
 use super::VaultError;
 use super::crypto::ParticipantId;
-use super::participants::{Participant, ParticipantRow, Vault};
+use super::participants::{Participant, Vault, from_row};
+use crate::store;
 
 /// Everything the sync feed needs about one participant, read in bulk and still sealed.
 pub struct Snapshot {
@@ -27,38 +27,6 @@ pub struct ChangePage {
     pub entries: Vec<(ParticipantId, i64)>,
 }
 
-/// The columns of [`Vault::load`]: the participant row and its case, aggregated.
-#[derive(sqlx::FromRow)]
-struct LoadRow {
-    #[sqlx(flatten)]
-    row: ParticipantRow,
-    roles: Option<String>,
-    consents: Option<String>,
-    fields: Option<String>,
-}
-
-/// Splits a `group_concat` list. Agreement ids (roles, scopes, field names) never contain the
-/// separators: they are lower-case letters, digits, `_` and `.`.
-fn split_list(list: Option<String>) -> Vec<String> {
-    list.map(|l| l.split(',').map(str::to_string).collect())
-        .unwrap_or_default()
-}
-
-/// Parses `group_concat(field || ':' || hex(sealed), ',')`.
-fn parse_sealed(list: Option<String>) -> Result<Vec<(String, Vec<u8>)>, VaultError> {
-    split_list(list)
-        .into_iter()
-        .map(|entry| {
-            let (field, hex_value) = entry
-                .split_once(':')
-                .ok_or(super::crypto::CryptoError::Malformed)?;
-            let bytes =
-                hex::decode(hex_value).map_err(|_| super::crypto::CryptoError::Malformed)?;
-            Ok((field.to_string(), bytes))
-        })
-        .collect()
-}
-
 impl Vault {
     /// Everything a request about one participant needs, for `partner`, in one query: the row,
     /// the partner's active roles in the case, the consents in force and the sealed fields.
@@ -67,38 +35,18 @@ impl Vault {
         partner: &str,
         id: &ParticipantId,
     ) -> Result<Option<Snapshot>, VaultError> {
-        let row: Option<LoadRow> = sqlx::query_as(
-            "SELECT p.id, p.version, p.restricted, p.objection, p.dek_version, p.master_version, p.wrapped_dek,
-               (SELECT group_concat(role, ',') FROM involvements i
-                 WHERE i.participant_id = p.id AND i.partner = ?2 AND i.ended_at IS NULL) AS roles,
-               (SELECT group_concat(scope, ',') FROM consents c
-                 WHERE c.participant_id = p.id AND c.withdrawn_at IS NULL) AS consents,
-               (SELECT group_concat(field || ':' || hex(sealed), ',') FROM field_values f
-                 WHERE f.participant_id = p.id) AS fields
-             FROM participants p WHERE p.id = ?1",
-        )
-        .bind(&id.as_bytes()[..])
-        .bind(partner)
-        .fetch_optional(self.store.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Snapshot {
-            participant: row.row.into_participant(),
-            roles: split_list(row.roles),
-            consents: split_list(row.consents),
-            sealed: parse_sealed(row.fields)?,
+        let loaded = store::participants::load(&self.store, partner, id).await?;
+        Ok(loaded.map(|l| Snapshot {
+            participant: from_row(l.row),
+            roles: l.roles,
+            consents: l.consents,
+            sealed: l.sealed,
         }))
     }
 
     /// The participants whose latest change is after `after`, in commit order, at most `limit`.
     pub async fn changes_after(&self, after: i64, limit: i64) -> Result<ChangePage, VaultError> {
-        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT participant_id, seq FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.store.pool())
-        .await?;
+        let rows = store::changes::after(&self.store, after, limit).await?;
         Ok(ChangePage {
             entries: rows
                 .into_iter()
@@ -129,61 +77,31 @@ impl Vault {
                 )
             })
             .collect();
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        let in_list = |b: &mut sqlx::QueryBuilder<Sqlite>| {
-            let mut sep = b.separated(", ");
-            for id in ids {
-                sep.push_bind(id.as_bytes().to_vec());
-            }
-            sep.push_unseparated(")");
-        };
-        let mut q = sqlx::QueryBuilder::new(
-            "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
-        );
-        in_list(&mut q);
-        let rows: Vec<ParticipantRow> = q.build_query_as().fetch_all(self.store.pool()).await?;
-        for p in rows
-            .into_iter()
-            .filter_map(ParticipantRow::into_participant)
-        {
+        let bulk = store::participants::load_many(&self.store, ids, partner).await?;
+        for p in bulk.rows.into_iter().filter_map(from_row) {
             if let Some(s) = out.get_mut(&p.id) {
                 s.participant = Some(p);
             }
         }
-        let mut q = sqlx::QueryBuilder::new(
-            "SELECT participant_id, role FROM involvements WHERE ended_at IS NULL AND partner = ",
-        );
-        q.push_bind(partner).push(" AND participant_id IN (");
-        in_list(&mut q);
-        let rows: Vec<(Vec<u8>, String)> = q.build_query_as().fetch_all(self.store.pool()).await?;
-        for (id, role) in rows {
-            if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
+        fn entry<'a>(
+            out: &'a mut HashMap<ParticipantId, Snapshot>,
+            id: &[u8],
+        ) -> Option<&'a mut Snapshot> {
+            ParticipantId::from_slice(id).and_then(|id| out.get_mut(&id))
+        }
+        for (id, role) in bulk.roles {
+            if let Some(s) = entry(&mut out, &id) {
                 s.roles.push(role);
             }
         }
-        let mut q = sqlx::QueryBuilder::new(
-            "SELECT participant_id, scope FROM consents WHERE withdrawn_at IS NULL AND participant_id IN (",
-        );
-        in_list(&mut q);
-        let rows: Vec<(Vec<u8>, String)> = q.build_query_as().fetch_all(self.store.pool()).await?;
-        for (id, scope) in rows {
-            if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
+        for (id, scope) in bulk.consents {
+            if let Some(s) = entry(&mut out, &id) {
                 s.consents.push(scope);
             }
         }
-        // One row per participant, not per field: rows cross a thread boundary one by one.
-        let mut q = sqlx::QueryBuilder::new(
-            "SELECT participant_id, group_concat(field || ':' || hex(sealed), ',') FROM field_values WHERE participant_id IN (",
-        );
-        in_list(&mut q);
-        q.push(" GROUP BY participant_id");
-        let rows: Vec<(Vec<u8>, Option<String>)> =
-            q.build_query_as().fetch_all(self.store.pool()).await?;
-        for (id, fields) in rows {
-            if let Some(s) = ParticipantId::from_slice(&id).and_then(|id| out.get_mut(&id)) {
-                s.sealed = parse_sealed(fields)?;
+        for (id, sealed) in bulk.sealed {
+            if let Some(s) = entry(&mut out, &id) {
+                s.sealed = sealed;
             }
         }
         Ok(out)
