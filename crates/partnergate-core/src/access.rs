@@ -135,7 +135,7 @@ pub struct Refused {
     pub refusal: Refusal,
     /// The participant's audit pseudonym, when there is a participant.
     pub audit_id: Option<String>,
-    /// The roles the caller had (empty when the decision did not get that far).
+    /// The caller's effective roles in the case (empty when there is no participant).
     pub roles: RoleSet,
 }
 
@@ -225,16 +225,6 @@ pub fn standing(
         return Err(refused(Refusal::Gone, None, RoleSet::EMPTY));
     };
     let audit_id = index.audit_pseudonym(&participant.id);
-    let dsr = &*ctx.purpose_name == DSR_PURPOSE;
-    if participant.restricted && !dsr {
-        return Err(refused(Refusal::Restricted, Some(audit_id), RoleSet::EMPTY));
-    }
-    if participant.objection
-        && !dsr
-        && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name)
-    {
-        return Err(refused(Refusal::Objection, Some(audit_id), RoleSet::EMPTY));
-    }
     let case_roles: RoleSet = snapshot
         .roles
         .iter()
@@ -242,6 +232,16 @@ pub fn standing(
         .filter(|r| ctx.caller.allowed_roles.contains(*r))
         .collect();
     let roles = case_roles.union(client_level_roles(policy, ctx.caller.allowed_roles));
+    let dsr = &*ctx.purpose_name == DSR_PURPOSE;
+    if participant.restricted && !dsr {
+        return Err(refused(Refusal::Restricted, Some(audit_id), roles));
+    }
+    if participant.objection
+        && !dsr
+        && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name)
+    {
+        return Err(refused(Refusal::Objection, Some(audit_id), roles));
+    }
     let decision = policy.decide(roles, ctx.purpose);
     if decision.is_empty() {
         let refusal = if case_roles.is_empty() {

@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::SqlitePool;
 
-use crate::access::Context as Ctx;
+use crate::access::{self, Context as Ctx, Refusal, role_names};
 use crate::audit::{Action, AuditEvent};
-use crate::policy::{Policy, RoleLevel, RoleSet, ScopeSet};
+use crate::policy::Policy;
 use crate::vault::crypto::ParticipantId;
 use crate::vault::{Vault, VaultError};
 
@@ -123,14 +123,9 @@ pub async fn page(
     let caller = &ctx.caller;
     let entries = vault.changes_after(after, limit).await?.entries;
     let ids: Vec<ParticipantId> = entries.iter().map(|(id, _)| *id).collect();
-    let snapshots = vault.snapshots(&ids, &caller.partner).await?;
+    let mut snapshots = vault.snapshots(&ids, &caller.partner).await?;
     let known = known_to(vault.pool(), &caller.client, &ids).await?;
     let pids = vault.index().partner(&caller.partner);
-    let client_roles: RoleSet = caller
-        .allowed_roles
-        .iter()
-        .filter(|r| policy.role_level(*r) == RoleLevel::Client)
-        .collect();
     let mut page = Page {
         changes: Vec::new(),
         next: entries.last().map(|e| e.1).unwrap_or(after),
@@ -138,67 +133,43 @@ pub async fn page(
         state: Vec::new(),
     };
     for (id, _) in &entries {
-        let snap = &snapshots[id];
+        let Some(snap) = snapshots.remove(id) else {
+            continue;
+        };
         let pid = pids.pid_for(id).into_string();
         let audit_id = vault.index().audit_pseudonym(id);
-        let case_roles: RoleSet = snap
-            .roles
-            .iter()
-            .filter_map(|r| policy.role(r))
-            .filter(|r| caller.allowed_roles.contains(*r))
-            .collect();
-        let roles = case_roles.union(client_roles);
-        let names: Vec<String> = roles
-            .iter()
-            .map(|r| policy.role_name(r).to_string())
-            .collect();
-        let removal = match &snap.participant {
-            None => Some("erased"),
-            Some(p) if p.restricted => Some("restricted"),
-            Some(p)
-                if p.objection
-                    && crate::access::objection_applies(
-                        policy,
-                        &caller.partner,
-                        &ctx.purpose_name,
-                    ) =>
-            {
-                Some("objection")
-            }
-            Some(_) => {
-                let consents: ScopeSet = snap
-                    .consents
-                    .iter()
-                    .filter_map(|s| policy.scope(s))
-                    .collect();
-                let readable = policy.decide(roles, ctx.purpose).readable(consents);
+        // The same decision as a single read; a refusal is a removal for a client that has it.
+        let (removal, names) = match access::standing(policy, vault.index(), ctx, Some(snap)) {
+            Err(refused) => (
+                Some(refused.refusal.removal()),
+                role_names(policy, refused.roles),
+            ),
+            Ok(standing) => {
+                let names = standing.role_names(policy);
+                let readable = standing.readable();
                 if readable.is_empty() {
-                    Some(if case_roles.is_empty() {
-                        "no_longer_involved"
+                    let refusal = if standing.case_roles.is_empty() {
+                        Refusal::NotInvolved
                     } else {
-                        "no_longer_visible"
-                    })
+                        Refusal::NoGrantForPurpose
+                    };
+                    (Some(refusal.removal()), names)
                 } else {
-                    let fields = vault.open_snapshot(snap, |f| {
+                    let fields = vault.open_snapshot(&standing.snapshot, |f| {
                         policy
                             .field(f)
                             .is_some_and(|r| readable.contains(r.category))
                     })?;
-                    let version = snap.participant.as_ref().map(|p| p.version).unwrap_or(0);
-                    let event = ctx
-                        .event(Action::SyncDisclose)
-                        .participant(audit_id.clone());
-                    let event = event
-                        .roles(names.clone())
-                        .fields(fields.keys().cloned().collect());
+                    let event = standing.event(ctx, policy, Action::SyncDisclose);
+                    let event = event.fields(fields.keys().cloned().collect());
                     page.events.push(event.granted());
                     page.changes.push(Change::Upsert {
                         pid: pid.clone(),
-                        version,
+                        version: standing.participant.version,
                         fields,
                     });
                     page.state.push((*id, true));
-                    None
+                    (None, names)
                 }
             }
         };
