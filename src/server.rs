@@ -92,6 +92,8 @@ pub async fn serve(
             .await
             .map_err(|e| ServeError::Key(e.to_string()))?,
     );
+    // Vault writes commit with their audit records from here on.
+    vault.attach_audit(audit_log.clone());
 
     let pki = PkiPaths::new(settings.certs_dir());
     let tls = TlsReloader::new(pki)?;

@@ -69,6 +69,9 @@ pub async fn resolve(
 
 impl From<crate::vault::VaultError> for ApiError {
     fn from(e: crate::vault::VaultError) -> Self {
+        if let crate::vault::VaultError::Audit(e) = e {
+            return e.into();
+        }
         // Vault errors name operations and key versions, never values.
         tracing::error!(error = %e, "vault error");
         ApiError::storage()

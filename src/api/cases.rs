@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::access::{self, Access};
-use super::audited::{record, refuse};
+use super::audited::refuse;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
 use crate::audit::Action;
@@ -335,16 +335,11 @@ pub async fn handover(
         step(Action::InvolvementEnd, ended),
         step(Action::InvolvementStart, started),
     ];
-    record(&state.audit, steps).await?;
+    // The records are committed with the handover itself, or not at all.
+    let roles = (body.role.as_str(), body.from.as_str(), body.to.as_str());
     let outcome = state
         .vault
-        .handover(
-            &access.participant.id,
-            &body.role,
-            &body.from,
-            &body.to,
-            &ctx.caller.partner,
-        )
+        .handover(&access.participant.id, roles, &ctx.caller.partner, steps)
         .await?;
     match outcome {
         CaseOutcome::Changed => Ok((StatusCode::OK, Json(body)).into_response()),
@@ -441,14 +436,14 @@ async fn commit_case_change<B: Serialize>(
     body: &B,
 ) -> ApiResult<Response> {
     let event = || access.event(ctx, &state.policy, action);
-    record(&state.audit, vec![event().granted_with(detail)]).await?;
+    let records = vec![event().granted_with(detail)];
     let starts = matches!(
         change,
         CaseChange::StartRole { .. } | CaseChange::RecordConsent { .. }
     );
     let outcome = state
         .vault
-        .change_case(&access.participant.id, change)
+        .change_case(&access.participant.id, change, records)
         .await?;
     Ok(match (starts, outcome) {
         (_, CaseOutcome::Taken) => {

@@ -152,10 +152,14 @@ async fn write_note(
     if let Err(e) = checked {
         return Err(refuse(&state.audit, event.refused(e.code), e).await);
     }
-    record(&state.audit, vec![event.granted()]).await?;
     let note = state
         .vault
-        .add_note(&access.participant, &ctx.caller.partner, text)
+        .add_note(
+            &access.participant,
+            &ctx.caller.partner,
+            text,
+            vec![event.granted()],
+        )
         .await?;
     let created = NoteCreated {
         id: note.id,

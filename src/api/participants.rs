@@ -185,7 +185,7 @@ async fn register_new(
         return existing(state, ctx, roles, id).await;
     }
     let id = ParticipantId::generate().map_err(|_| ApiError::storage())?;
-    // The record of the write is durable before the write happens.
+    // The record of the write is committed with the write, in one transaction.
     let names: Vec<String> = fields.keys().cloned().collect();
     let event = ctx
         .event(REGISTER)
@@ -193,9 +193,9 @@ async fn register_new(
         .roles(role_names(policy, roles))
         .fields(names)
         .granted();
-    record(&state.audit, vec![event]).await?;
+    let first = (&*ctx.caller.partner, REFERRER_ROLE);
     if vault
-        .register(&id, &insz, &fields, &ctx.caller.partner, REFERRER_ROLE)
+        .register(&id, &insz, &fields, first, vec![event])
         .await?
     {
         let pid = vault
@@ -470,10 +470,16 @@ pub async fn update(
     if access.participant.version != expected {
         return Err(deny(stale(access.participant.version)).await);
     }
-    record(&state.audit, vec![event().granted()]).await?;
+    let records = vec![event().granted()];
     let version = match state
         .vault
-        .update(&access.participant, expected, &fields, new_insz.as_ref())
+        .update(
+            &access.participant,
+            expected,
+            &fields,
+            new_insz.as_ref(),
+            records,
+        )
         .await
     {
         Ok(v) => v,

@@ -8,6 +8,7 @@
 //! - this module: the signing key, search, export and live verification.
 
 pub mod action;
+pub mod commit;
 pub mod record;
 pub mod report;
 pub mod verify;

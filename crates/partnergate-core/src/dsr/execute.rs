@@ -205,7 +205,14 @@ async fn rectification(
             .and_then(|s| crate::vault::insz::Insz::parse(s).ok());
         let fields = normalize_insz(fields, new_insz.as_ref());
         match vault
-            .update(&current, current.version, &fields, new_insz.as_ref())
+            // The request's own audit records say what was executed (see the API's execute).
+            .update(
+                &current,
+                current.version,
+                &fields,
+                new_insz.as_ref(),
+                Vec::new(),
+            )
             .await
         {
             Ok(_) => {}

@@ -3,6 +3,8 @@
 use super::VaultError;
 use super::crypto::{DataKey, ParticipantId};
 use super::participants::{Participant, Vault};
+use crate::audit::AuditEvent;
+use crate::audit::commit::{Applied, Apply};
 use crate::store::{self, now};
 
 /// An active role of a partner in a case.
@@ -64,6 +66,36 @@ pub enum CaseOutcome {
     Taken,
 }
 
+/// A [`CaseChange`] that owns its strings, to move into the writer.
+enum OwnedChange {
+    StartRole(String, String, String, bool),
+    EndRole(String, String, String, Option<String>),
+    RecordConsent(String, String),
+    WithdrawConsent(String, String),
+}
+
+impl From<CaseChange<'_>> for OwnedChange {
+    fn from(change: CaseChange<'_>) -> Self {
+        let o = str::to_string;
+        match change {
+            CaseChange::StartRole {
+                partner,
+                role,
+                by,
+                one_per_case,
+            } => Self::StartRole(o(partner), o(role), o(by), one_per_case),
+            CaseChange::EndRole {
+                partner,
+                role,
+                by,
+                reason,
+            } => Self::EndRole(o(partner), o(role), o(by), reason.map(o)),
+            CaseChange::RecordConsent { scope, by } => Self::RecordConsent(o(scope), o(by)),
+            CaseChange::WithdrawConsent { scope, by } => Self::WithdrawConsent(o(scope), o(by)),
+        }
+    }
+}
+
 /// A change to a case; `by` is the partner making it.
 #[derive(Debug, Clone, Copy)]
 pub enum CaseChange<'a> {
@@ -105,31 +137,41 @@ pub enum CaseChange<'a> {
     },
 }
 
-/// Adds a note sealed like a field, bound to its own id.
-pub(super) async fn insert_note(
-    tx: &mut store::WriteTx,
-    dek: &DataKey,
-    participant: &ParticipantId,
-    dek_version: u32,
-    author_partner: &str,
-    text: &str,
-) -> Result<Note, VaultError> {
-    let id = ParticipantId::generate()?; // 16 random bytes serve as a note id too
-    let id_hex = hex::encode(id.as_bytes());
-    let sealed = dek.seal(
-        participant,
-        &note_field(&id_hex),
-        dek_version,
-        text.as_bytes(),
-    )?;
-    let created_at = now();
-    store::case::insert_note(tx, &id, participant, author_partner, &created_at, &sealed).await?;
-    Ok(Note {
-        id: id_hex,
-        author_partner: author_partner.to_string(),
-        created_at,
-        text: text.to_string(),
-    })
+/// A note sealed like a field, bound to its own id, ready to store.
+pub(super) struct SealedNote {
+    id: ParticipantId,
+    author_partner: String,
+    created_at: String,
+    sealed: Vec<u8>,
+}
+
+impl SealedNote {
+    /// Seals `text` under the participant's data key.
+    pub(super) fn seal(
+        dek: &DataKey,
+        participant: &ParticipantId,
+        dek_version: u32,
+        author_partner: &str,
+        text: &str,
+    ) -> Result<Self, VaultError> {
+        let id = ParticipantId::generate()?; // 16 random bytes serve as a note id too
+        let field = note_field(&hex::encode(id.as_bytes()));
+        Ok(Self {
+            id,
+            author_partner: author_partner.to_string(),
+            created_at: now(),
+            sealed: dek.seal(participant, &field, dek_version, text.as_bytes())?,
+        })
+    }
+
+    pub(super) async fn store(
+        &self,
+        tx: &mut store::WriteTx,
+        participant: &ParticipantId,
+    ) -> Result<(), store::DbError> {
+        let (id, author, at) = (&self.id, &self.author_partner, &self.created_at);
+        store::case::insert_note(tx, id, participant, author, at, &self.sealed).await
+    }
 }
 
 fn note_field(note_id: &str) -> String {
@@ -150,91 +192,113 @@ impl Vault {
             .collect())
     }
 
-    /// Applies one change to the case (a role or a consent) and notes it for the feeds.
-    /// Returns `Unchanged` when there was nothing to change (already active, already ended,
-    /// ...), and `Taken` when a role that one partner at a time may hold is held by another.
+    /// Applies one change to the case (a role or a consent), committed with `records`, and
+    /// notes it for the feeds. Returns `Unchanged` when there was nothing to change (already
+    /// active, already ended, ...), and `Taken` when a role that one partner at a time may hold
+    /// is held by another; neither writes or records anything.
     pub async fn change_case(
         &self,
         id: &ParticipantId,
         change: CaseChange<'_>,
+        records: Vec<AuditEvent>,
     ) -> Result<CaseOutcome, VaultError> {
-        let mut tx = self.store.begin_write().await?;
-        let now = now();
-        let n = match change {
-            CaseChange::StartRole {
-                partner,
-                role,
-                by,
-                one_per_case,
-            } => {
-                if one_per_case && store::case::held_by_other(&mut tx, id, partner, role).await? {
-                    return Ok(CaseOutcome::Taken);
+        let (id, change) = (*id, OwnedChange::from(change));
+        let write: Apply<CaseOutcome> = Box::new(move |tx| {
+            Box::pin(async move {
+                let now = now();
+                let n = match &change {
+                    OwnedChange::StartRole(partner, role, by, one_per_case) => {
+                        if *one_per_case
+                            && store::case::held_by_other(tx, &id, partner, role).await?
+                        {
+                            return Ok(Applied::undone(CaseOutcome::Taken));
+                        }
+                        store::case::start_role(tx, &id, partner, role, by, &now).await?
+                    }
+                    OwnedChange::EndRole(partner, role, by, reason) => {
+                        let role = (partner.as_str(), role.as_str());
+                        let reason = reason.as_deref();
+                        store::case::end_role(tx, &id, role, by, reason, &now).await?
+                    }
+                    OwnedChange::RecordConsent(scope, by) => {
+                        store::case::record_consent(tx, &id, scope, by, &now).await?
+                    }
+                    OwnedChange::WithdrawConsent(scope, by) => {
+                        store::case::withdraw_consent(tx, &id, scope, by, &now).await?
+                    }
+                };
+                if n == 0 {
+                    return Ok(Applied::undone(CaseOutcome::Unchanged));
                 }
-                store::case::start_role(&mut tx, id, partner, role, by, &now).await?
-            }
-            CaseChange::EndRole {
-                partner,
-                role,
-                by,
-                reason,
-            } => store::case::end_role(&mut tx, id, (partner, role), by, reason, &now).await?,
-            CaseChange::RecordConsent { scope, by } => {
-                store::case::record_consent(&mut tx, id, scope, by, &now).await?
-            }
-            CaseChange::WithdrawConsent { scope, by } => {
-                store::case::withdraw_consent(&mut tx, id, scope, by, &now).await?
-            }
-        };
-        if n > 0 {
-            store::changes::record(&mut tx, id).await?;
-        }
-        tx.commit().await?;
-        Ok(if n > 0 {
-            CaseOutcome::Changed
-        } else {
-            CaseOutcome::Unchanged
-        })
+                store::changes::record(tx, &id).await?;
+                Ok(Applied::kept(CaseOutcome::Changed))
+            })
+        });
+        self.commit(records, write).await
     }
 
-    /// Hands `role` over from partner `from` to partner `to` in one transaction: the old
-    /// involvement ends (reason `handover`) and the new one starts, or nothing happens.
-    /// Returns `Unchanged` when `from` does not hold the role now, `Taken` when a third
-    /// partner holds a one-per-case role.
+    /// Hands `role` over from partner `from` to partner `to` in one transaction with
+    /// `records`: the old involvement ends (reason `handover`) and the new one starts, or
+    /// nothing happens. Returns `Unchanged` when `from` does not hold the role now, `Taken`
+    /// when a third partner holds a one-per-case role.
     pub async fn handover(
         &self,
         id: &ParticipantId,
-        role: &str,
-        from: &str,
-        to: &str,
+        (role, from, to): (&str, &str, &str),
         by: &str,
+        records: Vec<AuditEvent>,
     ) -> Result<CaseOutcome, VaultError> {
-        let mut tx = self.store.begin_write().await?;
-        let now = now();
-        let ended = store::case::end_role(&mut tx, id, (from, role), by, Some("handover"), &now);
-        if ended.await? == 0 {
-            return Ok(CaseOutcome::Unchanged);
-        }
-        if store::case::held_by_other(&mut tx, id, to, role).await? {
-            return Ok(CaseOutcome::Taken);
-        }
-        store::case::start_role(&mut tx, id, to, role, by, &now).await?;
-        store::changes::record(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(CaseOutcome::Changed)
+        let id = *id;
+        let (role, from, to, by) = (
+            role.to_string(),
+            from.to_string(),
+            to.to_string(),
+            by.to_string(),
+        );
+        let write: Apply<CaseOutcome> = Box::new(move |tx| {
+            Box::pin(async move {
+                let now = now();
+                let ended = (from.as_str(), role.as_str());
+                if store::case::end_role(tx, &id, ended, &by, Some("handover"), &now).await? == 0 {
+                    return Ok(Applied::undone(CaseOutcome::Unchanged));
+                }
+                if store::case::held_by_other(tx, &id, &to, &role).await? {
+                    return Ok(Applied::undone(CaseOutcome::Taken));
+                }
+                store::case::start_role(tx, &id, &to, &role, &by, &now).await?;
+                store::changes::record(tx, &id).await?;
+                Ok(Applied::kept(CaseOutcome::Changed))
+            })
+        });
+        self.commit(records, write).await
     }
 
-    /// Adds a case note, sealed like a field (bound to its own id). Returns the note.
+    /// Adds a case note, sealed like a field (bound to its own id), committed with `records`.
+    /// Returns the note.
     pub async fn add_note(
         &self,
         p: &Participant,
         author_partner: &str,
         text: &str,
+        records: Vec<AuditEvent>,
     ) -> Result<Note, VaultError> {
         let dek = self.unwrap(p)?;
-        let mut tx = self.store.begin_write().await?;
-        let note = insert_note(&mut tx, &dek, &p.id, p.dek_version, author_partner, text).await?;
-        tx.commit().await?;
-        Ok(note)
+        let note = SealedNote::seal(&dek, &p.id, p.dek_version, author_partner, text)?;
+        let answer = Note {
+            id: hex::encode(note.id.as_bytes()),
+            author_partner: author_partner.to_string(),
+            created_at: note.created_at.clone(),
+            text: text.to_string(),
+        };
+        let id = p.id;
+        let write: Apply<()> = Box::new(move |tx| {
+            Box::pin(async move {
+                note.store(tx, &id).await?;
+                Ok(Applied::kept(()))
+            })
+        });
+        self.commit(records, write).await?;
+        Ok(answer)
     }
 
     /// All notes of a participant, oldest first, decrypted.

@@ -36,6 +36,12 @@ pub enum VaultError {
     /// The database could not be opened.
     #[error("{0}")]
     Store(#[from] store::StoreError),
+    /// The audit log could not make the write's records durable: nothing was written.
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
+    /// A write with audit records was asked of a vault that has no audit log attached.
+    #[error("this vault has no audit log to record its writes in")]
+    NoAuditLog,
     /// The database has no index secret: `init` was not run against it.
     #[error("the database has no index secret; run `partnergate init`")]
     NotInitialised,

@@ -14,10 +14,12 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use super::VaultError;
-use super::case::insert_note;
+use super::case::SealedNote;
 use super::crypto::{DataKey, ParticipantId, WrappedKey};
 use super::insz::Insz;
 use super::keys::{IndexKeys, MasterKeyring};
+use crate::audit::commit::{Applied, Apply};
+use crate::audit::{AuditEvent, AuditLog};
 use crate::store::{self, Store, now};
 
 /// The data-key version of newly registered participants.
@@ -76,6 +78,7 @@ impl<E: Into<VaultError>> From<E> for WriteError {
 /// The vault: keys plus the database.
 pub struct Vault {
     pub(super) store: Store,
+    journal: std::sync::OnceLock<AuditLog>,
     pub(super) keyring: ArcSwap<MasterKeyring>,
     keyring_source: Option<std::path::PathBuf>,
     keyring_mtime: std::sync::Mutex<Option<SystemTime>>,
@@ -123,6 +126,62 @@ fn seal_all(
         .collect()
 }
 
+/// A registration with its key work done: only storing is left.
+struct NewRecord {
+    id: ParticipantId,
+    insz_hash: Vec<u8>,
+    wrapped: WrappedKey,
+    sealed: Vec<(String, Vec<u8>)>,
+    involvements: Vec<(String, String)>,
+    consents: Vec<String>,
+    notes: Vec<SealedNote>,
+}
+
+impl NewRecord {
+    /// Stores the record unless its national number is registered. Returns whether it was new.
+    async fn apply(self, tx: &mut store::WriteTx) -> Result<bool, store::DbError> {
+        let id = &self.id;
+        let now = now();
+        let new = store::participants::New {
+            id,
+            insz_hash: &self.insz_hash,
+            dek_version: DEK_VERSION,
+            master_version: self.wrapped.master_version,
+            wrapped_dek: &self.wrapped.bytes,
+            restricted: false,
+            objection: false,
+            now: &now,
+        };
+        if !store::participants::insert(tx, &new).await? {
+            return Ok(false);
+        }
+        store::participants::write_fields(tx, id, self.sealed).await?;
+        let first = self
+            .involvements
+            .first()
+            .map(|(p, _)| p.as_str())
+            .unwrap_or("");
+        for (partner, role) in &self.involvements {
+            store::case::start_role(tx, id, partner, role, first, &now).await?;
+        }
+        for scope in &self.consents {
+            store::case::record_consent(tx, id, scope, first, &now).await?;
+        }
+        for note in &self.notes {
+            note.store(tx, id).await?;
+        }
+        store::changes::record(tx, id).await?;
+        Ok(true)
+    }
+}
+
+/// What [`Vault::update`] found.
+enum Updated {
+    Done,
+    Stale,
+    InszTaken,
+}
+
 impl Vault {
     /// Opens the vault on `store` with `keyring` (read from `keyring_file` when given, so that
     /// [`Vault::reload_keyring_if_changed`] can pick up a rotation).
@@ -135,6 +194,7 @@ impl Vault {
         let mtime = keyring_file.and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
         Ok(Self {
             store,
+            journal: std::sync::OnceLock::new(),
             keyring: ArcSwap::from_pointee(keyring),
             keyring_source: keyring_file.map(Path::to_path_buf),
             keyring_mtime: std::sync::Mutex::new(mtime),
@@ -145,6 +205,33 @@ impl Vault {
     /// The look-up, pseudonym and audit keys.
     pub fn index(&self) -> &IndexKeys {
         &self.index
+    }
+
+    /// Commits the vault's writes through `log` from now on, each in one transaction with its
+    /// audit records (see [`crate::audit::commit`]). Without it (the offline CLI), writes that
+    /// have records are refused.
+    pub fn attach_audit(&self, log: AuditLog) {
+        let _ = self.journal.set(log);
+    }
+
+    /// Runs `write` and makes `records` durable with it: both or neither. Returns the write's
+    /// value; a write it says not to keep is rolled back and its records are not appended.
+    pub(super) async fn commit<T: Send + 'static>(
+        &self,
+        records: Vec<AuditEvent>,
+        write: Apply<T>,
+    ) -> Result<T, VaultError> {
+        match self.journal.get() {
+            Some(log) => log.append(records).await?,
+            None if records.is_empty() => 0,
+            None => return Err(VaultError::NoAuditLog),
+        };
+        let mut tx = self.store.begin_write().await?;
+        let applied = write(&mut tx).await?;
+        if applied.keep {
+            tx.commit().await?;
+        }
+        Ok(applied.value)
     }
 
     /// The store the vault keeps its records in.
@@ -208,15 +295,16 @@ impl Vault {
     }
 
     /// Registers a participant with `fields` (which must include `identity.insz` as the
-    /// normalized number) and makes `partner` the first involvement with `role`.
-    /// Returns `false` when the national number is already registered (nothing written).
+    /// normalized number) and makes `partner` the first involvement with `role`, committed with
+    /// `records`. Returns `false` when the national number is already registered (nothing
+    /// written, nothing recorded).
     pub async fn register(
         &self,
         id: &ParticipantId,
         insz: &Insz,
         fields: &BTreeMap<String, Value>,
-        partner: &str,
-        role: &str,
+        (partner, role): (&str, &str),
+        records: Vec<AuditEvent>,
     ) -> Result<bool, VaultError> {
         let seed = Seed {
             id: *id,
@@ -226,65 +314,56 @@ impl Vault {
             consents: &[],
             notes: &[],
         };
-        let mut tx = self.store.begin_write().await?;
-        let inserted = self.insert_new(&mut tx, &seed).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        let new = self.prepare_new(&seed)?;
+        let write: Apply<bool> = Box::new(move |tx| {
+            Box::pin(async move {
+                let inserted = new.apply(tx).await?;
+                Ok(if inserted {
+                    Applied::kept(true)
+                } else {
+                    Applied::undone(false)
+                })
+            })
+        });
+        self.commit(records, write).await
     }
 
     /// Stores many new participants in one transaction (migrations and demo data). Returns how
     /// many were new; known national numbers are skipped.
     pub async fn seed_many(&self, seeds: &[Seed<'_>]) -> Result<usize, VaultError> {
+        let prepared = seeds
+            .iter()
+            .map(|seed| self.prepare_new(seed))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.store.begin_write().await?;
         let mut n = 0;
-        for seed in seeds {
-            n += usize::from(self.insert_new(&mut tx, seed).await?);
+        for new in prepared {
+            n += usize::from(new.apply(&mut tx).await?);
         }
         tx.commit().await?;
         Ok(n)
     }
 
-    async fn insert_new(
-        &self,
-        tx: &mut store::WriteTx,
-        seed: &Seed<'_>,
-    ) -> Result<bool, VaultError> {
-        let id = &seed.id;
+    /// Does the key work of a registration (a new data key, wrapped; the look-up hash; every
+    /// field and note sealed) before the write transaction, which then only stores.
+    fn prepare_new(&self, seed: &Seed<'_>) -> Result<NewRecord, VaultError> {
+        let id = seed.id;
         let dek = DataKey::generate()?;
-        let wrapped = self.keyring.load().wrap(id, &dek)?;
-        let hash = self.index.insz_lookup_hash(seed.insz);
-        let sealed = seal_all(&dek, id, DEK_VERSION, seed.fields)?;
-        let now = now();
-        let new = store::participants::New {
+        let wrapped = self.keyring.load().wrap(&id, &dek)?;
+        let notes = seed
+            .notes
+            .iter()
+            .map(|(author, text)| SealedNote::seal(&dek, &id, DEK_VERSION, author, text))
+            .collect::<Result<_, _>>()?;
+        Ok(NewRecord {
             id,
-            insz_hash: &hash,
-            dek_version: DEK_VERSION,
-            master_version: wrapped.master_version,
-            wrapped_dek: &wrapped.bytes,
-            restricted: false,
-            objection: false,
-            now: &now,
-        };
-        if !store::participants::insert(tx, &new).await? {
-            return Ok(false);
-        }
-        store::participants::write_fields(tx, id, sealed).await?;
-        let first = seed
-            .involvements
-            .first()
-            .map(|(p, _)| p.as_str())
-            .unwrap_or("");
-        for (partner, role) in seed.involvements {
-            store::case::start_role(tx, id, partner, role, first, &now).await?;
-        }
-        for scope in seed.consents {
-            store::case::record_consent(tx, id, scope, first, &now).await?;
-        }
-        for (author, text) in seed.notes {
-            insert_note(tx, &dek, id, DEK_VERSION, author, text).await?;
-        }
-        store::changes::record(tx, id).await?;
-        Ok(true)
+            insz_hash: self.index.insz_lookup_hash(seed.insz).to_vec(),
+            wrapped,
+            sealed: seal_all(&dek, &id, DEK_VERSION, seed.fields)?,
+            involvements: seed.involvements.to_vec(),
+            consents: seed.consents.to_vec(),
+            notes,
+        })
     }
 
     /// Decrypts the fields of `p` for which `wanted` is true; the others stay sealed.
@@ -310,15 +389,16 @@ impl Vault {
         Ok(out)
     }
 
-    /// Writes `changes` (a `null` clears the field) if the record is still at `expected`.
-    /// A corrected national number (`new_insz`) moves the look-up hash in the same
-    /// transaction, so the old number finds nobody. Returns the new version.
+    /// Writes `changes` (a `null` clears the field) if the record is still at `expected`,
+    /// committed with `records`. A corrected national number (`new_insz`) moves the look-up
+    /// hash in the same transaction, so the old number finds nobody. Returns the new version.
     pub async fn update(
         &self,
         p: &Participant,
         expected: i64,
         changes: &BTreeMap<String, Value>,
         new_insz: Option<&Insz>,
+        records: Vec<AuditEvent>,
     ) -> Result<i64, WriteError> {
         let dek = self.unwrap(p)?;
         let (clear, set): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_null());
@@ -327,27 +407,35 @@ impl Vault {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let sealed = seal_all(&dek, &p.id, p.dek_version, &set)?;
-        let mut tx = self.store.begin_write().await?;
-        if !store::participants::bump_version(&mut tx, &p.id, expected, &now()).await? {
-            drop(tx);
-            return match self.participant(&p.id).await? {
+        let clear: Vec<String> = clear.into_iter().map(|(k, _)| k.clone()).collect();
+        let new_hash = new_insz.map(|insz| self.index.insz_lookup_hash(insz));
+        let id = p.id;
+        let write: Apply<Updated> = Box::new(move |tx| {
+            Box::pin(async move {
+                if !store::participants::bump_version(tx, &id, expected, &now()).await? {
+                    return Ok(Applied::undone(Updated::Stale));
+                }
+                if let Some(hash) = new_hash
+                    && !store::participants::move_insz_hash(tx, &id, &hash).await?
+                {
+                    return Ok(Applied::undone(Updated::InszTaken));
+                }
+                store::participants::write_fields(tx, &id, sealed).await?;
+                for field in &clear {
+                    store::participants::clear_field(tx, &id, field).await?;
+                }
+                store::changes::record(tx, &id).await?;
+                Ok(Applied::kept(Updated::Done))
+            })
+        });
+        match self.commit(records, write).await? {
+            Updated::Done => Ok(expected + 1),
+            Updated::InszTaken => Err(WriteError::InszTaken),
+            Updated::Stale => match self.participant(&p.id).await? {
                 Some(current) => Err(WriteError::Stale(current.version)),
                 None => Err(WriteError::NotFound),
-            };
+            },
         }
-        if let Some(insz) = new_insz {
-            let hash = self.index.insz_lookup_hash(insz);
-            if !store::participants::move_insz_hash(&mut tx, &p.id, &hash).await? {
-                return Err(WriteError::InszTaken);
-            }
-        }
-        store::participants::write_fields(&mut tx, &p.id, sealed).await?;
-        for (field, _) in clear {
-            store::participants::clear_field(&mut tx, &p.id, field).await?;
-        }
-        store::changes::record(&mut tx, &p.id).await?;
-        tx.commit().await?;
-        Ok(expected + 1)
     }
 
     /// Re-wraps every data key and the index secret that is not under the current master
