@@ -15,6 +15,7 @@ pub mod erasure;
 pub mod idempotency;
 pub mod participants;
 pub mod secrets;
+pub mod stats;
 pub mod sync;
 
 use std::path::Path;
