@@ -66,10 +66,7 @@ async fn run(max_batch: usize, writers: usize, seconds: u64) -> (f64, f64) {
     let records = done.load(Ordering::Relaxed) as f64;
     drop(log);
     task.await.unwrap();
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_records")
-        .fetch_one(db.pool())
-        .await
-        .unwrap();
+    let n = partnergate::store::audit::count(&db).await.unwrap();
     assert_eq!(
         n as f64, records,
         "every acknowledged record is in the table"

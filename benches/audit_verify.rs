@@ -59,7 +59,7 @@ fn main() {
         task.await.unwrap();
         let appended = started.elapsed().as_secs_f64();
         let t = Instant::now();
-        let report = audit::verify_database(db.pool(), &public).await.unwrap();
+        let report = audit::verify_database(&db, &public).await.unwrap();
         let secs = t.elapsed().as_secs_f64();
         assert!(report.ok, "{report:?}");
         println!(

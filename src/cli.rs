@@ -427,7 +427,7 @@ pub async fn demo_load(
             )
         })
         .collect();
-    v.pool().close().await;
+    v.store().close().await;
     Ok(DemoInfo {
         pids,
         insz: insz_text,
@@ -531,16 +531,10 @@ pub fn demo_commands(settings: &Settings, info: &DemoInfo) -> String {
 const KEY_RELOAD_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Counts participant keys and system secrets still wrapped under a master version below `v`.
-async fn wrapped_below(pool: &sqlx::SqlitePool, v: u32) -> Result<i64, String> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM participants WHERE master_version < ?1)
-              + (SELECT count(*) FROM system_secrets WHERE master_version < ?1)",
-    )
-    .bind(i64::from(v))
-    .fetch_one(pool)
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(n)
+async fn wrapped_below(db: &store::Store, v: u32) -> Result<i64, String> {
+    store::stats::wrapped_below(db, v)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// `partnergate keys rotate`: adds a master key version and re-wraps every data key and the
@@ -563,7 +557,7 @@ pub async fn keys_rotate(settings: &Settings) -> Result<(), String> {
     loop {
         total += v.rewrap_all(&keyring).await.map_err(|e| e.to_string())?;
         tokio::time::sleep(KEY_RELOAD_GRACE).await;
-        if wrapped_below(v.pool(), version).await? == 0 {
+        if wrapped_below(v.store(), version).await? == 0 {
             break;
         }
     }
@@ -576,7 +570,7 @@ pub async fn keys_rotate(settings: &Settings) -> Result<(), String> {
 /// `partnergate keys retire --below V`: removes old master versions once nothing uses them.
 pub async fn keys_retire(settings: &Settings, below: u32) -> Result<(), String> {
     let v = open_vault(settings).await?;
-    let left = wrapped_below(v.pool(), below).await?;
+    let left = wrapped_below(v.store(), below).await?;
     if left > 0 {
         return Err(format!(
             "{left} keys are still wrapped under a version below {below}; run `partnergate keys rotate` first"
@@ -596,13 +590,9 @@ pub async fn partners(settings: &Settings) -> Result<String, String> {
     let db = store::Store::open(&settings.database_path())
         .await
         .map_err(|e| e.to_string())?;
-    let pool = db.pool().clone();
-    let counts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT partner, count(DISTINCT participant_id) FROM involvements WHERE ended_at IS NULL GROUP BY partner",
-    )
-    .fetch_all(&pool)
-    .await
-    .map_err(|e| e.to_string())?;
+    let counts = store::stats::participants_per_partner(&db)
+        .await
+        .map_err(|e| e.to_string())?;
     let counts: std::collections::HashMap<String, i64> = counts.into_iter().collect();
     let paths = PkiPaths::new(settings.certs_dir());
     let today = crate::store::today();
@@ -647,27 +637,8 @@ pub async fn partners(settings: &Settings) -> Result<String, String> {
             clients.join(", ")
         );
     }
-    pool.close().await;
+    db.close().await;
     Ok(out)
-}
-
-/// Every audit record, oldest first (for the report).
-async fn all_audit_records(pool: &sqlx::SqlitePool) -> Result<Vec<audit::AuditRecord>, String> {
-    let mut out = Vec::new();
-    let mut q = audit::AuditQuery {
-        limit: Some(1000),
-        ..Default::default()
-    };
-    loop {
-        let page = audit::search(pool, &q).await.map_err(|e| e.to_string())?;
-        let last = page.last().map(|r| r.seq);
-        let full = page.len() == 1000;
-        out.extend(page);
-        match last {
-            Some(seq) if full => q.after = Some(seq),
-            _ => return Ok(out),
-        }
-    }
 }
 
 /// `partnergate audit report --out FILE`: the self-contained HTML report for a DPO.
@@ -676,13 +647,12 @@ pub async fn audit_report(settings: &Settings, out: &Path) -> Result<(), String>
     let db = store::Store::open(&settings.database_path())
         .await
         .map_err(|e| e.to_string())?;
-    let pool = db.pool().clone();
     let key = audit::load_public_key(&PkiPaths::new(settings.certs_dir()).audit_public_key())
         .map_err(|e| e.to_string())?;
-    let verification = audit::verify_database(&pool, &key)
+    let verification = audit::verify_database(&db, &key)
         .await
         .map_err(|e| e.to_string())?;
-    let records = all_audit_records(&pool).await?;
+    let records = audit::all_records(&db).await.map_err(|e| e.to_string())?;
     let partner_names = a
         .partners
         .iter()
@@ -717,16 +687,14 @@ pub async fn audit_export(settings: &Settings, from: u64, out: &Path) -> Result<
     let db = store::Store::open(&settings.database_path())
         .await
         .map_err(|e| e.to_string())?;
-    let pool = db.pool().clone();
-    let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
-        .fetch_one(&pool)
+    let last = store::audit::last_checkpoint(&db)
         .await
         .map_err(|e| e.to_string())?;
     let to = last.ok_or("no signed checkpoint yet: nothing can be exported verifiably")? as u64;
     let signer =
         audit::load_signing_key(&settings.audit_signing_key_path()).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
-    let header = audit::export(&pool, from, to, &signer, &mut buf)
+    let header = audit::export(&db, from, to, &signer, &mut buf)
         .await
         .map_err(|e| e.to_string())?;
     std::fs::write(out, buf).map_err(|e| format!("{}: {e}", out.display()))?;

@@ -110,7 +110,7 @@ pub async fn search(
         after: p.after,
         limit: Some(limit),
     };
-    let records = log::search(state.store.pool(), &q).await?;
+    let records = log::search(&state.store, &q).await?;
     let event = ctx.event(Action::AuditSearch).participant(participant);
     let event = event
         .roles(roles)
@@ -135,7 +135,7 @@ pub async fn verify(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<V
     // memory, so rows deleted from the unsigned tail leave a gap that this verification sees.
     let event = ctx.event(Action::AuditVerify).roles(roles).granted();
     record(&state.audit, vec![event]).await?;
-    let report = log::verify_database(state.store.pool(), &state.audit_public_key).await?;
+    let report = log::verify_database(&state.store, &state.audit_public_key).await?;
     Ok(Json(report))
 }
 
@@ -165,7 +165,7 @@ pub async fn export(
     state.audit.checkpoint().await?;
     let mut out = Vec::new();
     log::export(
-        state.store.pool(),
+        &state.store,
         p.from.unwrap_or(1),
         p.to.unwrap_or(head).min(head),
         &state.receipt_signer,

@@ -82,7 +82,7 @@ pub async fn changes(
     };
     // Durable record of every disclosure first, then the client's state, then the answer.
     record(&state.audit, page.events).await?;
-    sync::save_state(state.store.pool(), &ctx.caller.client, &page.state).await?;
+    sync::save_state(&state.store, &ctx.caller.client, &page.state).await?;
     let next = sync::encode_cursor(&state.vault, &ctx.caller.client, page.next.max(after));
     Ok(Json(ChangesPage {
         changes: page.changes,

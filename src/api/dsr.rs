@@ -72,7 +72,7 @@ pub struct RequestList {
     responses((status = 200, body = RequestList), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<RequestList>> {
     let roles = require_dpo(&state, &ctx, Action::DsrList, false).await?;
-    let requests = dsr::list(state.store.pool()).await?;
+    let requests = dsr::list(&state.store).await?;
     let event = ctx.event(Action::DsrList).roles(roles).granted();
     record(&state.audit, vec![event]).await?;
     Ok(Json(RequestList { requests }))
@@ -87,7 +87,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrRead, false).await?;
-    let request = dsr::get(state.store.pool(), &id).await?;
+    let request = dsr::get(&state.store, &id).await?;
     let event = ctx.event(Action::DsrRead).roles(roles).granted_with(id);
     record(&state.audit, vec![event]).await?;
     Ok(Json(request))
@@ -120,10 +120,10 @@ pub async fn verify(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrVerify, true).await?;
-    let who = dsr::person(state.store.pool(), &id).await?;
+    let who = dsr::person(&state.store, &id).await?;
     let event = about(&state, &ctx, Action::DsrVerify, who).roles(roles);
     record(&state.audit, vec![event.granted_with(id.clone())]).await?;
-    Ok(Json(dsr::verify(state.store.pool(), &id).await?))
+    Ok(Json(dsr::verify(&state.store, &id).await?))
 }
 
 /// `POST /v1/dsr/{id}/extend`: extend the deadline by up to two months, with a reason.
@@ -139,7 +139,7 @@ pub async fn extend(
     let event = ctx.event(Action::DsrExtend).roles(roles);
     record(&state.audit, vec![event.granted_with(id.clone())]).await?;
     Ok(Json(
-        dsr::extend(state.store.pool(), &id, body.months, &body.reason).await?,
+        dsr::extend(&state.store, &id, body.months, &body.reason).await?,
     ))
 }
 
@@ -155,9 +155,7 @@ pub async fn refuse_request(
     let roles = require_dpo(&state, &ctx, Action::DsrRefuse, true).await?;
     let event = ctx.event(Action::DsrRefuse).roles(roles);
     record(&state.audit, vec![event.granted_with(id.clone())]).await?;
-    Ok(Json(
-        dsr::refuse(state.store.pool(), &id, &body.reason).await?,
-    ))
+    Ok(Json(dsr::refuse(&state.store, &id, &body.reason).await?))
 }
 
 /// `POST /v1/dsr/{id}/execute`: run the request; resumes an interrupted run, harmless twice.
@@ -169,7 +167,7 @@ pub async fn execute(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Request>> {
     let roles = require_dpo(&state, &ctx, Action::DsrExecute, true).await?;
-    let who = dsr::person(state.store.pool(), &id).await?;
+    let who = dsr::person(&state.store, &id).await?;
     // The intent is on record before anything changes.
     let event = about(&state, &ctx, Action::DsrExecute, who).roles(roles.clone());
     record(&state.audit, vec![event.granted_with(id.clone())]).await?;
@@ -223,7 +221,7 @@ pub async fn export(
                 .map(move |(f, _)| format!("{cat}.{f}"))
         })
         .collect();
-    let who = dsr::person(state.store.pool(), &id).await?;
+    let who = dsr::person(&state.store, &id).await?;
     let event = about(&state, &ctx, Action::DsrExport, who);
     let event = event.roles(roles).fields(fields).granted_with(id);
     record(&state.audit, vec![event]).await?;

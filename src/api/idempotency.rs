@@ -114,7 +114,7 @@ impl Idempotency {
         let deadline = Instant::now() + WAIT;
         loop {
             let now = crate::store::now();
-            let mut tx = state.store.pool().begin().await?;
+            let mut tx = state.store.begin_write().await?;
             store::purge_expired(&mut tx, TTL).await?;
             let (client, key) = (&self.client, &self.key);
             let action = self.action.as_str();
@@ -176,13 +176,13 @@ impl Slot {
         let body = serde_json::to_vec(body).expect("json");
         let (client, key) = (&self.0.client, &self.0.key);
         let (status, participant) = (status.as_u16(), &participant.as_bytes()[..]);
-        store::complete(state.store.pool(), client, key, status, &body, participant).await?;
+        store::complete(&state.store, client, key, status, &body, participant).await?;
         Ok(())
     }
 
     /// Gives the key up after a refusal or failure, so that a corrected retry can use it.
     async fn release(&self, state: &AppState) {
-        let r = store::release(state.store.pool(), &self.0.client, &self.0.key).await;
+        let r = store::release(&state.store, &self.0.client, &self.0.key).await;
         if let Err(e) = r {
             // The claim then expires on its own after STALE_CLAIM.
             tracing::warn!(error = %e, "could not release an idempotency claim");

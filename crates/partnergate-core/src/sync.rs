@@ -6,15 +6,15 @@
 //! The cursor is the last change sequence on the page, MAC'd to the client, so a client that
 //! crashes mid-page and asks again with its last cursor sees the same changes again: no gaps.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::SqlitePool;
 
 use crate::access::{self, Context as Ctx, Refusal, role_names};
 use crate::audit::{Action, AuditEvent};
 use crate::policy::Policy;
+use crate::store::{self, DbError, Store};
 use crate::vault::crypto::ParticipantId;
 use crate::vault::{Vault, VaultError};
 
@@ -90,28 +90,6 @@ pub struct Page {
     pub state: Vec<(ParticipantId, bool)>,
 }
 
-async fn known_to(
-    pool: &SqlitePool,
-    client: &str,
-    ids: &[ParticipantId],
-) -> Result<HashSet<ParticipantId>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let mut q = sqlx::QueryBuilder::new("SELECT participant_id FROM sync_state WHERE client = ");
-    q.push_bind(client).push(" AND participant_id IN (");
-    let mut sep = q.separated(", ");
-    for id in ids {
-        sep.push_bind(id.as_bytes().to_vec());
-    }
-    sep.push_unseparated(")");
-    let rows: Vec<(Vec<u8>,)> = q.build_query_as().fetch_all(pool).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(b,)| ParticipantId::from_slice(&b))
-        .collect())
-}
-
 /// Builds the page after `after` for the asking client.
 pub async fn page(
     policy: &Policy,
@@ -124,7 +102,7 @@ pub async fn page(
     let entries = vault.changes_after(after, limit).await?.entries;
     let ids: Vec<ParticipantId> = entries.iter().map(|(id, _)| *id).collect();
     let mut snapshots = vault.snapshots(&ids, &caller.partner).await?;
-    let known = known_to(vault.pool(), &caller.client, &ids).await?;
+    let known = store::sync::known_to(vault.store(), &caller.client, &ids).await?;
     let pids = vault.index().partner(&caller.partner);
     let mut page = Page {
         changes: Vec::new(),
@@ -188,13 +166,7 @@ pub async fn page(
 /// The last page of a partner that left: a removal for every participant its client still
 /// holds. Empty once they have all been sent.
 pub async fn exit_page(vault: &Vault, ctx: &Ctx, limit: i64) -> Result<Page, VaultError> {
-    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT participant_id FROM sync_state WHERE client = ? AND visible = 1 LIMIT ?",
-    )
-    .bind(&*ctx.caller.client)
-    .bind(limit)
-    .fetch_all(vault.pool())
-    .await?;
+    let rows = store::sync::visible_to(vault.store(), &ctx.caller.client, limit).await?;
     let pids = vault.index().partner(&ctx.caller.partner);
     let mut page = Page {
         changes: Vec::new(),
@@ -202,10 +174,7 @@ pub async fn exit_page(vault: &Vault, ctx: &Ctx, limit: i64) -> Result<Page, Vau
         events: Vec::new(),
         state: Vec::new(),
     };
-    for id in rows
-        .into_iter()
-        .filter_map(|(b,)| ParticipantId::from_slice(&b))
-    {
+    for id in rows {
         let event = ctx.event(Action::SyncRemove);
         let event = event.participant(vault.index().audit_pseudonym(&id));
         page.events.push(event.granted_with("partner_left"));
@@ -220,24 +189,9 @@ pub async fn exit_page(vault: &Vault, ctx: &Ctx, limit: i64) -> Result<Page, Vau
 
 /// Records what the client has now been shown.
 pub async fn save_state(
-    pool: &SqlitePool,
+    db: &Store,
     client: &str,
     state: &[(ParticipantId, bool)],
-) -> Result<(), sqlx::Error> {
-    if state.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    for chunk in state.chunks(300) {
-        let mut q =
-            sqlx::QueryBuilder::new("INSERT INTO sync_state (client, participant_id, visible) ");
-        q.push_values(chunk, |mut row, (id, visible)| {
-            row.push_bind(client)
-                .push_bind(id.as_bytes().to_vec())
-                .push_bind(*visible);
-        });
-        q.push(" ON CONFLICT (client, participant_id) DO UPDATE SET visible = excluded.visible");
-        q.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await
+) -> Result<(), DbError> {
+    store::sync::save(db, client, state).await
 }

@@ -18,7 +18,8 @@ use std::path::Path;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+
+use crate::store::{self, DbError, Store};
 
 pub use action::Action;
 pub use record::{AuditEvent, AuditRecord, Draft, Outcome, Requester};
@@ -80,67 +81,34 @@ pub fn load_public_key(path: &Path) -> Result<Vec<u8>, KeyError> {
     Ok(key)
 }
 
-async fn checkpoints(
-    pool: &SqlitePool,
-    from: u64,
-    to: u64,
-) -> Result<Vec<Checkpoint>, sqlx::Error> {
-    let rows: Vec<(i64, Vec<u8>, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
-    )
-    .bind(from as i64)
-    .bind(to as i64)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, hash, time, sig)| Checkpoint {
-            seq: seq as u64,
-            hash: hex::encode(hash),
-            time,
-            signature: hex::encode(sig),
-        })
-        .collect())
+fn checkpoint(row: crate::store::audit::CheckpointRow) -> Checkpoint {
+    let (seq, hash, time, sig) = row;
+    Checkpoint {
+        seq: seq as u64,
+        hash: hex::encode(hash),
+        time,
+        signature: hex::encode(sig),
+    }
 }
 
-/// Records fetched per query when verifying; each chunk comes back as one row, because
-/// moving rows one by one through the driver dominated verification time.
+async fn checkpoints(db: &Store, from: u64, to: u64) -> Result<Vec<Checkpoint>, DbError> {
+    let rows = store::audit::checkpoints(db, from as i64, to as i64).await?;
+    Ok(rows.into_iter().map(checkpoint).collect())
+}
+
+/// Records fetched per read when verifying (see [`store::audit::RecordChunk`]).
 const VERIFY_CHUNK: i64 = 20_000;
 
 /// Verifies the whole live chain: every record's hash and link, every checkpoint's signature.
-pub async fn verify_database(
-    pool: &SqlitePool,
-    public_key: &[u8],
-) -> Result<VerifyReport, sqlx::Error> {
-    let cps = checkpoints(pool, 0, i64::MAX as u64).await?;
+pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyReport, DbError> {
+    let cps = checkpoints(db, 0, i64::MAX as u64).await?;
     let mut v = verify::ChainVerifier::new(public_key, cps, None);
-    let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_records")
-        .fetch_one(pool)
-        .await?;
+    let last = store::audit::last_seq(db).await?;
     let mut from = 1;
     while from <= last.unwrap_or(0) && !v.failed() {
-        // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
-        let (records, hashes): (Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT group_concat(record, char(10)), group_concat(hex(hash), ',')
-             FROM (SELECT record, hash FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq)",
-        )
-        .bind(from)
-        .bind(from + VERIFY_CHUNK)
-        .fetch_one(pool)
-        .await?;
-        let hashes: Vec<Vec<u8>> = hashes
-            .unwrap_or_default()
-            .split(',')
-            .map(|h| hex::decode(h).unwrap_or_default())
-            .collect();
-        for (i, text) in records
-            .as_deref()
-            .unwrap_or("")
-            .split('\n')
-            .filter(|t| !t.is_empty())
-            .enumerate()
-        {
-            v.push(text, Some(hashes.get(i).map(Vec::as_slice).unwrap_or(&[])));
+        let chunk = store::audit::record_chunk(db, from, from + VERIFY_CHUNK).await?;
+        for (text, hash) in chunk.records() {
+            v.push(text, Some(&hash));
             if v.failed() {
                 break;
             }
@@ -155,55 +123,31 @@ pub async fn verify_database(
 /// range and the last record's hash, so the file cannot be shortened unnoticed. Call
 /// [`AuditLog::checkpoint`] first so the head is signed.
 pub async fn export(
-    pool: &SqlitePool,
+    db: &Store,
     from: u64,
     to: u64,
     signer: &Ed25519KeyPair,
     out: &mut Vec<u8>,
-) -> Result<ExportHeader, sqlx::Error> {
-    use futures_util::TryStreamExt;
+) -> Result<ExportHeader, DbError> {
     let from = from.max(1);
-    let end: Option<(i64,)> =
-        sqlx::query_as("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
-            .bind(to as i64)
-            .fetch_optional(pool)
-            .await?;
+    let end = store::audit::checkpoint_from(db, to as i64).await?;
     let to = end
         .and_then(|e| u64::try_from(e.0).ok())
         .unwrap_or(to)
         .max(from);
-    let anchor: Option<(i64, Vec<u8>, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq < ? ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(from as i64)
-    .fetch_optional(pool)
-    .await?;
+    let anchor = store::audit::checkpoint_before(db, from as i64).await?;
     // The export starts right after its anchor, so the first record is bound to a signature.
     let (from, anchor) = match anchor {
-        Some((seq, hash, time, sig)) => (
-            seq as u64 + 1,
-            Some(Checkpoint {
-                seq: seq as u64,
-                hash: hex::encode(hash),
-                time,
-                signature: hex::encode(sig),
-            }),
-        ),
+        Some(row) => (row.0 as u64 + 1, Some(checkpoint(row))),
         None => (1, None),
     };
     // Asked to start past the head: an empty export that ends on its anchor.
     let to = if to < from { from - 1 } else { to };
     // The declared end hash comes from the checkpoint the writer signed there when there is one,
     // so the header repeats a signed fact rather than whatever the table holds now.
-    let end: Option<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT hash FROM audit_checkpoints WHERE seq = ?1
-         UNION ALL SELECT hash FROM audit_records WHERE seq = ?1 LIMIT 1",
-    )
-    .bind(to as i64)
-    .fetch_optional(pool)
-    .await?;
+    let end = store::audit::hash_at(db, to as i64).await?;
     // No row at all only when the log is empty (to = 0): the chain's all-zero start.
-    let to_hash = hex::encode(end.map_or(vec![0u8; 32], |(h,)| h));
+    let to_hash = hex::encode(end.unwrap_or_else(|| vec![0u8; 32]));
     let header = ExportHeader::signed(from, to, to_hash, record::now(), signer);
     let line = |out: &mut Vec<u8>, v: serde_json::Value| {
         serde_json::to_writer(&mut *out, &v).expect("json");
@@ -213,18 +157,8 @@ pub async fn export(
     if let Some(a) = anchor {
         line(out, serde_json::json!({ "anchor": a }));
     }
-    let mut rows = sqlx::query_as::<_, (String,)>(
-        "SELECT record FROM audit_records WHERE seq BETWEEN ? AND ? ORDER BY seq",
-    )
-    .bind(from as i64)
-    .bind(to as i64)
-    .fetch(pool);
-    while let Some((text,)) = rows.try_next().await? {
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'\n');
-    }
-    drop(rows);
-    for cp in checkpoints(pool, from, to).await? {
+    store::audit::write_records(db, from as i64, to as i64, out).await?;
+    for cp in checkpoints(db, from, to).await? {
         line(out, serde_json::json!({ "checkpoint": cp }));
     }
     Ok(header)
@@ -259,34 +193,29 @@ pub struct AuditQuery {
 }
 
 /// Searches the log, oldest first, one page.
-pub async fn search(pool: &SqlitePool, q: &AuditQuery) -> Result<Vec<AuditRecord>, sqlx::Error> {
-    let mut b = sqlx::QueryBuilder::new("SELECT record FROM audit_records WHERE seq > ");
-    b.push_bind(q.after.unwrap_or(0) as i64);
-    let filters = [
-        ("participant", &q.participant),
-        ("partner", &q.partner),
-        ("client", &q.client),
-        ("acting_user", &q.acting_user),
-        ("purpose", &q.purpose),
-        ("decision", &q.decision),
-    ];
-    for (column, value) in filters {
-        if let Some(v) = value {
-            b.push(format_args!(" AND {column} = "));
-            b.push_bind(v.clone());
+pub async fn search(db: &Store, q: &AuditQuery) -> Result<Vec<AuditRecord>, DbError> {
+    Ok(store::audit::search(db, q)
+        .await?
+        .into_iter()
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect())
+}
+
+/// Every record, oldest first, read a page at a time (for the report).
+pub async fn all_records(db: &Store) -> Result<Vec<AuditRecord>, DbError> {
+    let mut out = Vec::new();
+    let mut q = AuditQuery {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    loop {
+        let page = search(db, &q).await?;
+        let last = page.last().map(|r| r.seq);
+        let full = page.len() == 1000;
+        out.extend(page);
+        match last {
+            Some(seq) if full => q.after = Some(seq),
+            _ => return Ok(out),
         }
     }
-    if let Some(s) = &q.since {
-        b.push(" AND time >= ").push_bind(s.clone());
-    }
-    if let Some(u) = &q.until {
-        b.push(" AND time < ").push_bind(u.clone());
-    }
-    b.push(" ORDER BY seq LIMIT ")
-        .push_bind(i64::from(q.limit.unwrap_or(100).clamp(1, 1000)));
-    let rows: Vec<(String,)> = b.build_query_as().fetch_all(pool).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(t,)| serde_json::from_str(&t).ok())
-        .collect())
 }

@@ -8,14 +8,11 @@
 use std::time::{Duration, Instant};
 
 use ring::signature::Ed25519KeyPair;
-use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::record::{AuditEvent, AuditRecord, checkpoint_message, hash, now};
 use crate::config::AuditConfig;
-
-/// Records per INSERT statement (3 bound values each, well under SQLite's variable limit).
-const INSERT_CHUNK: usize = 500;
+use crate::store::{AuditConn, DbError};
 
 /// The audit store could not make a record durable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -84,35 +81,28 @@ struct Head {
     checkpoint_at: Instant,
 }
 
-async fn read_head(conn: &mut SqliteConnection) -> Result<Head, sqlx::Error> {
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let cp: Option<(i64,)> = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let (seq, hash) = match last {
+async fn read_head(conn: &mut AuditConn) -> Result<Head, DbError> {
+    let stored = conn.head().await?;
+    let (seq, hash) = match stored.last {
         Some((s, h)) => (s as u64, h.try_into().unwrap_or([0; 32])),
         None => (0, [0; 32]),
     };
     Ok(Head {
         seq,
         hash,
-        checkpoint_seq: cp.map(|c| c.0 as u64).unwrap_or(0),
+        checkpoint_seq: stored.checkpoint.map(|c| c as u64).unwrap_or(0),
         checkpoint_at: Instant::now(),
     })
 }
 
 /// Starts the writer task on its own connection and returns the handle.
 pub async fn spawn(
-    conn: crate::store::AuditConn,
+    mut conn: AuditConn,
     signer: Ed25519KeyPair,
     policy_version: String,
     config: AuditConfig,
     gate: crate::store::WriteGate,
-) -> Result<(AuditLog, tokio::task::JoinHandle<()>), sqlx::Error> {
-    let mut conn = conn.0;
+) -> Result<(AuditLog, tokio::task::JoinHandle<()>), DbError> {
     let head = read_head(&mut conn).await?;
     let (tx, rx) = mpsc::channel(16 * 1024);
     let writer = Writer {
@@ -128,7 +118,7 @@ pub async fn spawn(
 }
 
 struct Writer {
-    conn: SqliteConnection,
+    conn: AuditConn,
     signer: Ed25519KeyPair,
     policy_version: String,
     config: AuditConfig,
@@ -205,9 +195,8 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, batch: &[Job]) -> Result<(), sqlx::Error> {
+    async fn write(&mut self, batch: &[Job]) -> Result<(), DbError> {
         let _turn = self.gate.enter().await;
-        let mut tx = self.conn.begin().await?;
         let mut seq = self.head.seq;
         let mut prev = self.head.hash;
         let time = now();
@@ -233,37 +222,21 @@ impl Writer {
                 Job::Checkpoint(_) => force_checkpoint = true,
             }
         }
-        // Multi-row inserts: one statement per chunk instead of one round trip per record.
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let mut insert =
-                sqlx::QueryBuilder::new("INSERT INTO audit_records (seq, record, hash) ");
-            insert.push_values(chunk, |mut row, (seq, text, hash)| {
-                row.push_bind(*seq)
-                    .push_bind(text.as_str())
-                    .push_bind(&hash[..]);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
         let due = seq - self.head.checkpoint_seq >= self.config.checkpoint_every
             || self.head.checkpoint_at.elapsed()
                 >= Duration::from_secs(self.config.checkpoint_seconds);
-        let signed = if seq > self.head.checkpoint_seq && (force_checkpoint || due) {
+        let checkpoint = (seq > self.head.checkpoint_seq && (force_checkpoint || due)).then(|| {
             let hash_hex = hex::encode(prev);
             let sig = self.signer.sign(&checkpoint_message(seq, &hash_hex, &time));
-            sqlx::query(
-                "INSERT INTO audit_checkpoints (seq, hash, time, signature) VALUES (?, ?, ?, ?)",
+            (
+                seq as i64,
+                prev.to_vec(),
+                time.clone(),
+                sig.as_ref().to_vec(),
             )
-            .bind(seq as i64)
-            .bind(&prev[..])
-            .bind(&time)
-            .bind(sig.as_ref())
-            .execute(&mut *tx)
-            .await?;
-            true
-        } else {
-            false
-        };
-        tx.commit().await?;
+        });
+        self.conn.append(&rows, checkpoint.as_ref()).await?;
+        let signed = checkpoint.is_some();
         self.head.seq = seq;
         self.head.hash = prev;
         if signed {

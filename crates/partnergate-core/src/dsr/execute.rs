@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use sqlx::SqlitePool;
 use time::Date;
 
 use super::request::{self, get, record_step};
 use super::{DATE, DsrError, Kind, Request, State, add_months, parse_date};
 use crate::policy::{Policy, Retention, RetentionStart};
+use crate::store::{self, DbError, Store};
 use crate::vault::crypto::ParticipantId;
 use crate::vault::{Participant, Vault, WriteError};
 
@@ -41,23 +41,13 @@ impl ReceiptSigner for ring::signature::Ed25519KeyPair {
 }
 
 /// The clients that were shown this participant by their feed, and the partners involved.
-async fn recipients(vault: &Vault, id: &ParticipantId) -> Result<Vec<String>, sqlx::Error> {
-    let mut out: BTreeSet<String> = sqlx::query_as::<_, (String,)>(
-        "SELECT client FROM sync_state WHERE participant_id = ? AND visible = 1",
-    )
-    .bind(&id.as_bytes()[..])
-    .fetch_all(vault.pool())
-    .await?
-    .into_iter()
-    .map(|r| r.0)
-    .collect();
-    let partners: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT partner FROM involvements WHERE participant_id = ? AND ended_at IS NULL",
-    )
-    .bind(&id.as_bytes()[..])
-    .fetch_all(vault.pool())
-    .await?;
-    out.extend(partners.into_iter().map(|p| p.0));
+async fn recipients(vault: &Vault, id: &ParticipantId) -> Result<Vec<String>, DbError> {
+    let db = vault.store();
+    let mut out: BTreeSet<String> = store::sync::clients_shown(db, id, true)
+        .await?
+        .into_iter()
+        .collect();
+    out.extend(store::dsr::involved_partners(db, id).await?);
     Ok(out.into_iter().collect())
 }
 
@@ -66,7 +56,7 @@ type Outcome = (State, String);
 
 /// The steps of one run: those recorded before it started, and those this call ran.
 struct Run<'a> {
-    pool: &'a SqlitePool,
+    db: &'a Store,
     id: &'a str,
     done: BTreeMap<String, String>,
     ran: Vec<String>,
@@ -83,13 +73,13 @@ impl Run<'_> {
     }
 
     /// Records step `name` with its detail (categories, partners; never personal data).
-    async fn record(&self, name: &str, detail: &str) -> Result<(), sqlx::Error> {
-        record_step(self.pool, self.id, name, detail).await?;
+    async fn record(&self, name: &str, detail: &str) -> Result<(), DbError> {
+        record_step(self.db, self.id, name, detail).await?;
         Ok(())
     }
 
     /// Records a step that has nothing to do but be recorded, unless done before.
-    async fn note(&mut self, name: &str, detail: &str) -> Result<(), sqlx::Error> {
+    async fn note(&mut self, name: &str, detail: &str) -> Result<(), DbError> {
         if self.start(name) {
             self.record(name, detail).await?;
         }
@@ -104,8 +94,8 @@ pub async fn execute(
     signer: &dyn ReceiptSigner,
     id: &str,
 ) -> Result<Executed, DsrError> {
-    let pool = vault.pool();
-    let r = request::row(pool, id).await?;
+    let db = vault.store();
+    let r = request::row(db, id).await?;
     let participant_id = r.2.as_deref().and_then(ParticipantId::from_slice);
     match State::parse(&r.7) {
         State::Verified | State::InProgress => {}
@@ -116,7 +106,7 @@ pub async fn execute(
         }
         State::Completed | State::Refused => {
             return Ok(Executed {
-                request: get(pool, id).await?,
+                request: get(db, id).await?,
                 participant: participant_id,
                 steps_run: Vec::new(),
                 finished_now: false,
@@ -124,11 +114,11 @@ pub async fn execute(
         }
     }
     let kind = Kind::parse(&r.1).ok_or(DsrError::NotFound)?;
-    request::set_state(pool, id, State::InProgress, None).await?;
+    request::set_state(db, id, State::InProgress, None).await?;
     let mut run = Run {
-        pool,
+        db,
         id,
-        done: request::done_steps(pool, id).await?,
+        done: request::done_steps(db, id).await?,
         ran: Vec::new(),
     };
     let p = match participant_id {
@@ -162,9 +152,9 @@ pub async fn execute(
         }
         (Some(_), None) => unreachable!("a loaded participant has an id"),
     };
-    request::set_state(pool, id, final_state, Some(&outcome)).await?;
+    request::set_state(db, id, final_state, Some(&outcome)).await?;
     Ok(Executed {
-        request: get(pool, id).await?,
+        request: get(db, id).await?,
         participant: participant_id,
         steps_run: run.ran,
         finished_now: true,
@@ -266,11 +256,7 @@ async fn restriction(
     let lift = detail(details, "lift")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let (kept,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM erased_lookup WHERE participant_id = ?")
-            .bind(&p.id.as_bytes()[..])
-            .fetch_one(run.pool)
-            .await?;
+    let kept = store::dsr::kept_lookups(run.db, &p.id).await?;
     if lift && kept > 0 {
         // Lifted, what an erasure kept would reach feeds of client-level roles: it is stored,
         // not processed, until its retention ends.
@@ -374,13 +360,9 @@ async fn erasure_plan(
 ) -> Result<Value, DsrError> {
     // The version first: a field written after this makes the shred refuse this plan.
     let p = vault.participant(pid).await?;
-    let held: Vec<(String,)> =
-        sqlx::query_as("SELECT field FROM field_values WHERE participant_id = ? ORDER BY field")
-            .bind(&pid.as_bytes()[..])
-            .fetch_all(vault.pool())
-            .await?;
+    let held = store::dsr::held_fields(vault.store(), pid).await?;
     let mut by_category: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (field,) in held {
+    for field in held {
         if let Some((category, _)) = field.split_once('.') {
             by_category
                 .entry(category.to_string())
@@ -515,9 +497,9 @@ async fn erasure_finish(
     run: &mut Run<'_>,
     pid: ParticipantId,
 ) -> Result<String, DsrError> {
-    let (pool, id) = (run.pool, run.id);
+    let (db, id) = (run.db, run.id);
     // Read again rather than taken from `run`: a replan below forgets the plan here only.
-    let mut done = request::done_steps(pool, id).await?;
+    let mut done = request::done_steps(db, id).await?;
     let mut replans = 0;
     // 1. Plan, 2. shred. A plan the record outgrew before the shred (a field written in
     // between, e.g. while an interrupted run waited) is made again, so that what is kept is
@@ -552,7 +534,7 @@ async fn erasure_finish(
             }
             Err(WriteError::Stale(_)) if replans < 3 => {
                 replans += 1;
-                request::forget_plan(pool, id).await?;
+                request::forget_plan(db, id).await?;
                 done.remove("plan");
             }
             Err(WriteError::Stale(_)) => {
@@ -580,12 +562,7 @@ async fn erasure_finish(
             .collect();
         // Every client in the sync state gets the removal, also one shown the record after the
         // plan was made.
-        let clients: Vec<(String,)> =
-            sqlx::query_as("SELECT DISTINCT client FROM sync_state WHERE participant_id = ?")
-                .bind(&pid.as_bytes()[..])
-                .fetch_all(pool)
-                .await?;
-        notified.extend(clients.into_iter().map(|c| c.0));
+        notified.extend(store::sync::clients_shown(db, &pid, false).await?);
         let payload = serde_json::json!({
             "type": "partnergate-erasure-receipt/v1",
             "request": id,
@@ -598,7 +575,7 @@ async fn erasure_finish(
         });
         let text = payload.to_string();
         let receipt = serde_json::json!({"payload": text, "signature": hex::encode(signer.sign(text.as_bytes()))});
-        request::set_receipt(pool, id, &receipt).await?;
+        request::set_receipt(db, id, &receipt).await?;
         run.start("receipt");
         run.record("receipt", "signed erasure receipt issued")
             .await?;

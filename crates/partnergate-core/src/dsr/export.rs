@@ -26,7 +26,7 @@ const DISCLOSING: &[(Action, &str)] = &[
 /// person, decrypted, and the disclosure history from the audit log (organisations only, never
 /// the staff member).
 pub async fn export_bundle(policy: &Policy, vault: &Vault, id: &str) -> Result<Value, DsrError> {
-    let request = get(vault.pool(), id).await?;
+    let request = get(vault.store(), id).await?;
     if !matches!(request.kind, Kind::Access | Kind::Portability) {
         return Err(DsrError::Conflict(
             "only access and portability requests have an export".into(),
@@ -91,7 +91,7 @@ pub async fn export_bundle(policy: &Policy, vault: &Vault, id: &str) -> Result<V
             ..Default::default()
         };
         loop {
-            let page = crate::audit::search(vault.pool(), &q).await?;
+            let page = crate::audit::search(vault.store(), &q).await?;
             for r in &page {
                 let (Some(partner), Some((_, what))) = (
                     &r.partner,

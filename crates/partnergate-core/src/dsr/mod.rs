@@ -7,7 +7,8 @@
 //! resumes where it stopped and a second run does no harm.
 //!
 //! Here: the kinds, states, errors and the public surface. `request` holds the state machine
-//! and its SQL, `execute` one step function per kind, `export` the access/portability bundle.
+//! (its rows are kept by `store::dsr`), `execute` one step function per kind, `export` the
+//! access/portability bundle.
 
 mod execute;
 mod export;
@@ -111,8 +112,8 @@ pub enum DsrError {
     Vault(#[from] VaultError),
 }
 
-impl From<sqlx::Error> for DsrError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<crate::store::DbError> for DsrError {
+    fn from(e: crate::store::DbError) -> Self {
         DsrError::Vault(e.into())
     }
 }

@@ -1,15 +1,15 @@
-//! The request state machine and its storage: creating, listing, getting, verifying,
-//! extending and refusing requests, and every query on `dsr_requests` and `dsr_steps`.
-
-use std::collections::BTreeMap;
+//! The request state machine: creating, listing, getting, verifying, extending and refusing
+//! requests. Their rows are kept by [`crate::store::dsr`].
 
 use serde_json::Value;
-use sqlx::SqlitePool;
 
 use super::{DATE, DsrError, Kind, NewRequest, Request, State, Step, add_months, parse_date};
 use crate::policy::Policy;
+use crate::store::{self, DbError, Store};
 use crate::vault::crypto::ParticipantId;
 use crate::vault::{Participant, Vault, VaultError};
+
+pub(super) use store::dsr::{done_steps, forget_plan, record_step};
 
 /// A random request id, as hex.
 fn new_id() -> Result<String, DsrError> {
@@ -112,80 +112,33 @@ pub async fn create(
         _ => None,
     };
     let now = crate::store::now();
-    sqlx::query(
-        "INSERT INTO dsr_requests (id, kind, insz_hash, participant_id, received_at, due, state, details_sealed, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'received', ?, ?, ?)",
+    let received_at = received.format(DATE).expect("date");
+    let due = add_months(received, 1).format(DATE).expect("date");
+    let db = vault.store();
+    store::dsr::insert(
+        db,
+        store::dsr::NewRow {
+            id: &id,
+            kind: kind.as_str(),
+            insz_hash: &vault.index().insz_lookup_hash(&insz)[..],
+            participant: person.as_ref(),
+            received_at: &received_at,
+            due: &due,
+            details_sealed: sealed,
+            now: &now,
+        },
     )
-    .bind(&id)
-    .bind(kind.as_str())
-    .bind(&vault.index().insz_lookup_hash(&insz)[..])
-    .bind(person.map(|p| p.as_bytes().to_vec()))
-    .bind(received.format(DATE).expect("date"))
-    .bind(add_months(received, 1).format(DATE).expect("date"))
-    .bind(sealed)
-    .bind(&now)
-    .bind(&now)
-    .execute(vault.pool())
     .await?;
-    record_step(vault.pool(), &id, "received", kind.as_str()).await?;
-    Ok((get(vault.pool(), &id).await?, person))
+    record_step(db, &id, "received", kind.as_str()).await?;
+    Ok((get(db, &id).await?, person))
 }
 
-/// Records a step once; false when it was recorded before.
-pub(super) async fn record_step(
-    pool: &SqlitePool,
-    id: &str,
-    step: &str,
-    detail: &str,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query("INSERT INTO dsr_steps (request_id, time, step, detail) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(id)
-        .bind(crate::store::now())
-        .bind(step)
-        .bind(detail)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    Ok(n > 0)
-}
-
-/// The steps recorded so far, with their details.
-pub(super) async fn done_steps(
-    pool: &SqlitePool,
-    id: &str,
-) -> Result<BTreeMap<String, String>, sqlx::Error> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT step, detail FROM dsr_steps WHERE request_id = ?")
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// A `dsr_requests` row: id, kind, participant, received, due, extended due, extension
-/// reason, state, outcome, receipt.
-pub(super) type Row = (
-    String,
-    String,
-    Option<Vec<u8>>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-);
+/// A `dsr_requests` row (see [`store::dsr::Row`]).
+pub(super) type Row = store::dsr::Row;
 
 /// The request's row; `NotFound` when there is none.
-pub(super) async fn row(pool: &SqlitePool, id: &str) -> Result<Row, DsrError> {
-    sqlx::query_as(
-        "SELECT id, kind, participant_id, received_at, due, extended_due, extension_reason, state, outcome, receipt FROM dsr_requests WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or(DsrError::NotFound)
+pub(super) async fn row(db: &Store, id: &str) -> Result<Row, DsrError> {
+    store::dsr::row(db, id).await?.ok_or(DsrError::NotFound)
 }
 
 /// The request as shown, with its deadline judged against today.
@@ -223,13 +176,9 @@ fn to_request(r: Row, history: Vec<Step>) -> Request {
 }
 
 /// One request with its history.
-pub async fn get(pool: &SqlitePool, id: &str) -> Result<Request, DsrError> {
-    let r = row(pool, id).await?;
-    let steps: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT time, step, detail FROM dsr_steps WHERE request_id = ? ORDER BY id")
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
+pub async fn get(db: &Store, id: &str) -> Result<Request, DsrError> {
+    let r = row(db, id).await?;
+    let steps = store::dsr::history(db, id).await?;
     Ok(to_request(
         r,
         steps
@@ -240,12 +189,8 @@ pub async fn get(pool: &SqlitePool, id: &str) -> Result<Request, DsrError> {
 }
 
 /// All requests: overdue first, then by deadline.
-pub async fn list(pool: &SqlitePool) -> Result<Vec<Request>, DsrError> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, kind, participant_id, received_at, due, extended_due, extension_reason, state, outcome, receipt FROM dsr_requests",
-    )
-    .fetch_all(pool)
-    .await?;
+pub async fn list(db: &Store) -> Result<Vec<Request>, DsrError> {
+    let rows = store::dsr::rows(db).await?;
     let mut all: Vec<Request> = rows
         .into_iter()
         .map(|r| to_request(r, Vec::new()))
@@ -260,55 +205,43 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<Request>, DsrError> {
 
 /// Moves the request to `state`, keeping the earlier outcome when `outcome` is `None`.
 pub(super) async fn set_state(
-    pool: &SqlitePool,
+    db: &Store,
     id: &str,
     state: State,
     outcome: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE dsr_requests SET state = ?, outcome = coalesce(?, outcome), updated_at = ? WHERE id = ?")
-        .bind(state.as_str())
-        .bind(outcome)
-        .bind(crate::store::now())
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
+) -> Result<(), DbError> {
+    store::dsr::set_state(db, id, state.as_str(), outcome).await
 }
 
 /// The DPO verified the requester's identity.
-pub async fn verify(pool: &SqlitePool, id: &str) -> Result<Request, DsrError> {
-    let r = get(pool, id).await?;
+pub async fn verify(db: &Store, id: &str) -> Result<Request, DsrError> {
+    let r = get(db, id).await?;
     if r.state != State::Received {
         return Err(DsrError::Conflict(format!(
             "the request is {}, not received",
             r.state.as_str()
         )));
     }
-    set_state(pool, id, State::Verified, None).await?;
+    set_state(db, id, State::Verified, None).await?;
     record_step(
-        pool,
+        db,
         id,
         "verified",
         "identity of the requester verified by the DPO",
     )
     .await?;
-    get(pool, id).await
+    get(db, id).await
 }
 
 /// Extends the deadline by up to two months (Art. 12(3)), with a reason.
-pub async fn extend(
-    pool: &SqlitePool,
-    id: &str,
-    months: u8,
-    reason: &str,
-) -> Result<Request, DsrError> {
+pub async fn extend(db: &Store, id: &str, months: u8, reason: &str) -> Result<Request, DsrError> {
     if !(1..=2).contains(&months) || reason.trim().is_empty() {
         return Err(DsrError::Invalid(
             "invalid_extension",
             "an extension is 1 or 2 months and needs a reason".into(),
         ));
     }
-    let r = get(pool, id).await?;
+    let r = get(db, id).await?;
     if r.state.is_final() {
         return Err(DsrError::Conflict("the request is finished".into()));
     }
@@ -316,37 +249,31 @@ pub async fn extend(
     let until = add_months(received, 1 + u32::from(months))
         .format(DATE)
         .expect("date");
-    sqlx::query("UPDATE dsr_requests SET extended_due = ?, extension_reason = ?, updated_at = ? WHERE id = ?")
-        .bind(&until)
-        .bind(reason)
-        .bind(crate::store::now())
-        .bind(id)
-        .execute(pool)
-        .await?;
+    store::dsr::set_extension(db, id, &until, reason).await?;
     record_step(
-        pool,
+        db,
         id,
         &format!("extended_{months}"),
         &format!("deadline extended to {until}"),
     )
     .await?;
-    get(pool, id).await
+    get(db, id).await
 }
 
 /// Refuses a request with a reason.
-pub async fn refuse(pool: &SqlitePool, id: &str, reason: &str) -> Result<Request, DsrError> {
-    let r = get(pool, id).await?;
+pub async fn refuse(db: &Store, id: &str, reason: &str) -> Result<Request, DsrError> {
+    let r = get(db, id).await?;
     if r.state.is_final() {
         return Err(DsrError::Conflict("the request is finished".into()));
     }
-    set_state(pool, id, State::Refused, Some(reason)).await?;
-    record_step(pool, id, "refused", reason).await?;
-    get(pool, id).await
+    set_state(db, id, State::Refused, Some(reason)).await?;
+    record_step(db, id, "refused", reason).await?;
+    get(db, id).await
 }
 
 /// The participant a request is about, if still held.
 pub async fn participant_of(vault: &Vault, id: &str) -> Result<Option<Participant>, DsrError> {
-    let r = row(vault.pool(), id).await?;
+    let r = row(vault.store(), id).await?;
     match r.2.as_deref().and_then(ParticipantId::from_slice) {
         Some(pid) => Ok(vault.participant(&pid).await?),
         None => Ok(None),
@@ -359,15 +286,7 @@ pub(super) async fn former_records(
     vault: &Vault,
     request_id: &str,
 ) -> Result<Vec<(ParticipantId, Value)>, DsrError> {
-    let rows: Vec<(Vec<u8>, Option<String>)> = sqlx::query_as(
-        "SELECT e.participant_id, e.receipt FROM dsr_requests r JOIN dsr_requests e ON e.insz_hash = r.insz_hash
-         WHERE r.id = ? AND e.kind = 'erasure' AND e.state = 'completed' AND e.participant_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM participants p WHERE p.id = e.participant_id)
-         ORDER BY e.updated_at",
-    )
-    .bind(request_id)
-    .fetch_all(vault.pool())
-    .await?;
+    let rows = store::dsr::former_erasures(vault.store(), request_id).await?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, receipt)| {
@@ -386,16 +305,8 @@ pub(super) async fn former_records(
 
 /// The participant a request names, if any; `None` also when there is no such request (the
 /// caller's own look-up answers that).
-pub async fn person(pool: &SqlitePool, id: &str) -> Result<Option<ParticipantId>, sqlx::Error> {
-    let row: Option<(Option<Vec<u8>>,)> =
-        sqlx::query_as("SELECT participant_id FROM dsr_requests WHERE id = ?")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row
-        .and_then(|r| r.0)
-        .as_deref()
-        .and_then(ParticipantId::from_slice))
+pub async fn person(db: &Store, id: &str) -> Result<Option<ParticipantId>, DbError> {
+    store::dsr::person(db, id).await
 }
 
 /// The kind-specific details of a request, opened with the participant's key; `None` when it
@@ -405,11 +316,7 @@ pub(super) async fn details(
     p: &Participant,
     id: &str,
 ) -> Result<Option<Value>, DsrError> {
-    let (sealed,): (Option<Vec<u8>>,) =
-        sqlx::query_as("SELECT details_sealed FROM dsr_requests WHERE id = ?")
-            .bind(id)
-            .fetch_one(vault.pool())
-            .await?;
+    let sealed = store::dsr::details_sealed(vault.store(), id).await?;
     Ok(match sealed {
         Some(sealed) => {
             serde_json::from_slice(&vault.open_for(p, &format!("{DETAILS_LABEL}/{id}"), &sealed)?)
@@ -420,24 +327,6 @@ pub(super) async fn details(
 }
 
 /// Stores the signed erasure receipt.
-pub(super) async fn set_receipt(
-    pool: &SqlitePool,
-    id: &str,
-    receipt: &Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE dsr_requests SET receipt = ? WHERE id = ?")
-        .bind(receipt.to_string())
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Forgets a recorded erasure plan, so that the next one replaces it.
-pub(super) async fn forget_plan(pool: &SqlitePool, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM dsr_steps WHERE request_id = ? AND step = 'plan'")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
+pub(super) async fn set_receipt(db: &Store, id: &str, receipt: &Value) -> Result<(), DbError> {
+    store::dsr::set_receipt(db, id, &receipt.to_string()).await
 }

@@ -1,1 +1,230 @@
-//! (being filled in: the audit queries move here.)
+//! `audit_records` and `audit_checkpoints`: the writer's head and appends (on its own
+//! [`AuditConn`]), and every read of the log: search, the verifier's chunks, the export's
+//! streaming read, checkpoints.
+
+use futures_util::TryStreamExt;
+use sqlx::Connection;
+
+use super::{AuditConn, DbError, Store};
+use crate::audit::AuditQuery;
+
+/// A signed checkpoint as stored: sequence, hash, time, signature.
+pub type CheckpointRow = (i64, Vec<u8>, String, Vec<u8>);
+
+/// One record as appended: sequence, canonical text, hash.
+pub type RecordRow = (i64, String, [u8; 32]);
+
+/// Records per INSERT statement (3 bound values each, well under SQLite's variable limit).
+const INSERT_CHUNK: usize = 500;
+
+/// Where the chain stands in the database.
+pub struct StoredHead {
+    /// The last record's sequence and hash, if there is a record.
+    pub last: Option<(i64, Vec<u8>)>,
+    /// The last checkpoint's sequence, if asked for one.
+    pub checkpoint: Option<i64>,
+}
+
+impl AuditConn {
+    /// Reads the head of the chain.
+    pub async fn head(&mut self) -> Result<StoredHead, DbError> {
+        let conn = &mut self.0;
+        let last: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+        let cp: Option<(i64,)> = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(StoredHead {
+            last,
+            checkpoint: cp.map(|c| c.0),
+        })
+    }
+
+    /// Appends `records` and, if given, a signed `checkpoint`, in one transaction: all of them
+    /// are durable when this returns, or none is.
+    pub async fn append(
+        &mut self,
+        records: &[RecordRow],
+        checkpoint: Option<&CheckpointRow>,
+    ) -> Result<(), DbError> {
+        let mut tx = self.0.begin().await?;
+        // Multi-row inserts: one statement per chunk instead of one round trip per record.
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let mut insert =
+                sqlx::QueryBuilder::new("INSERT INTO audit_records (seq, record, hash) ");
+            insert.push_values(chunk, |mut row, (seq, text, hash)| {
+                row.push_bind(*seq)
+                    .push_bind(text.as_str())
+                    .push_bind(&hash[..]);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        if let Some((seq, hash, time, signature)) = checkpoint {
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (seq, hash, time, signature) VALUES (?, ?, ?, ?)",
+            )
+            .bind(*seq)
+            .bind(&hash[..])
+            .bind(time)
+            .bind(&signature[..])
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+}
+
+/// The checkpoints with sequence `from..=to`, in order.
+pub async fn checkpoints(db: &Store, from: i64, to: i64) -> Result<Vec<CheckpointRow>, DbError> {
+    sqlx::query_as(
+        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// The last record's sequence.
+pub async fn last_seq(db: &Store) -> Result<Option<i64>, DbError> {
+    let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_records")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(last)
+}
+
+/// The last checkpoint's sequence.
+pub async fn last_checkpoint(db: &Store) -> Result<Option<i64>, DbError> {
+    let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(last)
+}
+
+/// Records `from..until` read in one row: the verifier moves a chunk at a time, because moving
+/// rows one by one through the driver dominated verification time.
+pub struct RecordChunk {
+    records: Option<String>,
+    hashes: Option<String>,
+}
+
+impl RecordChunk {
+    /// Each record's canonical text with its stored hash, in order.
+    pub fn records(&self) -> impl Iterator<Item = (&str, Vec<u8>)> {
+        // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
+        let mut hashes = self.hashes.as_deref().unwrap_or_default().split(',');
+        self.records
+            .as_deref()
+            .unwrap_or("")
+            .split('\n')
+            .filter(|t| !t.is_empty())
+            .map(move |t| {
+                let h = hashes.next().map(|h| hex::decode(h).unwrap_or_default());
+                (t, h.unwrap_or_default())
+            })
+    }
+}
+
+/// Reads records with sequence `from..until` as one [`RecordChunk`].
+pub async fn record_chunk(db: &Store, from: i64, until: i64) -> Result<RecordChunk, DbError> {
+    let (records, hashes): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT group_concat(record, char(10)), group_concat(hex(hash), ',')
+             FROM (SELECT record, hash FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq)",
+    )
+    .bind(from)
+    .bind(until)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(RecordChunk { records, hashes })
+}
+
+/// The first checkpoint at or after `seq`, as the aggregate reads it.
+pub async fn checkpoint_from(db: &Store, seq: i64) -> Result<Option<(i64,)>, DbError> {
+    sqlx::query_as("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
+        .bind(seq)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+/// The last checkpoint before `seq`.
+pub async fn checkpoint_before(db: &Store, seq: i64) -> Result<Option<CheckpointRow>, DbError> {
+    sqlx::query_as(
+        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(seq)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// The chain's hash at `seq`: the checkpoint's signed one when there is a checkpoint there,
+/// else the record's.
+pub async fn hash_at(db: &Store, seq: i64) -> Result<Option<Vec<u8>>, DbError> {
+    let end: Option<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT hash FROM audit_checkpoints WHERE seq = ?1
+         UNION ALL SELECT hash FROM audit_records WHERE seq = ?1 LIMIT 1",
+    )
+    .bind(seq)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(end.map(|(h,)| h))
+}
+
+/// Appends the canonical text of records `from..=to` to `out`, one line each, streaming.
+pub async fn write_records(
+    db: &Store,
+    from: i64,
+    to: i64,
+    out: &mut Vec<u8>,
+) -> Result<(), DbError> {
+    let mut rows = sqlx::query_as::<_, (String,)>(
+        "SELECT record FROM audit_records WHERE seq BETWEEN ? AND ? ORDER BY seq",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch(&db.pool);
+    while let Some((text,)) = rows.try_next().await? {
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'\n');
+    }
+    Ok(())
+}
+
+/// One page of the log matching `q`, oldest first: each record's canonical text.
+pub async fn search(db: &Store, q: &AuditQuery) -> Result<Vec<String>, DbError> {
+    let mut b = sqlx::QueryBuilder::new("SELECT record FROM audit_records WHERE seq > ");
+    b.push_bind(q.after.unwrap_or(0) as i64);
+    let filters = [
+        ("participant", &q.participant),
+        ("partner", &q.partner),
+        ("client", &q.client),
+        ("acting_user", &q.acting_user),
+        ("purpose", &q.purpose),
+        ("decision", &q.decision),
+    ];
+    for (column, value) in filters {
+        if let Some(v) = value {
+            b.push(format_args!(" AND {column} = "));
+            b.push_bind(v.clone());
+        }
+    }
+    if let Some(s) = &q.since {
+        b.push(" AND time >= ").push_bind(s.clone());
+    }
+    if let Some(u) = &q.until {
+        b.push(" AND time < ").push_bind(u.clone());
+    }
+    b.push(" ORDER BY seq LIMIT ")
+        .push_bind(i64::from(q.limit.unwrap_or(100).clamp(1, 1000)));
+    let rows: Vec<(String,)> = b.build_query_as().fetch_all(&db.pool).await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}
+
+/// How many records the log holds.
+pub async fn count(db: &Store) -> Result<i64, DbError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_records")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n)
+}

@@ -1,9 +1,10 @@
 //! The `idempotency` table: one row per client and key, claimed (status 0) by the first
-//! request and completed with its answer. The HTTP side is `crate::api::idempotency`.
+//! request and completed with its answer. The HTTP side is `crate::api::idempotency`: it
+//! claims, reads and takes over a key inside one [`WriteTx`].
 
 use std::time::Duration;
 
-use sqlx::{SqliteConnection, SqlitePool};
+use super::{DbError, Store, WriteTx};
 
 /// A key as a retry finds it.
 pub struct Stored {
@@ -20,23 +21,23 @@ pub struct Stored {
 }
 
 /// Deletes keys claimed more than `ttl` ago.
-pub async fn purge_expired(conn: &mut SqliteConnection, ttl: Duration) -> Result<(), sqlx::Error> {
+pub async fn purge_expired(tx: &mut WriteTx, ttl: Duration) -> Result<(), DbError> {
     sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
         .bind(super::ago(ttl))
-        .execute(conn)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
 
 /// Claims the key for a request; false when it is already claimed or answered.
 pub async fn claim(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     client: &str,
     key: &str,
     request_hash: &[u8],
     action: &str,
     now: &str,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, DbError> {
     let claimed = sqlx::query(
         "INSERT INTO idempotency (client, key, request_hash, status, body, created_at, action)
          VALUES (?, ?, ?, 0, x'', ?, ?) ON CONFLICT (client, key) DO NOTHING",
@@ -46,24 +47,20 @@ pub async fn claim(
     .bind(request_hash)
     .bind(now)
     .bind(action)
-    .execute(conn)
+    .execute(tx.conn())
     .await?
     .rows_affected();
     Ok(claimed == 1)
 }
 
 /// Reads a claimed or answered key.
-pub async fn read(
-    conn: &mut SqliteConnection,
-    client: &str,
-    key: &str,
-) -> Result<Stored, sqlx::Error> {
+pub async fn read(tx: &mut WriteTx, client: &str, key: &str) -> Result<Stored, DbError> {
     let (request_hash, status, body, participant, created_at) = sqlx::query_as(
         "SELECT request_hash, status, body, participant_id, created_at FROM idempotency WHERE client = ? AND key = ?",
     )
     .bind(client)
     .bind(key)
-    .fetch_one(conn)
+    .fetch_one(tx.conn())
     .await?;
     Ok(Stored {
         request_hash,
@@ -77,12 +74,12 @@ pub async fn read(
 /// Takes over a claim whose request never answered, if it is still the one claimed at
 /// `claimed_at` (two retries cannot both take it); true when taken.
 pub async fn take_over(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     client: &str,
     key: &str,
     claimed_at: &str,
     now: &str,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, DbError> {
     let taken = sqlx::query(
         "UPDATE idempotency SET created_at = ? WHERE client = ? AND key = ? AND status = 0 AND created_at = ?",
     )
@@ -90,7 +87,7 @@ pub async fn take_over(
     .bind(client)
     .bind(key)
     .bind(claimed_at)
-    .execute(conn)
+    .execute(tx.conn())
     .await?
     .rows_affected();
     Ok(taken == 1)
@@ -99,13 +96,13 @@ pub async fn take_over(
 /// Stores the answer for replays, bound to the participant it concerns (so that an erasure
 /// removes it).
 pub async fn complete(
-    pool: &SqlitePool,
+    db: &Store,
     client: &str,
     key: &str,
     status: u16,
     body: &[u8],
     participant: &[u8],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE idempotency SET status = ?, body = ?, participant_id = ? WHERE client = ? AND key = ?",
     )
@@ -114,17 +111,17 @@ pub async fn complete(
     .bind(participant)
     .bind(client)
     .bind(key)
-    .execute(pool)
+    .execute(&db.pool)
     .await?;
     Ok(())
 }
 
 /// Gives up a claim that has no answer yet.
-pub async fn release(pool: &SqlitePool, client: &str, key: &str) -> Result<(), sqlx::Error> {
+pub async fn release(db: &Store, client: &str, key: &str) -> Result<(), DbError> {
     sqlx::query("DELETE FROM idempotency WHERE client = ? AND key = ? AND status = 0")
         .bind(client)
         .bind(key)
-        .execute(pool)
+        .execute(&db.pool)
         .await?;
     Ok(())
 }

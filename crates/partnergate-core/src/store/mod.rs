@@ -16,6 +16,7 @@ pub mod erasure;
 pub mod idempotency;
 pub mod participants;
 pub mod secrets;
+pub mod stats;
 pub mod sync;
 
 use std::path::Path;
@@ -31,8 +32,7 @@ pub use sqlx::Error as DbError;
 /// A handle on the database: cheap to clone, shared by every layer.
 #[derive(Clone)]
 pub struct Store {
-    // pub(crate) only while the domain modules move their queries here.
-    pub(crate) pool: SqlitePool,
+    pool: SqlitePool,
     gate: WriteGate,
 }
 
@@ -49,13 +49,13 @@ impl WriteTx {
         self.tx.commit().await
     }
 
-    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
+    fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.tx
     }
 }
 
 /// The audit writer's own connection (see [`audit`]).
-pub struct AuditConn(pub(crate) SqliteConnection);
+pub struct AuditConn(SqliteConnection);
 
 impl Store {
     /// Opens (creating if needed) the database and applies pending migrations.
@@ -94,11 +94,6 @@ impl Store {
             AuditConn(options(path)?.connect().await?),
             self.gate.clone(),
         ))
-    }
-
-    /// The pool, for the callers whose queries have not moved here yet. (Transitional.)
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
     }
 
     /// Closes every connection (after a CLI command, so that the files can be removed).

@@ -239,11 +239,6 @@ impl Vault {
         &self.store
     }
 
-    /// The database pool (while the domain modules move their queries into the store).
-    pub fn pool(&self) -> &sqlx::SqlitePool {
-        self.store.pool()
-    }
-
     /// Re-reads the key file if it changed (after `keys rotate`), so new data keys are wrapped
     /// under the newest version and keys re-wrapped by the rotation can be opened.
     pub fn reload_keyring_if_changed(&self) {
