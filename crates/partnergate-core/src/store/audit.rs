@@ -21,7 +21,7 @@ const INSERT_CHUNK: usize = 500;
 pub struct StoredHead {
     /// The last record's sequence and hash, if there is a record.
     pub last: Option<(i64, Vec<u8>)>,
-    /// The last checkpoint's sequence, if asked for one.
+    /// The last checkpoint's sequence (SQLite's `max` over no rows reads as 0).
     pub checkpoint: Option<i64>,
 }
 
