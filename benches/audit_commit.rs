@@ -38,8 +38,7 @@ async fn run(max_batch: usize, writers: usize, seconds: u64) -> (f64, f64) {
         max_batch,
         ..AuditConfig::default()
     };
-    let (conn, gate) = db.audit_connection(&path).await.unwrap();
-    let (log, task) = audit::writer::spawn(conn, signer, "bench".into(), config, gate)
+    let (log, task) = audit::writer::spawn(db.clone(), signer, "bench".into(), config)
         .await
         .unwrap();
     let done = Arc::new(AtomicU64::new(0));

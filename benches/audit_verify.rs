@@ -26,9 +26,8 @@ fn main() {
         let public = ring::signature::KeyPair::public_key(&signer)
             .as_ref()
             .to_vec();
-        let (conn, gate) = db.audit_connection(&path).await.unwrap();
         let (log, task) =
-            audit::writer::spawn(conn, signer, "bench".into(), AuditConfig::default(), gate)
+            audit::writer::spawn(db.clone(), signer, "bench".into(), AuditConfig::default())
                 .await
                 .unwrap();
         let started = Instant::now();

@@ -72,13 +72,11 @@ pub async fn serve(
     let public_key: Arc<[u8]> = ring::signature::KeyPair::public_key(&signer)
         .as_ref()
         .into();
-    let (audit_conn, gate) = db.audit_connection(&db_path).await?;
     let (audit_log, audit_task) = audit::writer::spawn(
-        audit_conn,
+        db.clone(),
         signer,
         policy.version().to_string(),
         settings.config.audit.clone(),
-        gate.clone(),
     )
     .await
     .map_err(|e| ServeError::Store(e.into()))?;

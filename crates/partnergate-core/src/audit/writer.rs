@@ -1,18 +1,21 @@
-//! The single audit writer: group commit, hash chain and signed checkpoints.
+//! The single writer: group commit, hash chain and signed checkpoints.
 //!
-//! Requests enqueue their events and wait. The writer takes everything queued, appends it to
-//! the chain in one transaction on its own connection (`synchronous=FULL`), commits once and
-//! only then releases the waiting requests. If the commit fails, every request in the batch
-//! gets an error and answers 503: no answer leaves without its record.
+//! Requests enqueue their events, or a vault write with its events, and wait. The writer takes
+//! everything queued and runs it in one transaction (`synchronous=FULL`): each vault write
+//! inside its own savepoint, its records appended to the chain only if the write is kept. It
+//! commits once and only then releases the waiting requests, so a burst of registrations costs
+//! one fsync, not one per request. If the commit fails, every request in the batch gets an
+//! error and answers 503: no answer leaves without its record, and no write without its record.
 
 use std::time::{Duration, Instant};
 
 use ring::signature::Ed25519KeyPair;
 use tokio::sync::{mpsc, oneshot};
 
+use super::commit::Apply;
 use super::record::{AuditEvent, AuditRecord, checkpoint_message, hash, now};
 use crate::config::AuditConfig;
-use crate::store::{AuditConn, DbError};
+use crate::store::{self, DbError, Store, WriteTx};
 
 /// The audit store could not make a record durable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -23,11 +26,21 @@ pub enum AuditError {
     /// The writer task has stopped.
     #[error("audit writer stopped")]
     Stopped,
+    /// The vault write failed in the database; it and its records were rolled back.
+    #[error("the write failed")]
+    WriteFailed,
 }
 
+type Done = oneshot::Sender<Result<u64, AuditError>>;
+
+/// A vault write with its result type erased: says whether to keep it.
+type ErasedWrite = Apply<()>;
+
 enum Job {
-    Append(Vec<AuditEvent>, oneshot::Sender<Result<u64, AuditError>>),
-    Checkpoint(oneshot::Sender<Result<u64, AuditError>>),
+    Append(Vec<AuditEvent>, Done),
+    /// The write is taken out when the writer runs it.
+    Write(Option<ErasedWrite>, Vec<AuditEvent>, Done),
+    Checkpoint(Done),
 }
 
 /// A cheap, cloneable handle for appending to the audit log.
@@ -50,6 +63,34 @@ impl AuditLog {
         wait.await.map_err(|_| AuditError::Stopped)?
     }
 
+    /// Runs `write` in the writer's next transaction and appends `events` with it if the
+    /// write is kept: both are durable when this returns, or neither is.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        events: Vec<AuditEvent>,
+        write: Apply<T>,
+    ) -> Result<T, AuditError> {
+        let (value_tx, value_rx) = oneshot::channel();
+        let erased: ErasedWrite = Box::new(move |tx| {
+            Box::pin(async move {
+                let applied = write(tx).await?;
+                // Read by the caller only once the commit has succeeded.
+                let _ = value_tx.send(applied.value);
+                Ok(super::commit::Applied {
+                    value: (),
+                    keep: applied.keep,
+                })
+            })
+        });
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job::Write(Some(erased), events, done))
+            .await
+            .map_err(|_| AuditError::Stopped)?;
+        wait.await.map_err(|_| AuditError::Stopped)??;
+        value_rx.await.map_err(|_| AuditError::WriteFailed)
+    }
+
     /// Appends one event.
     pub async fn append_one(&self, event: AuditEvent) -> Result<u64, AuditError> {
         self.append(vec![event]).await
@@ -69,6 +110,8 @@ impl AuditLog {
 fn job_records(job: &Job) -> usize {
     match job {
         Job::Append(events, _) => events.len(),
+        // A write counts at least one towards the batch size, like a record.
+        Job::Write(_, events, _) => events.len().max(1),
         Job::Checkpoint(_) => 0,
     }
 }
@@ -81,8 +124,8 @@ struct Head {
     checkpoint_at: Instant,
 }
 
-async fn read_head(conn: &mut AuditConn) -> Result<Head, DbError> {
-    let stored = conn.head().await?;
+async fn read_head(db: &Store) -> Result<Head, DbError> {
+    let stored = store::audit::head(db).await?;
     let (seq, hash) = match stored.last {
         Some((s, h)) => (s as u64, h.try_into().unwrap_or([0; 32])),
         None => (0, [0; 32]),
@@ -95,35 +138,33 @@ async fn read_head(conn: &mut AuditConn) -> Result<Head, DbError> {
     })
 }
 
-/// Starts the writer task on its own connection and returns the handle.
+/// Starts the writer task on `db` and returns the handle. It is the only writer of the audit
+/// log, and takes its turns through the same gate as the store's other write transactions.
 pub async fn spawn(
-    mut conn: AuditConn,
+    db: Store,
     signer: Ed25519KeyPair,
     policy_version: String,
     config: AuditConfig,
-    gate: crate::store::WriteGate,
 ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), DbError> {
-    let head = read_head(&mut conn).await?;
+    let head = read_head(&db).await?;
     let (tx, rx) = mpsc::channel(16 * 1024);
     let writer = Writer {
-        conn,
+        db,
         signer,
         policy_version,
         config,
         head,
-        gate,
     };
     let task = tokio::spawn(writer.run(rx));
     Ok((AuditLog { tx }, task))
 }
 
 struct Writer {
-    conn: AuditConn,
+    db: Store,
     signer: Ed25519KeyPair,
     policy_version: String,
     config: AuditConfig,
     head: Head,
-    gate: crate::store::WriteGate,
 }
 
 impl Writer {
@@ -151,77 +192,73 @@ impl Writer {
 
     async fn commit(&mut self, batch: &mut Vec<Job>) {
         let started = Instant::now();
-        let start_seq = self.head.seq;
+        let records_before = self.head.seq;
         let result = self.write(batch).await;
-        let records: usize = batch.iter().map(job_records).sum();
         match &result {
-            Ok(()) => {
-                metrics::counter!("partnergate_audit_records_total").increment(records as u64);
+            Ok(_) => {
+                let records = self.head.seq - records_before;
+                metrics::counter!("partnergate_audit_records_total").increment(records);
                 metrics::histogram!("partnergate_audit_batch_records").record(records as f64);
                 metrics::histogram!("partnergate_audit_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
             }
             Err(e) => {
                 metrics::counter!("partnergate_audit_commit_failures_total").increment(1);
-                tracing::error!(error = %e, records, "audit commit failed; refusing the batch");
+                tracing::error!(error = %e, jobs = batch.len(), "audit commit failed; refusing the batch");
                 // The transaction rolled back: reload the head so the chain continues correctly.
-                match read_head(&mut self.conn).await {
+                match read_head(&self.db).await {
                     Ok(h) => self.head = h,
                     Err(e) => tracing::error!(error = %e, "cannot re-read the audit head"),
                 }
             }
         }
-        // Hand out each job's own last sequence number.
-        let mut running = start_seq;
-        let head = self.head.seq;
-        for job in batch.drain(..) {
-            let ok = result.is_ok();
-            let reply = |end: u64| {
-                if ok {
-                    Ok(end)
-                } else {
-                    Err(AuditError::Unavailable)
-                }
+        // Hand out each job's own answer: its last sequence number, or why it failed.
+        let answers = match result {
+            Ok(answers) => answers,
+            Err(_) => vec![Err(AuditError::Unavailable); batch.len()],
+        };
+        for (job, answer) in batch.drain(..).zip(answers) {
+            let done = match job {
+                Job::Append(_, done) | Job::Write(_, _, done) | Job::Checkpoint(done) => done,
             };
-            match job {
-                Job::Append(events, done) => {
-                    running += events.len() as u64;
-                    let _ = done.send(reply(running));
-                }
-                Job::Checkpoint(done) => {
-                    let _ = done.send(reply(head));
-                }
-            }
+            let _ = done.send(answer);
         }
     }
 
-    async fn write(&mut self, batch: &[Job]) -> Result<(), DbError> {
-        let _turn = self.gate.enter().await;
-        let mut seq = self.head.seq;
-        let mut prev = self.head.hash;
-        let time = now();
+    /// Runs the batch in one transaction; returns each job's answer once it has committed.
+    async fn write(&mut self, batch: &mut [Job]) -> Result<Vec<Result<u64, AuditError>>, DbError> {
+        let mut tx = self.db.begin_write().await?;
+        let mut chain = Chain {
+            seq: self.head.seq,
+            prev: self.head.hash,
+            time: now(),
+            policy_version: &self.policy_version,
+            rows: Vec::new(),
+        };
         let mut force_checkpoint = false;
-        let mut rows: Vec<(i64, String, [u8; 32])> = Vec::new();
-        for job in batch {
-            match job {
-                Job::Append(events, _) => {
-                    for event in events {
-                        seq += 1;
-                        let record = AuditRecord::new(
-                            event.clone(),
-                            seq,
-                            time.clone(),
-                            &self.policy_version,
-                            &prev,
-                        );
-                        let text = record.canonical();
-                        prev = hash(text.as_bytes());
-                        rows.push((seq as i64, text, prev));
+        let mut answers = Vec::with_capacity(batch.len());
+        for job in batch.iter_mut() {
+            let answer = match job {
+                Job::Append(events, _) => Ok(chain.extend(events)),
+                Job::Write(write, events, _) => {
+                    let ran = match write.take() {
+                        Some(write) => run_write(&mut tx, write).await?,
+                        None => None,
+                    };
+                    match ran {
+                        Some(true) => Ok(chain.extend(events)),
+                        Some(false) => Ok(chain.seq),
+                        None => Err(AuditError::WriteFailed),
                     }
                 }
-                Job::Checkpoint(_) => force_checkpoint = true,
-            }
+                Job::Checkpoint(_) => {
+                    force_checkpoint = true;
+                    Ok(0)
+                }
+            };
+            answers.push(answer);
         }
+        let (seq, prev, time) = (chain.seq, chain.prev, chain.time.clone());
         let due = seq - self.head.checkpoint_seq >= self.config.checkpoint_every
             || self.head.checkpoint_at.elapsed()
                 >= Duration::from_secs(self.config.checkpoint_seconds);
@@ -235,14 +272,72 @@ impl Writer {
                 sig.as_ref().to_vec(),
             )
         });
-        self.conn.append(&rows, checkpoint.as_ref()).await?;
-        let signed = checkpoint.is_some();
+        store::audit::append(&mut tx, &chain.rows, checkpoint.as_ref()).await?;
+        tx.commit().await?;
         self.head.seq = seq;
         self.head.hash = prev;
-        if signed {
+        if checkpoint.is_some() {
             self.head.checkpoint_seq = seq;
             self.head.checkpoint_at = Instant::now();
         }
-        Ok(())
+        // A checkpoint job answers with the head, as before.
+        for (job, answer) in batch.iter().zip(answers.iter_mut()) {
+            if matches!(job, Job::Checkpoint(_)) {
+                *answer = Ok(seq);
+            }
+        }
+        Ok(answers)
+    }
+}
+
+/// The records a batch adds to the chain.
+struct Chain<'a> {
+    seq: u64,
+    prev: [u8; 32],
+    time: String,
+    policy_version: &'a str,
+    rows: Vec<store::audit::RecordRow>,
+}
+
+impl Chain<'_> {
+    /// Chains `events` after the current head; returns the last sequence number.
+    fn extend(&mut self, events: &[AuditEvent]) -> u64 {
+        for event in events {
+            self.seq += 1;
+            let record = AuditRecord::new(
+                event.clone(),
+                self.seq,
+                self.time.clone(),
+                self.policy_version,
+                &self.prev,
+            );
+            let text = record.canonical();
+            self.prev = hash(text.as_bytes());
+            self.rows.push((self.seq as i64, text, self.prev));
+        }
+        self.seq
+    }
+}
+
+/// Runs one write in its own savepoint. `Some(keep)` when it ran (a write that is not kept is
+/// rolled back to the savepoint), `None` when it failed in the database (rolled back too, and
+/// the rest of the batch goes on). An error here is the transaction's own failure.
+async fn run_write(tx: &mut WriteTx, write: ErasedWrite) -> Result<Option<bool>, DbError> {
+    tx.savepoint().await?;
+    let outcome = write(tx).await;
+    match outcome {
+        Ok(applied) if applied.keep => {
+            tx.release().await?;
+            Ok(Some(true))
+        }
+        Ok(_) => {
+            tx.rollback_to_savepoint().await?;
+            Ok(Some(false))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a vault write failed; rolled back");
+            tx.rollback_to_savepoint().await?;
+            Ok(None)
+        }
     }
 }

@@ -1,11 +1,10 @@
-//! `audit_records` and `audit_checkpoints`: the writer's head and appends (on its own
-//! [`AuditConn`]), and every read of the log: search, the verifier's chunks, the export's
+//! `audit_records` and `audit_checkpoints`: the writer's head and appends (in its
+//! transaction), and every read of the log: search, the verifier's chunks, the export's
 //! streaming read, checkpoints.
 
 use futures_util::TryStreamExt;
-use sqlx::Connection;
 
-use super::{AuditConn, DbError, Store};
+use super::{DbError, Store, WriteTx};
 use crate::audit::AuditQuery;
 
 /// A signed checkpoint as stored: sequence, hash, time, signature.
@@ -25,55 +24,49 @@ pub struct StoredHead {
     pub checkpoint: Option<i64>,
 }
 
-impl AuditConn {
-    /// Reads the head of the chain.
-    pub async fn head(&mut self) -> Result<StoredHead, DbError> {
-        let conn = &mut self.0;
-        let last: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *conn)
-                .await?;
-        let cp: Option<(i64,)> = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
-            .fetch_optional(&mut *conn)
+/// Reads the head of the chain.
+pub async fn head(db: &Store) -> Result<StoredHead, DbError> {
+    let last: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&db.pool)
             .await?;
-        Ok(StoredHead {
-            last,
-            checkpoint: cp.map(|c| c.0),
-        })
-    }
+    let cp: Option<(i64,)> = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(StoredHead {
+        last,
+        checkpoint: cp.map(|c| c.0),
+    })
+}
 
-    /// Appends `records` and, if given, a signed `checkpoint`, in one transaction: all of them
-    /// are durable when this returns, or none is.
-    pub async fn append(
-        &mut self,
-        records: &[RecordRow],
-        checkpoint: Option<&CheckpointRow>,
-    ) -> Result<(), DbError> {
-        let mut tx = self.0.begin().await?;
-        // Multi-row inserts: one statement per chunk instead of one round trip per record.
-        for chunk in records.chunks(INSERT_CHUNK) {
-            let mut insert =
-                sqlx::QueryBuilder::new("INSERT INTO audit_records (seq, record, hash) ");
-            insert.push_values(chunk, |mut row, (seq, text, hash)| {
-                row.push_bind(*seq)
-                    .push_bind(text.as_str())
-                    .push_bind(&hash[..]);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        if let Some((seq, hash, time, signature)) = checkpoint {
-            sqlx::query(
-                "INSERT INTO audit_checkpoints (seq, hash, time, signature) VALUES (?, ?, ?, ?)",
-            )
-            .bind(*seq)
-            .bind(&hash[..])
-            .bind(time)
-            .bind(&signature[..])
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await
+/// Appends `records` and, if given, a signed `checkpoint`, in the writer's transaction.
+pub async fn append(
+    tx: &mut WriteTx,
+    records: &[RecordRow],
+    checkpoint: Option<&CheckpointRow>,
+) -> Result<(), DbError> {
+    // Multi-row inserts: one statement per chunk instead of one round trip per record.
+    for chunk in records.chunks(INSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::new("INSERT INTO audit_records (seq, record, hash) ");
+        insert.push_values(chunk, |mut row, (seq, text, hash)| {
+            row.push_bind(*seq)
+                .push_bind(text.as_str())
+                .push_bind(&hash[..]);
+        });
+        insert.build().execute(tx.conn()).await?;
     }
+    if let Some((seq, hash, time, signature)) = checkpoint {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, time, signature) VALUES (?, ?, ?, ?)",
+        )
+        .bind(*seq)
+        .bind(&hash[..])
+        .bind(time)
+        .bind(&signature[..])
+        .execute(tx.conn())
+        .await?;
+    }
+    Ok(())
 }
 
 /// The checkpoints with sequence `from..=to`, in order.

@@ -49,13 +49,30 @@ impl WriteTx {
         self.tx.commit().await
     }
 
+    /// Marks a point the transaction can roll back to without ending (one at a time).
+    pub async fn savepoint(&mut self) -> Result<(), DbError> {
+        sqlx::query("SAVEPOINT write").execute(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Keeps what was done since the savepoint.
+    pub async fn release(&mut self) -> Result<(), DbError> {
+        sqlx::query("RELEASE write").execute(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Undoes what was done since the savepoint, and drops it.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), DbError> {
+        sqlx::query("ROLLBACK TO write")
+            .execute(self.conn())
+            .await?;
+        self.release().await
+    }
+
     fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.tx
     }
 }
-
-/// The audit writer's own connection (see [`audit`]).
-pub struct AuditConn(SqliteConnection);
 
 impl Store {
     /// Opens (creating if needed) the database and applies pending migrations.
@@ -82,18 +99,6 @@ impl Store {
             tx: self.pool.begin().await?,
             _turn: turn,
         })
-    }
-
-    /// A dedicated connection for the audit writer, which takes its turns through the same
-    /// gate as this store's write transactions.
-    pub async fn audit_connection(
-        &self,
-        path: &Path,
-    ) -> Result<(AuditConn, WriteGate), StoreError> {
-        Ok((
-            AuditConn(options(path)?.connect().await?),
-            self.gate.clone(),
-        ))
     }
 
     /// Closes every connection (after a CLI command, so that the files can be removed).

@@ -222,8 +222,8 @@ impl Vault {
         write: Apply<T>,
     ) -> Result<T, VaultError> {
         match self.journal.get() {
-            Some(log) => log.append(records).await?,
-            None if records.is_empty() => 0,
+            Some(log) => return Ok(log.write(records, write).await?),
+            None if records.is_empty() => {}
             None => return Err(VaultError::NoAuditLog),
         };
         let mut tx = self.store.begin_write().await?;
