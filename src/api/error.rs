@@ -124,8 +124,12 @@ impl From<crate::store::DbError> for ApiError {
 }
 
 impl From<crate::audit::AuditError> for ApiError {
-    fn from(_: crate::audit::AuditError) -> Self {
-        ApiError::audit_unavailable()
+    fn from(e: crate::audit::AuditError) -> Self {
+        match e {
+            // The write was rolled back with its records: the store, not the log, failed.
+            crate::audit::AuditError::WriteFailed => ApiError::storage(),
+            _ => ApiError::audit_unavailable(),
+        }
     }
 }
 

@@ -296,6 +296,69 @@ async fn when_the_audit_store_refuses_writes_reads_answer_503_and_disclose_nothi
 }
 
 #[tokio::test]
+async fn a_write_that_fails_in_the_database_leaves_no_record_claiming_it() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 24).await;
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let path = format!("/v1/participants/{}", case.pids["jobandco"]);
+    let writes_before = count(&audit_records(&gw).await, "participant.write", "granted");
+    // The vault write fails; the audit log itself is fine.
+    let mut conn = db(&home).await;
+    sqlx::query("CREATE TRIGGER vault_down BEFORE UPDATE ON participants BEGIN SELECT RAISE(ABORT, 'vault down'); END")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let patch = |status: &'static str| {
+        let (job, path) = (&job, &path);
+        async move {
+            let body = json!({"fields": {"trajectory.status": status}});
+            let if_match = [("if-match", "2")];
+            job.send(hyper::Method::PATCH, path, &if_match, Some(&body))
+                .await
+        }
+    };
+    let (failed, read) = tokio::join!(patch("paused"), job.get(&path));
+    let failed = failed.unwrap();
+    assert_eq!(
+        failed.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&failed.body)
+    );
+    assert_eq!(failed.json()["error"], "storage_unavailable");
+    assert_eq!(
+        read.unwrap().status,
+        200,
+        "a read batched with it is unharmed"
+    );
+    let records = audit_records(&gw).await;
+    assert_eq!(
+        count(&records, "participant.write", "granted"),
+        writes_before,
+        "the record of a write commits with the write: none for a write that did not happen"
+    );
+    sqlx::query("DROP TRIGGER vault_down")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let r = patch("active").await.unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "the version did not move: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["version"], 3);
+    let records = audit_records(&gw).await;
+    assert_eq!(
+        count(&records, "participant.write", "granted"),
+        writes_before + 1
+    );
+    assert_eq!(verify(&gw).await["ok"], true);
+}
+
+#[tokio::test]
 async fn a_crash_under_load_loses_no_answered_access_and_keeps_the_chain() {
     let home = Home::new();
     let gw = home.start();
