@@ -103,17 +103,38 @@ const VERIFY_CHUNK: i64 = 20_000;
 pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyReport, DbError> {
     let cps = checkpoints(db, 0, i64::MAX as u64).await?;
     let mut v = verify::ChainVerifier::new(public_key, cps, None);
-    let last = store::audit::last_seq(db).await?;
+    let last = store::audit::last_seq(db).await?.unwrap_or(0);
+    // Reading the next chunk overlaps hashing this one; hashing uses every core. Memory holds
+    // two chunks at most, whatever the size of the log.
+    let fetch = |from: i64| {
+        let db = db.clone();
+        tokio::spawn(
+            async move { store::audit::record_chunk(&db, from, from + VERIFY_CHUNK).await },
+        )
+    };
     let mut from = 1;
-    while from <= last.unwrap_or(0) && !v.failed() {
-        let chunk = store::audit::record_chunk(db, from, from + VERIFY_CHUNK).await?;
-        for (text, hash) in chunk.records() {
-            v.push(text, Some(&hash));
+    let mut next = (from <= last).then(|| fetch(from));
+    while let Some(fetching) = next.take() {
+        let chunk = fetching
+            .await
+            .map_err(|e| DbError::Protocol(format!("the verifier's read stopped: {e}")))??;
+        from += VERIFY_CHUNK;
+        next = (from <= last).then(|| fetch(from));
+        let hashed = tokio::task::spawn_blocking(move || {
+            let records: Vec<_> = chunk.records().collect();
+            verify::hash_all(&records)
+        })
+        .await
+        .map_err(|e| DbError::Protocol(format!("the verifier's hashing stopped: {e}")))?;
+        for record in &hashed {
+            v.push_hashed(record);
             if v.failed() {
                 break;
             }
         }
-        from += VERIFY_CHUNK;
+        if v.failed() {
+            break;
+        }
     }
     Ok(v.finish())
 }

@@ -81,6 +81,49 @@ fn chain_fields(text: &str) -> Option<(u64, [u8; 32])> {
     Some((seq, prev))
 }
 
+/// A record with the work done that does not depend on the records before it: its sequence
+/// and previous-hash fields (`None` if it is not in canonical form), its hash, and the hash the
+/// store holds for it. Computing these is most of verification, and can run in parallel.
+pub struct Hashed {
+    fields: Option<(u64, [u8; 32])>,
+    hash: [u8; 32],
+    stored: Option<[u8; 32]>,
+}
+
+impl Hashed {
+    /// Parses and hashes one record's canonical text.
+    pub fn new(text: &str, stored_hash: Option<&[u8]>) -> Self {
+        Self {
+            fields: chain_fields(text),
+            hash: hash(text.as_bytes()),
+            // A stored hash of the wrong length can never match.
+            stored: stored_hash.map(|s| s.try_into().unwrap_or([0xff; 32])),
+        }
+    }
+}
+
+/// Hashes `records` (canonical text, stored hash) on every core, keeping their order.
+pub fn hash_all(records: &[(&str, Vec<u8>)]) -> Vec<Hashed> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = records.len().div_ceil(threads).max(1024);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = records
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(text, stored)| Hashed::new(text, Some(stored)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("hashing does not panic"))
+            .collect()
+    })
+}
+
 /// Walks records in order and checks sequence, chain and checkpoints as it goes.
 pub struct ChainVerifier<'k> {
     public_key: &'k [u8],
@@ -147,12 +190,17 @@ impl<'k> ChainVerifier<'k> {
 
     /// Feeds the next record's canonical text, with the hash stored beside it if any.
     pub fn push(&mut self, text: &str, stored_hash: Option<&[u8]>) {
+        self.push_hashed(&Hashed::new(text, stored_hash));
+    }
+
+    /// Checks the next record, hashed beforehand (see [`hash_all`]).
+    pub fn push_hashed(&mut self, record: &Hashed) {
         if self.failed() {
             return;
         }
         let expected = self.expected_seq.unwrap_or(1);
         self.report.records += 1;
-        let Some((seq, prev)) = chain_fields(text) else {
+        let Some((seq, prev)) = record.fields else {
             return self.fail(expected, "record is not in canonical form");
         };
         if seq != expected {
@@ -161,8 +209,8 @@ impl<'k> ChainVerifier<'k> {
         if prev != self.prev {
             return self.fail(seq, "previous-hash link is broken");
         }
-        let h = hash(text.as_bytes());
-        if stored_hash.is_some_and(|s| s != h) {
+        let h = record.hash;
+        if record.stored.is_some_and(|s| s != h) {
             return self.fail(seq, "stored hash does not match the record");
         }
         if let Some(cp) = self.checkpoints.get(&seq) {
