@@ -418,6 +418,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hashing_on_every_core_keeps_the_records_in_order() {
+        let texts: Vec<String> = (1..=5000)
+            .map(|seq| {
+                format!(
+                    "{{\"v\":1,\"seq\":{seq},\"prev_hash\":\"{}\"}}",
+                    "00".repeat(32)
+                )
+            })
+            .collect();
+        let records: Vec<(&str, Vec<u8>)> = texts
+            .iter()
+            .map(|t| (t.as_str(), hash(t.as_bytes()).to_vec()))
+            .collect();
+        let hashed = hash_all(&records);
+        assert_eq!(hashed.len(), records.len());
+        for (i, (h, (text, _))) in hashed.iter().zip(&records).enumerate() {
+            assert_eq!(h.fields.map(|f| f.0), Some(i as u64 + 1));
+            assert_eq!(h.hash, hash(text.as_bytes()));
+            assert_eq!(h.stored, Some(h.hash));
+        }
+    }
+
+    #[test]
     fn chain_fields_reads_seq_and_prev_hash_from_canonical_text() {
         let prev = "ab".repeat(32);
         let text = format!("{{\"v\":1,\"seq\":42,\"x\":1,\"prev_hash\":\"{prev}\"}}");
