@@ -5,7 +5,7 @@ use super::AppState;
 use super::audited::refuse;
 use super::error::ApiError;
 use super::extract::Ctx;
-pub use crate::access::{DSR_PURPOSE, client_level_roles, objection_applies, role_names};
+pub use crate::access::{client_level_roles, role_names};
 use crate::audit::{Action, Draft};
 use crate::policy::Decision;
 use crate::vault::crypto::ParticipantId;

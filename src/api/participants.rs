@@ -11,11 +11,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::access::{self, DSR_PURPOSE, objection_applies, role_names};
+use super::access::{self, role_names};
 use super::audited::{record, refuse};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, Ctx};
 use super::idempotency::{self, Begin};
+use crate::access::Refusal;
 use crate::audit::Action;
 use crate::audit::report::RATE_LIMITED;
 use crate::policy::{CategorySet, Policy, RoleSet, ScopeSet};
@@ -336,22 +337,16 @@ pub async fn lookup(
 /// (Art. 18) or an objection (Art. 21) that stops the caller's legal basis. Data-subject
 /// request handling is exempt.
 fn withheld(policy: &Policy, ctx: &Ctx, p: &Participant) -> Option<ApiError> {
-    if &*ctx.purpose_name == DSR_PURPOSE {
-        return None;
-    }
-    if p.restricted {
-        return Some(ApiError::forbidden(
+    Some(match crate::access::stopped(policy, ctx, p)? {
+        Refusal::Restricted => ApiError::forbidden(
             "participant_restricted",
             "processing of this participant is restricted (GDPR Art. 18): no pseudonym is given",
-        ));
-    }
-    if p.objection && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name) {
-        return Some(ApiError::forbidden(
+        ),
+        _ => ApiError::forbidden(
             "participant_objected",
             "this participant objected to processing on your legal basis (GDPR Art. 21): no pseudonym is given",
-        ));
-    }
-    None
+        ),
+    })
 }
 
 /// `GET /v1/participants/{pid}`: the fields this caller may see for this purpose.

@@ -206,6 +206,20 @@ impl Standing {
     }
 }
 
+/// Whether the participant's restriction (Art. 18) or objection (Art. 21) stops this caller's
+/// processing for the stated purpose. Handling a data-subject request is never stopped.
+pub fn stopped(policy: &Policy, ctx: &Context, participant: &Participant) -> Option<Refusal> {
+    if &*ctx.purpose_name == DSR_PURPOSE {
+        return None;
+    }
+    if participant.restricted {
+        return Some(Refusal::Restricted);
+    }
+    let objected =
+        participant.objection && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name);
+    objected.then_some(Refusal::Objection)
+}
+
 /// The access decision: the caller's standing towards the participant of `snapshot` (as
 /// loaded for the caller's partner; `None` when there is none), for the stated purpose. Roles,
 /// purpose, restriction, objection and consents are all weighed here and nowhere else.
@@ -232,15 +246,8 @@ pub fn standing(
         .filter(|r| ctx.caller.allowed_roles.contains(*r))
         .collect();
     let roles = case_roles.union(client_level_roles(policy, ctx.caller.allowed_roles));
-    let dsr = &*ctx.purpose_name == DSR_PURPOSE;
-    if participant.restricted && !dsr {
-        return Err(refused(Refusal::Restricted, Some(audit_id), roles));
-    }
-    if participant.objection
-        && !dsr
-        && objection_applies(policy, &ctx.caller.partner, &ctx.purpose_name)
-    {
-        return Err(refused(Refusal::Objection, Some(audit_id), roles));
+    if let Some(refusal) = stopped(policy, ctx, &participant) {
+        return Err(refused(refusal, Some(audit_id), roles));
     }
     let decision = policy.decide(roles, ctx.purpose);
     if decision.is_empty() {
