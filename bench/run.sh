@@ -11,6 +11,8 @@
 # Knobs (environment): BENCH_QUICK=1, BENCH_SECONDS (per load scenario), BENCH_CONNECTIONS
 # (default 32), BENCH_PARTICIPANTS (default 10000), BENCH_KEEP=1 (keep the temp dir),
 # BENCH_NO_BUILD=1 (use the existing release binary), BENCH_BIN (another partnergate binary),
+# BENCH_SERVER_BIN (a binary to run only the gateway with, e.g. an older build, while BENCH_BIN
+# still generates the load and writes the summary),
 # NGINX (path of the nginx binary).
 set -euo pipefail
 
@@ -41,6 +43,8 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 BIN=${BENCH_BIN:-${TARGET_DIR:-$ROOT/target}/release/partnergate}
 [ -x "$BIN" ] || die "no release binary at $BIN"
+SERVER_BIN=${BENCH_SERVER_BIN:-$BIN}
+[ -x "$SERVER_BIN" ] || die "no gateway binary at $SERVER_BIN"
 LOADAVG_START=$(cut -d' ' -f1 /proc/loadavg)
 "$BIN" bench --help >/dev/null 2>&1 || die "$BIN has no 'bench' subcommand yet"
 
@@ -75,21 +79,21 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "init in $HOME_DIR"
-"$BIN" --home "$HOME_DIR" init --policy-dir "$ROOT/policies" >"$WORK/init.log" 2>&1 ||
+"$SERVER_BIN" --home "$HOME_DIR" init --policy-dir "$ROOT/policies" >"$WORK/init.log" 2>&1 ||
     { cat "$WORK/init.log" >&2; die "init failed"; }
 CERTS=$HOME_DIR/certs
 
 # ---- 3. the caseload ----------------------------------------------------------------------------
 say "demo caseload of $PARTICIPANTS participants"
 T=$(now)
-"$BIN" --home "$HOME_DIR" demo --no-serve --participants "$PARTICIPANTS" >"$WORK/demo.log" 2>&1 ||
+"$SERVER_BIN" --home "$HOME_DIR" demo --no-serve --participants "$PARTICIPANTS" >"$WORK/demo.log" 2>&1 ||
     { tail -20 "$WORK/demo.log" >&2; die "demo load failed"; }
 DEMO_S=$(since "$T")
 echo "loaded in ${DEMO_S}s" >&2
 
 # ---- 4. the gateway -----------------------------------------------------------------------------
 say "serve"
-"$BIN" --home "$HOME_DIR" serve --listen 127.0.0.1:0 --health-listen 127.0.0.1:0 \
+"$SERVER_BIN" --home "$HOME_DIR" serve --listen 127.0.0.1:0 --health-listen 127.0.0.1:0 \
     >"$WORK/serve.out" 2>"$WORK/serve.err" &
 GW_PID=$!
 API=
@@ -129,18 +133,26 @@ run_or_note() { # a scenario that may fail (e.g. an endpoint still being built) 
     bench "$@" || { FAILED+=("$scenario"); echo "bench/run.sh: $scenario failed; continuing" >&2; }
 }
 say "reads ($CONNS connections, ${SECS}s)"
+HWM_AFTER=() # the gateway's peak memory after each scenario, to see which one raises it
+hwm_after() { HWM_AFTER+=("--extra" "hwm_after_$1_mb=$(rss_mb VmHWM)"); }
+hwm_after prepare
 run_or_note reads --url "$API" --pids-file "$WORK/pids.txt"
 RSS_HWM=$(rss_mb VmHWM)
 RSS_NOW=$(rss_mb VmRSS)
 echo "gateway VmHWM ${RSS_HWM} MB, VmRSS ${RSS_NOW} MB" >&2
+hwm_after reads
 say "mixed"
 run_or_note mixed --url "$API" --pids-file "$WORK/pids.txt"
+hwm_after mixed
 say "sync_10k"
 run_or_note sync_10k --url "$API"
+hwm_after sync_10k
 say "registrations"
 run_or_note registrations --url "$API"
+hwm_after registrations
 say "audit_verify_1m"
 run_or_note audit_verify_1m --url "$API"
+hwm_after audit_verify_1m
 RSS_END=$(rss_mb VmHWM)
 stop "$GW_PID"
 GW_PID=
@@ -189,7 +201,7 @@ fi
 # ---- 7. summary ---------------------------------------------------------------------------------
 say "summary"
 "$BIN" bench --scenario summary --results-dir "$RES" --server-rss-mb "${RSS_HWM:-0}" \
-    --json "$OUT_JSON" \
+    --server-hwm-mb "${RSS_END:-0}" --json "$OUT_JSON" "${HWM_AFTER[@]}" \
     --extra "quick=$QUICK" --extra "seconds_per_scenario=$SECS" \
     --extra "participants=$PARTICIPANTS" --extra "build_s=$BUILD_S" --extra "demo_load_s=$DEMO_S" \
     --extra "server_rss_now_mb=${RSS_NOW:-0}" --extra "server_hwm_end_mb=${RSS_END:-0}" \
