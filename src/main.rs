@@ -315,6 +315,18 @@ fn import_column(policy: &Policy, header: &str) -> Option<import::Column> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything reads the clock: a moved clock is for tests only, so say so loudly.
+    match partnergate::clock::init_from_env() {
+        Ok(Some(at)) => eprintln!(
+            "partnergate: warning: {} is set; the clock started at {at} instead of the system time (tests only)",
+            partnergate::clock::ENV
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("partnergate: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

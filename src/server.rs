@@ -135,6 +135,9 @@ pub async fn serve(
     println!("partnergate: api listening on https://{api_addr}");
     println!("partnergate: health listening on http://{health_addr}");
     tracing::info!(%api_addr, %health_addr, policy_version = policy.version(), "serving");
+    if crate::clock::is_shifted() {
+        tracing::warn!(now = %crate::clock::now(), "the clock is moved (PARTNERGATE_CLOCK); tests only");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
 

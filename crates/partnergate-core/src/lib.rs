@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod dsr;
 pub mod files;
