@@ -53,6 +53,29 @@ enum Command {
     /// Verify, export and report on the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Aggregate reports, small cells suppressed (with the gateway stopped; it serves
+    /// GET /v1/reports/esf itself).
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The ESF+ common indicators for a period, as JSON, CSV (for upload) and HTML with charts.
+    Esf {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day (inclusive), YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Output folder.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Your staff id, recorded as acting user in the audit log.
+        #[arg(long, default_value = "operator")]
+        acting_user: String,
+    },
 }
 
 #[derive(Args)]
@@ -467,5 +490,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             AuditCommand::Report { out } => cli::audit_report(&settings(&home, None)?, &out).await,
         },
+        Command::Report(ReportCommand::Esf {
+            from,
+            to,
+            out,
+            acting_user,
+        }) => {
+            let s = settings(&home, None)?;
+            print!(
+                "{}",
+                partnergate::offline::report_esf(&s, &from, &to, &out, &acting_user).await?
+            );
+            Ok(())
+        }
     }
 }

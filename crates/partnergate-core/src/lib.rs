@@ -17,6 +17,7 @@ pub mod files;
 pub mod html;
 pub mod insz;
 pub mod policy;
+pub mod report;
 pub mod store;
 pub mod sync;
 pub mod vault;

@@ -92,6 +92,8 @@ actions! {
     DsrExecute = "dsr.execute",
     /// The person's data and disclosure history handed to the DPO.
     DsrExport = "dsr.export",
+    /// An aggregate report (counts only, no participant).
+    ReportRead = "report.read",
 }
 
 impl Action {
@@ -165,6 +167,7 @@ mod tests {
                 "dsr.refuse",
                 "dsr.execute",
                 "dsr.export",
+                "report.read",
             ]
         );
     }

@@ -4,6 +4,7 @@
 //! no offline cache. Readers share a pool; the audit writer has its own connection.
 
 pub mod idempotency;
+pub mod reporting;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,0 +1,112 @@
+//! Commands that work on the data directly, with the gateway stopped: `report esf` and
+//! `retention plan|run`. They audit like the API does, through their own audit writer, so they
+//! refuse to run beside a live gateway (two writers would fork the chain); a running gateway
+//! serves the report at `GET /v1/reports/esf` and purges by itself every day.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::audit::{self, Action, AuditEvent, AuditLog, Requester};
+use crate::config::Settings;
+use crate::policy::Policy;
+use crate::{cli, report, store};
+
+/// Refuses when something answers on the configured health address: a gateway is running.
+pub fn ensure_gateway_stopped(settings: &Settings) -> Result<(), String> {
+    let addr = settings.config.health_listen;
+    if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok() {
+        return Err(format!(
+            "a gateway answers on {addr}: stop it first (two audit writers would fork the chain), or use the API"
+        ));
+    }
+    Ok(())
+}
+
+/// An audit writer of this process, and the task to await after the last handle is dropped.
+pub struct OfflineAudit {
+    /// Where events go.
+    pub log: AuditLog,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OfflineAudit {
+    /// Starts a writer on the installation's database, as `serve` does.
+    pub async fn start(settings: &Settings, policy: &Policy) -> Result<Self, String> {
+        let signer = audit::load_signing_key(&settings.audit_signing_key_path())
+            .map_err(|e| format!("{e}; run `partnergate init`"))?;
+        let conn = store::writer_connection(&settings.database_path())
+            .await
+            .map_err(|e| e.to_string())?;
+        let (log, task) = audit::writer::spawn(
+            conn,
+            signer,
+            policy.version().to_string(),
+            settings.config.audit.clone(),
+            store::WriteGate::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(Self { log, task })
+    }
+
+    /// Appends events and waits until they are durable.
+    pub async fn append(&self, events: Vec<AuditEvent>) -> Result<u64, String> {
+        self.log.append(events).await.map_err(|e| e.to_string())
+    }
+
+    /// Signs the tail and stops the writer.
+    pub async fn finish(self) {
+        let _ = self.log.checkpoint().await;
+        drop(self.log);
+        let _ = self.task.await;
+    }
+}
+
+/// The requester of an offline command: no certificate (`-`), the operator's stated id.
+pub fn operator(command: &str, acting_user: &str, purpose: &str) -> Requester {
+    Requester {
+        request_id: format!("cli-{command}-{}", crate::api::new_request_id()),
+        client: "-".into(),
+        partner: None,
+        acting_user: Some(acting_user.to_string()),
+        purpose: Some(purpose.to_string()),
+    }
+}
+
+/// `partnergate report esf --from --to --out DIR`: writes `esf-FROM-TO.json`, `.csv` and
+/// `.html` (the same suppressed cells in each) and audits one aggregate access.
+pub async fn report_esf(
+    settings: &Settings,
+    from: &str,
+    to: &str,
+    out: &Path,
+    acting_user: &str,
+) -> Result<String, String> {
+    let (from, to) = report::period(from, to).map_err(|e| e.to_string())?;
+    ensure_gateway_stopped(settings)?;
+    let policy = Policy::load(&settings.policy_dir()).map_err(|e| e.to_string())?;
+    let vault = cli::open_vault(settings).await?;
+    let people = report::collect::people(&vault)
+        .await
+        .map_err(|e| e.to_string())?;
+    let built = report::build(policy.agreement(), &people, from, to, store::now());
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let audit = OfflineAudit::start(settings, &policy).await?;
+    let event = operator("report", acting_user, "esf_reporting").event(Action::ReportRead);
+    audit
+        .append(vec![event.granted_with(format!("esf {from}..{to} files"))])
+        .await?;
+    audit.finish().await;
+    let stem = format!("esf-{from}-{to}");
+    let mut written = Vec::new();
+    for (ext, body) in [
+        ("json", report::render::json(&built)),
+        ("csv", report::render::csv(&built)),
+        ("html", report::render::html(&built)),
+    ] {
+        let path = out.join(format!("{stem}.{ext}"));
+        std::fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path.display().to_string());
+    }
+    Ok(format!("wrote {}\n", written.join(", ")))
+}
