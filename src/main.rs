@@ -57,6 +57,18 @@ enum Command {
     /// GET /v1/reports/esf itself).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Apply the agreement's retention schedule: `plan` (dry run, counts only) or `run`
+    /// (purge what is due; `serve` does this daily by itself).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Per category: participants due now, the months the others fall due, none yet.
+    Plan,
+    /// Purge what is due today (with the gateway stopped), audited per participant.
+    Run,
 }
 
 #[derive(Subcommand)]
@@ -490,6 +502,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             AuditCommand::Report { out } => cli::audit_report(&settings(&home, None)?, &out).await,
         },
+        Command::Retention(c) => {
+            let s = settings(&home, None)?;
+            let out = match c {
+                RetentionCommand::Plan => partnergate::offline::retention_plan(&s).await?,
+                RetentionCommand::Run => partnergate::offline::retention_run(&s).await?,
+            };
+            print!("{out}");
+            Ok(())
+        }
         Command::Report(ReportCommand::Esf {
             from,
             to,

@@ -110,3 +110,84 @@ pub async fn report_esf(
     }
     Ok(format!("wrote {}\n", written.join(", ")))
 }
+
+/// `partnergate retention plan`: the dry run. Per category, how many participants' fields are
+/// due now, in which months the others fall due, and how many have no date yet. Counts only;
+/// reads the trajectory end dates inside this process and prints none.
+pub async fn retention_plan(settings: &Settings) -> Result<String, String> {
+    use std::fmt::Write as _;
+    let policy = Policy::load(&settings.policy_dir()).map_err(|e| e.to_string())?;
+    let vault = cli::open_vault(settings).await?;
+    let holdings = crate::retention::holdings(&vault)
+        .await
+        .map_err(|e| e.to_string())?;
+    let today = crate::clock::today();
+    let plan = crate::retention::plan(policy.agreement(), &holdings, today);
+    let mut out = format!(
+        "retention plan on {today} for {} participants (counts only; `retention run` purges what is due now)\n",
+        holdings.len()
+    );
+    for c in plan {
+        let later: Vec<String> = c
+            .later
+            .iter()
+            .take(6)
+            .map(|(m, n)| format!("{m}: {n}"))
+            .collect();
+        let more = c.later.len().saturating_sub(6);
+        let _ = writeln!(
+            out,
+            "{:<12} {:<48} due now: {:>5}  later: {}{}  no date yet: {}",
+            c.category,
+            c.rule,
+            c.due_now,
+            if later.is_empty() {
+                "-".to_string()
+            } else {
+                later.join(", ")
+            },
+            if more > 0 {
+                format!(" (+{more} months)")
+            } else {
+                String::new()
+            },
+            c.no_date_yet
+        );
+    }
+    Ok(out)
+}
+
+/// `partnergate retention run`: purges what is due today, with the gateway stopped (a running
+/// gateway purges by itself every day at `[retention] hour`).
+pub async fn retention_run(settings: &Settings) -> Result<String, String> {
+    ensure_gateway_stopped(settings)?;
+    let policy = Policy::load(&settings.policy_dir()).map_err(|e| e.to_string())?;
+    let vault = cli::open_vault(settings).await?;
+    let audit = OfflineAudit::start(settings, &policy).await?;
+    let result = crate::retention::run(
+        policy.agreement(),
+        &vault,
+        &audit.log,
+        crate::clock::today(),
+    )
+    .await;
+    audit.finish().await;
+    let s = result.map_err(|e| e.to_string())?;
+    let per: Vec<String> = s
+        .per_category
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    Ok(format!(
+        "retention run on {}: {} participants purged ({} field values; {}), {} keys shredded\n",
+        s.day,
+        s.participants,
+        s.fields,
+        if per.is_empty() {
+            "nothing due".to_string()
+        } else {
+            per.join(", ")
+        },
+        s.shredded
+    ))
+}

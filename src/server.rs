@@ -99,6 +99,7 @@ pub async fn serve(
         tls: tls.clone(),
         audit: audit_log.clone(),
     });
+    let audit_log_for_retention = audit_log.clone();
     let state = AppState {
         policy: policy.clone(),
         pool: pool.clone(),
@@ -112,6 +113,12 @@ pub async fn serve(
         ),
     };
     let app = api::router(state);
+    let retention = crate::retention::daily::spawn(
+        policy.clone(),
+        vault.clone(),
+        audit_log_for_retention,
+        settings.config.retention,
+    );
 
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
@@ -233,6 +240,11 @@ pub async fn serve(
     }
     let _ = health_task.await;
     let _ = reload.await;
+    // The daily purge holds an audit handle: stop it (a purge in flight rolls back).
+    if let Some(task) = retention {
+        task.abort();
+        let _ = task.await;
+    }
     // Dropping the last handles lets the audit writer drain its queue and sign the tail.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, audit_task).await;
     let _ = store::checkpoint(&pool).await;

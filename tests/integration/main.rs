@@ -6,6 +6,7 @@ mod fixtures;
 mod harness;
 mod participants;
 mod reports;
+mod retention;
 mod sync;
 mod tls;
 mod trust;

@@ -18,6 +18,7 @@ pub mod html;
 pub mod insz;
 pub mod policy;
 pub mod report;
+pub mod retention;
 pub mod store;
 pub mod sync;
 pub mod vault;

@@ -36,12 +36,17 @@ pub enum Change {
         /// Every field you may see.
         #[schema(value_type = Object)]
         fields: BTreeMap<String, Value>,
+        /// `retention_expired` when this change is a retention purge: fields you held are
+        /// gone because their retention period ended (delete them too). Absent otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     /// Delete your copy.
     Remove {
         /// Your pid.
         pid: String,
-        /// `erased`, `restricted`, `no_longer_involved`, `no_longer_visible` or `partner_left`.
+        /// `erased`, `restricted`, `no_longer_involved`, `no_longer_visible`, `partner_left` or
+        /// `retention_expired` (nothing of the participant was left to keep).
         reason: &'static str,
     },
 }
@@ -125,6 +130,9 @@ pub async fn page(
     let ids: Vec<ParticipantId> = entries.iter().map(|(id, _)| *id).collect();
     let snapshots = vault.snapshots(&ids, &caller.partner).await?;
     let known = known_to(vault.pool(), &caller.client, &ids).await?;
+    // Entries whose latest change is a retention purge say so.
+    let purges = crate::retention::purge_seqs(vault, &ids).await?;
+    let by_retention = |id: &ParticipantId, seq: i64| purges.get(id) == Some(&seq);
     let pids = vault.index().partner(&caller.partner);
     let client_roles: RoleSet = caller
         .allowed_roles
@@ -137,7 +145,8 @@ pub async fn page(
         events: Vec::new(),
         state: Vec::new(),
     };
-    for (id, _) in &entries {
+    for (id, seq) in &entries {
+        let retention = by_retention(id, *seq);
         let snap = &snapshots[id];
         let pid = pids.pid_for(id).into_string();
         let audit_id = vault.index().audit_pseudonym(id);
@@ -153,6 +162,7 @@ pub async fn page(
             .map(|r| policy.role_name(r).to_string())
             .collect();
         let removal = match &snap.participant {
+            None if retention => Some("retention_expired"),
             None => Some("erased"),
             Some(p) if p.restricted => Some("restricted"),
             Some(p)
@@ -196,6 +206,7 @@ pub async fn page(
                         pid: pid.clone(),
                         version,
                         fields,
+                        reason: retention.then_some("retention_expired"),
                     });
                     page.state.push((*id, true));
                     None

@@ -94,6 +94,8 @@ actions! {
     DsrExport = "dsr.export",
     /// An aggregate report (counts only, no participant).
     ReportRead = "report.read",
+    /// Fields whose retention expired were deleted (and the key shredded if nothing remained).
+    RetentionPurge = "retention.purge",
 }
 
 impl Action {
@@ -168,6 +170,7 @@ mod tests {
                 "dsr.execute",
                 "dsr.export",
                 "report.read",
+                "retention.purge",
             ]
         );
     }

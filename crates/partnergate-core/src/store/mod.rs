@@ -5,6 +5,7 @@
 
 pub mod idempotency;
 pub mod reporting;
+pub mod retention;
 
 use std::path::Path;
 use std::str::FromStr;
