@@ -249,6 +249,17 @@ enum AuditCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Archive records older than the audit retention period (default 10 years) into a
+    /// verified export, then remove them; the live chain starts at a signed anchor checkpoint.
+    /// With the gateway stopped.
+    Prune {
+        /// Folder for the archive (written, read back and verified before anything goes).
+        #[arg(long)]
+        archive: PathBuf,
+        /// Override `[retention] audit_years`.
+        #[arg(long)]
+        older_than_years: Option<u32>,
+    },
     /// Write a self-contained HTML report for the DPO: accesses, refusals, unusual patterns.
     Report {
         /// Output file.
@@ -501,6 +512,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                 cli::audit_export(&settings(&home, None)?, from, &out).await
             }
             AuditCommand::Report { out } => cli::audit_report(&settings(&home, None)?, &out).await,
+            AuditCommand::Prune {
+                archive,
+                older_than_years,
+            } => {
+                let s = settings(&home, None)?;
+                print!(
+                    "{}",
+                    partnergate::offline::audit_prune(&s, &archive, older_than_years).await?
+                );
+                Ok(())
+            }
         },
         Command::Retention(c) => {
             let s = settings(&home, None)?;

@@ -191,3 +191,69 @@ pub async fn retention_run(settings: &Settings) -> Result<String, String> {
         s.shredded
     ))
 }
+
+/// `partnergate audit prune --archive DIR`: archives the records older than `[retention]
+/// audit_years` (or `older_than_years`) into DIR, verifies the archive read back, records the
+/// pruning in the log, and only then removes them. The live chain starts at the signed
+/// checkpoint on the last archived record.
+pub async fn audit_prune(
+    settings: &Settings,
+    archive_dir: &Path,
+    older_than_years: Option<u32>,
+) -> Result<String, String> {
+    ensure_gateway_stopped(settings)?;
+    let years = older_than_years.unwrap_or(settings.config.retention.audit_years);
+    let cutoff = crate::clock::now()
+        .replace_year(crate::clock::now().year() - years as i32)
+        .unwrap_or_else(|_| crate::clock::now() - time::Duration::days(365 * i64::from(years)));
+    let cutoff = audit::record::format_time(cutoff);
+    let pool = store::open(&settings.database_path())
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(range) = audit::prune::prunable(&pool, &cutoff)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(format!(
+            "nothing to prune: no signed records older than {years} years (before {cutoff})\n"
+        ));
+    };
+    let policy = Policy::load(&settings.policy_dir()).map_err(|e| e.to_string())?;
+    let signer =
+        audit::load_signing_key(&settings.audit_signing_key_path()).map_err(|e| e.to_string())?;
+    let public_key = ring::signature::KeyPair::public_key(&signer)
+        .as_ref()
+        .to_vec();
+    let archive = audit::prune::archive(&pool, &signer, &public_key, range, archive_dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = archive
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The pruning is itself on record, before anything goes.
+    let log = OfflineAudit::start(settings, &policy).await?;
+    let event = operator("audit-prune", "operator", "audit").event(Action::AuditPrune);
+    let detail = format!(
+        "archived {}..={} to {name} (sha256 {})",
+        archive.range.0, archive.range.1, archive.sha256
+    );
+    let appended = log.append(vec![event.granted_with(detail)]).await;
+    if let Err(e) = appended {
+        log.finish().await;
+        return Err(e);
+    }
+    let removed = audit::prune::prune(&pool, archive.range.1)
+        .await
+        .map_err(|e| e.to_string());
+    log.finish().await;
+    let removed = removed?;
+    Ok(format!(
+        "archived records {}..={} to {} (verified), removed {removed} from the live log; it now starts at the signed checkpoint on {}\n",
+        archive.range.0,
+        archive.range.1,
+        archive.path.display(),
+        archive.range.1
+    ))
+}

@@ -212,3 +212,86 @@ async fn serve_purges_by_itself_at_the_configured_hour() {
     assert!(r["fields"].get("esf.education_level").is_none());
     assert!(gw.logs().contains("retention purge"), "{}", gw.logs());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_audit_records_leave_only_into_a_verified_archive_and_the_chain_still_verifies() {
+    let home = Home::new();
+    let gw = home.start();
+    fixtures::showcase(&gw, 73).await;
+    let before = fixtures::audit_records(&gw).await.len();
+    gw.stop();
+
+    // Not yet ten years old: nothing goes.
+    let archive = home.path().join("archive");
+    let arg = archive.to_str().unwrap();
+    let (ok, out) = home.run(&["audit", "prune", "--archive", arg]);
+    assert!(ok, "{out}");
+    assert!(out.contains("nothing to prune"), "{out}");
+    // An archive that cannot be written: nothing goes either.
+    let blocked = home.path().join("blocked");
+    std::fs::write(&blocked, "a file, not a folder").unwrap();
+    let later = "2037-01-01";
+    let (ok, out) = run_at(
+        &home,
+        later,
+        &["audit", "prune", "--archive", blocked.to_str().unwrap()],
+    );
+    assert!(!ok, "{out}");
+    let live = "SELECT count(*) FROM audit_records";
+    assert_eq!(count(&home, live).await as usize, before);
+
+    // Eleven years on: archived, verified, pruned.
+    let (ok, out) = run_at(&home, later, &["audit", "prune", "--archive", arg]);
+    assert!(ok, "{out}");
+    assert!(out.contains("(verified)"), "{out}");
+    assert_eq!(
+        count(&home, live).await,
+        1,
+        "only the pruning's own record is live"
+    );
+    let file = std::fs::read_dir(&archive)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (ok, out) = home.run(&[
+        "audit",
+        "verify",
+        file.to_str().unwrap(),
+        "--public-key",
+        home.certs().join("audit-signing.pub").to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+
+    // The live chain starts at its signed anchor: verify and export still say ok.
+    let gw = home.start_with_env(&[("PARTNERGATE_CLOCK", "2037-01-02")]);
+    let v = as_(&gw.client("dpo.stad-gent"), "audit")
+        .get("/v1/audit/verify")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(v["ok"], true, "{v}");
+    let records = fixtures::audit_records(&gw).await;
+    assert!(records.iter().any(|r| r["action"] == "audit.prune"));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["action"] != "participant.register")
+    );
+    let r = as_(&gw.client("dpo.stad-gent"), "audit")
+        .get("/v1/audit/export")
+        .await
+        .unwrap();
+    let export = home.path().join("live.jsonl");
+    std::fs::write(&export, &r.body).unwrap();
+    gw.stop();
+    let (ok, out) = home.run(&[
+        "audit",
+        "verify",
+        export.to_str().unwrap(),
+        "--public-key",
+        home.certs().join("audit-signing.pub").to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+}

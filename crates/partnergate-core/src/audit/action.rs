@@ -96,6 +96,8 @@ actions! {
     ReportRead = "report.read",
     /// Fields whose retention expired were deleted (and the key shredded if nothing remained).
     RetentionPurge = "retention.purge",
+    /// Audit records past their retention were archived (export verified) and pruned.
+    AuditPrune = "audit.prune",
 }
 
 impl Action {
@@ -171,6 +173,7 @@ mod tests {
                 "dsr.export",
                 "report.read",
                 "retention.purge",
+                "audit.prune",
             ]
         );
     }

@@ -8,6 +8,7 @@
 //! - this module: the signing key, search, export and live verification.
 
 pub mod action;
+pub mod prune;
 pub mod record;
 pub mod report;
 pub mod verify;
@@ -112,11 +113,17 @@ pub async fn verify_database(
     public_key: &[u8],
 ) -> Result<VerifyReport, sqlx::Error> {
     let cps = checkpoints(pool, 0, i64::MAX as u64).await?;
-    let mut v = verify::ChainVerifier::new(public_key, cps, None);
+    // After pruning, the live chain starts right after a signed anchor checkpoint.
+    let first = prune::first_live(pool).await?;
+    let anchor = cps
+        .iter()
+        .find(|c| c.seq + 1 == first && first > 1)
+        .cloned();
+    let mut v = verify::ChainVerifier::new(public_key, cps, anchor.as_ref());
     let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_records")
         .fetch_one(pool)
         .await?;
-    let mut from = 1;
+    let mut from = first as i64;
     while from <= last.unwrap_or(0) && !v.failed() {
         // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
         let (records, hashes): (Option<String>, Option<String>) = sqlx::query_as(
@@ -161,7 +168,8 @@ pub async fn export(
     out: &mut Vec<u8>,
 ) -> Result<ExportHeader, sqlx::Error> {
     use futures_util::TryStreamExt;
-    let from = from.max(1);
+    // Pruned records are in an archive: the export starts at the live chain's anchor.
+    let from = from.max(prune::first_live(pool).await?);
     let end: Option<(i64,)> =
         sqlx::query_as("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
             .bind(to as i64)

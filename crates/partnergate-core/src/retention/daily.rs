@@ -20,6 +20,10 @@ pub struct RetentionConfig {
     /// The hour of the day, UTC (0-23), at which `serve` purges (default 3).
     #[serde(default = "default_hour")]
     pub hour: u8,
+    /// Years audit records are kept before `audit prune` may archive and remove them
+    /// (default 10, the practice of the Crossroads Bank for Social Security and MAGDA).
+    #[serde(default = "default_audit_years")]
+    pub audit_years: u32,
 }
 
 impl Default for RetentionConfig {
@@ -27,6 +31,7 @@ impl Default for RetentionConfig {
         Self {
             enabled: default_enabled(),
             hour: default_hour(),
+            audit_years: default_audit_years(),
         }
     }
 }
@@ -37,6 +42,10 @@ fn default_enabled() -> bool {
 
 fn default_hour() -> u8 {
     3
+}
+
+fn default_audit_years() -> u32 {
+    10
 }
 
 /// How long from `now` until the next `hour`:00 UTC (strictly later; an hour past 23 counts as
