@@ -186,7 +186,8 @@ async fn serve_purges_by_itself_at_the_configured_hour() {
     let case = fixtures::showcase(&gw, 72).await;
     gw.stop();
     // ESF evidence is due on 2039-12-31; the gateway wakes at 03:00 UTC by its own clock.
-    let gw = home.start_with_env(&[("PARTNERGATE_CLOCK", "2040-01-01T02:59:58Z")]);
+    // A few seconds before the hour, so that a slow start cannot pass it unseen.
+    let gw = home.start_with_env(&[("PARTNERGATE_CLOCK", "2040-01-01T02:59:52Z")]);
     let purged = "SELECT count(*) FROM retention_purges";
     assert_eq!(count(&home, purged).await, 0, "not before the hour");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -188,7 +188,10 @@ impl From<WriteError> for RunError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Vault(v) => RunError::Vault(v),
-            _ => RunError::Vault(VaultError::Db(sqlx::Error::RowNotFound)),
+            // A purge checks no version and writes no national number: these cannot occur.
+            _ => RunError::Vault(VaultError::Db(sqlx::Error::Protocol(
+                "unexpected outcome of a retention purge".into(),
+            ))),
         }
     }
 }
