@@ -44,11 +44,10 @@ pub fn suppress(values: &[u64], thresholds: &[u64], sums: &[Sum]) -> Vec<bool> {
             }
         }
         if !added {
-            // Nothing left to hide beside them: hide every count of the sums involved.
-            for s in sums {
-                for &v in s.parts.iter().chain([&s.total]) {
-                    hidden[v] = true;
-                }
+            // No published positive count shares a sum with them: hide every positive count.
+            // Hidden counts stay positive, so the test above remains exact.
+            for (h, &v) in hidden.iter_mut().zip(values) {
+                *h |= v > 0;
             }
             return hidden;
         }
@@ -56,21 +55,21 @@ pub fn suppress(values: &[u64], thresholds: &[u64], sums: &[Sum]) -> Vec<bool> {
 }
 
 /// The smallest published positive count sharing a sum with `x` (margins last on ties, so
-/// inner cells go first); zero counts only when nothing else is left.
+/// inner cells go first). Never a zero: a hidden zero could be pinned by non-negativity.
 fn complement(x: usize, values: &[u64], hidden: &[bool], sums: &[Sum]) -> Option<usize> {
-    let mut best: Option<(bool, u64, bool, usize)> = None;
+    let mut best: Option<(u64, bool, usize)> = None;
     for s in sums.iter().filter(|s| s.total == x || s.parts.contains(&x)) {
         for (&v, is_total) in s.parts.iter().map(|v| (v, false)).chain([(&s.total, true)]) {
-            if v == x || hidden[v] {
+            if v == x || hidden[v] || values[v] == 0 {
                 continue;
             }
-            let key = (values[v] == 0, values[v], is_total, v);
+            let key = (values[v], is_total, v);
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
         }
     }
-    best.map(|b| b.3)
+    best.map(|b| b.2)
 }
 
 /// The hidden variables whose value follows from the published ones and the sums.
@@ -272,6 +271,10 @@ mod tests {
             for (v, h) in values.iter().zip(&hidden) {
                 if *v > 0 && *v < 5 {
                     assert!(h);
+                }
+                // Only positive counts are hidden, so non-negativity pins none of them.
+                if *h {
+                    assert!(*v > 0);
                 }
             }
         }
