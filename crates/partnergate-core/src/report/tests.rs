@@ -180,3 +180,16 @@ fn a_period_runs_forward_between_real_dates() {
         Err(PeriodError::BadRange)
     );
 }
+
+#[test]
+fn the_art30_register_names_the_reports_and_the_art9_basis() {
+    let files = crate::policy::register_files(&agreement());
+    let register = &files
+        .iter()
+        .find(|f| f.name == "register.md")
+        .unwrap()
+        .contents;
+    assert!(register.contains("GET /v1/reports/esf"), "reports missing");
+    assert!(register.contains("cells below 5 participants (below 10 for Art. 9 indicators)"));
+    assert!(register.contains("esf\\_special (special category (GDPR Art. 9)): GDPR Art. 9(2)(g)"));
+}
