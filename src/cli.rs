@@ -524,6 +524,16 @@ pub fn demo_commands(settings: &Settings, info: &DemoInfo) -> String {
         curl("dpo.stad-gent"),
         headers("audit")
     );
+    let _ = writeln!(
+        out,
+        "# The steering group: ESF+ indicators, small cells suppressed (format=json|csv|html)"
+    );
+    let _ = writeln!(
+        out,
+        "{} {} '{base}/v1/reports/esf?from=2024-01-01&to=2026-12-31&format=csv'\n",
+        curl("coord.stad-gent"),
+        headers("esf_reporting")
+    );
     out
 }
 

@@ -13,9 +13,12 @@
 
 pub mod api;
 pub mod cli;
+pub mod offline;
 pub mod pki;
 pub mod server;
 pub mod tls;
 
 // The domain core, under the paths the binary and the tests have always used.
 pub use partnergate_core::{access, audit, config, dsr, html, policy, store, sync, vault};
+// Added by issue 16 (kept on their own line so merges stay clean).
+pub use partnergate_core::{clock, report, retention};

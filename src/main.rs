@@ -53,6 +53,41 @@ enum Command {
     /// Verify, export and report on the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Aggregate reports, small cells suppressed (with the gateway stopped; it serves
+    /// GET /v1/reports/esf itself).
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Apply the agreement's retention schedule: `plan` (dry run, counts only) or `run`
+    /// (purge what is due; `serve` does this daily by itself).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Per category: participants due now, the months the others fall due, none yet.
+    Plan,
+    /// Purge what is due today (with the gateway stopped), audited per participant.
+    Run,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The ESF+ common indicators for a period, as JSON, CSV (for upload) and HTML with charts.
+    Esf {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day (inclusive), YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Output folder.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Your staff id, recorded as acting user in the audit log.
+        #[arg(long, default_value = "operator")]
+        acting_user: String,
+    },
 }
 
 #[derive(Args)]
@@ -214,6 +249,17 @@ enum AuditCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Archive records older than the audit retention period (default 10 years) into a
+    /// verified export, then remove them; the live chain starts at a signed anchor checkpoint.
+    /// With the gateway stopped.
+    Prune {
+        /// Folder for the archive (written, read back and verified before anything goes).
+        #[arg(long)]
+        archive: PathBuf,
+        /// Override `[retention] audit_years`.
+        #[arg(long)]
+        older_than_years: Option<u32>,
+    },
     /// Write a self-contained HTML report for the DPO: accesses, refusals, unusual patterns.
     Report {
         /// Output file.
@@ -315,6 +361,18 @@ fn import_column(policy: &Policy, header: &str) -> Option<import::Column> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything reads the clock: a moved clock is for tests only, so say so loudly.
+    match partnergate::clock::init_from_env() {
+        Ok(Some(at)) => eprintln!(
+            "partnergate: warning: {} is set; the clock started at {at} instead of the system time (tests only)",
+            partnergate::clock::ENV
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("partnergate: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -454,6 +512,39 @@ async fn run(cli: Cli) -> Result<(), String> {
                 cli::audit_export(&settings(&home, None)?, from, &out).await
             }
             AuditCommand::Report { out } => cli::audit_report(&settings(&home, None)?, &out).await,
+            AuditCommand::Prune {
+                archive,
+                older_than_years,
+            } => {
+                let s = settings(&home, None)?;
+                print!(
+                    "{}",
+                    partnergate::offline::audit_prune(&s, &archive, older_than_years).await?
+                );
+                Ok(())
+            }
         },
+        Command::Retention(c) => {
+            let s = settings(&home, None)?;
+            let out = match c {
+                RetentionCommand::Plan => partnergate::offline::retention_plan(&s).await?,
+                RetentionCommand::Run => partnergate::offline::retention_run(&s).await?,
+            };
+            print!("{out}");
+            Ok(())
+        }
+        Command::Report(ReportCommand::Esf {
+            from,
+            to,
+            out,
+            acting_user,
+        }) => {
+            let s = settings(&home, None)?;
+            print!(
+                "{}",
+                partnergate::offline::report_esf(&s, &from, &to, &out, &acting_user).await?
+            );
+            Ok(())
+        }
     }
 }

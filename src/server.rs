@@ -99,6 +99,7 @@ pub async fn serve(
         tls: tls.clone(),
         audit: audit_log.clone(),
     });
+    let audit_log_for_retention = audit_log.clone();
     let state = AppState {
         policy: policy.clone(),
         store: db.clone(),
@@ -112,6 +113,12 @@ pub async fn serve(
         ),
     };
     let app = api::router(state);
+    let retention = crate::retention::daily::spawn(
+        policy.clone(),
+        vault.clone(),
+        audit_log_for_retention,
+        settings.config.retention,
+    );
 
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
@@ -135,6 +142,9 @@ pub async fn serve(
     println!("partnergate: api listening on https://{api_addr}");
     println!("partnergate: health listening on http://{health_addr}");
     tracing::info!(%api_addr, %health_addr, policy_version = policy.version(), "serving");
+    if crate::clock::is_shifted() {
+        tracing::warn!(now = %crate::clock::now(), "the clock is moved (PARTNERGATE_CLOCK); tests only");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -230,6 +240,11 @@ pub async fn serve(
     }
     let _ = health_task.await;
     let _ = reload.await;
+    // The daily purge holds an audit handle: stop it (a purge in flight rolls back).
+    if let Some(task) = retention {
+        task.abort();
+        let _ = task.await;
+    }
     // Dropping the last handles lets the audit writer drain its queue and sign the tail.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, audit_task).await;
     let _ = db.checkpoint().await;

@@ -221,3 +221,13 @@ fn structure_errors_name_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_special_category_field_in_a_category_not_classed_as_such_is_refused() {
+    assert_single_error(
+        "special_field_in_ordinary_category",
+        59,
+        "special-category-class",
+        &["`identity.disability`", "Art. 9", "art9"],
+    );
+}

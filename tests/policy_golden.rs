@@ -9,10 +9,11 @@ use partnergate::policy::{Policy, RoleSet, ScopeSet};
 
 /// Cells: `-` nothing, `r` read, `w` write, `rw` both, `r?<scope>` read only while that
 /// consent is in force. Categories in this column order:
-const CATEGORIES: [&str; 9] = [
+const CATEGORIES: [&str; 10] = [
     "identity",
     "contact",
     "esf",
+    "esf_special",
     "trajectory",
     "life",
     "health",
@@ -22,72 +23,72 @@ const CATEGORIES: [&str; 9] = [
 ];
 
 const MATRIX: &str = "
-# role            purpose              identity contact esf trajectory life health                  justice measure notes
-toeleider         trajectory_guidance  rw       w       w   rw         -    -                       -       -       -
-dossierbeheerder  trajectory_guidance  rw       rw      rw  rw         -    -                       -       r       -
-trajectgezel      trajectory_guidance  rw       rw      rw  rw         rw   rw                      rw      rw      rw
-co_coach          trajectory_guidance  r        -       -   r          -    -                       -       rw      -
-brugfiguur        trajectory_guidance  r        r       -   r          rw   r?health_sharing        -       -       r?caw_professional_secrecy
-spoc_vdab         trajectory_guidance  r        r       r   rw         -    -                       -       -       -
-dpo               trajectory_guidance  -        -       -   -          -    -                       -       -       -
-administrator     trajectory_guidance  -        -       -   -          -    -                       -       -       -
-teamleider        trajectory_guidance  -        -       -   -          -    -                       -       -       -
-stuurgroep        trajectory_guidance  -        -       -   -          -    -                       -       -       -
+# role            purpose              identity contact esf esf_special trajectory life health                  justice measure notes
+toeleider         trajectory_guidance  rw       w       w   -           rw         -    -                       -       -       -
+dossierbeheerder  trajectory_guidance  rw       rw      rw  -           rw         -    -                       -       r       -
+trajectgezel      trajectory_guidance  rw       rw      rw  rw          rw         rw   rw                      rw      rw      rw
+co_coach          trajectory_guidance  r        -       -   -           r          -    -                       -       rw      -
+brugfiguur        trajectory_guidance  r        r       -   -           r          rw   r?health_sharing        -       -       r?caw_professional_secrecy
+spoc_vdab         trajectory_guidance  r        r       r   -           rw         -    -                       -       -       -
+dpo               trajectory_guidance  -        -       -   -           -          -    -                       -       -       -
+administrator     trajectory_guidance  -        -       -   -           -          -    -                       -       -       -
+teamleider        trajectory_guidance  -        -       -   -           -          -    -                       -       -       -
+stuurgroep        trajectory_guidance  -        -       -   -           -          -    -                       -       -       -
 
-toeleider         case_discussion      -        -       -   -          -    -                       -       -       -
-dossierbeheerder  case_discussion      -        -       -   r          r    r?group_case_discussion -       r       -
-trajectgezel      case_discussion      -        -       -   r          r    r?group_case_discussion -       r       -
-co_coach          case_discussion      -        -       -   r          r    r?group_case_discussion -       r       -
-brugfiguur        case_discussion      -        -       -   r          r    r?group_case_discussion -       r       -
-spoc_vdab         case_discussion      -        -       -   r          -    -                       -       -       -
-dpo               case_discussion      -        -       -   -          -    -                       -       -       -
-administrator     case_discussion      -        -       -   -          -    -                       -       -       -
-teamleider        case_discussion      -        -       -   r          -    -                       -       -       -
-stuurgroep        case_discussion      -        -       -   -          -    -                       -       -       -
+toeleider         case_discussion      -        -       -   -           -          -    -                       -       -       -
+dossierbeheerder  case_discussion      -        -       -   -           r          r    r?group_case_discussion -       r       -
+trajectgezel      case_discussion      -        -       -   -           r          r    r?group_case_discussion -       r       -
+co_coach          case_discussion      -        -       -   -           r          r    r?group_case_discussion -       r       -
+brugfiguur        case_discussion      -        -       -   -           r          r    r?group_case_discussion -       r       -
+spoc_vdab         case_discussion      -        -       -   -           r          -    -                       -       -       -
+dpo               case_discussion      -        -       -   -           -          -    -                       -       -       -
+administrator     case_discussion      -        -       -   -           -          -    -                       -       -       -
+teamleider        case_discussion      -        -       -   -           r          -    -                       -       -       -
+stuurgroep        case_discussion      -        -       -   -           -          -    -                       -       -       -
 
-toeleider         duplicate_check      -        -       -   -          -    -                       -       -       -
-dossierbeheerder  duplicate_check      -        -       -   -          -    -                       -       -       -
-trajectgezel      duplicate_check      -        -       -   -          -    -                       -       -       -
-co_coach          duplicate_check      -        -       -   -          -    -                       -       -       -
-brugfiguur        duplicate_check      -        -       -   -          -    -                       -       -       -
-spoc_vdab         duplicate_check      -        -       -   -          -    -                       -       -       -
-dpo               duplicate_check      -        -       -   -          -    -                       -       -       -
-administrator     duplicate_check      -        -       -   -          -    -                       -       -       -
-teamleider        duplicate_check      -        -       -   -          -    -                       -       -       -
-stuurgroep        duplicate_check      -        -       -   -          -    -                       -       -       -
+toeleider         duplicate_check      -        -       -   -           -          -    -                       -       -       -
+dossierbeheerder  duplicate_check      -        -       -   -           -          -    -                       -       -       -
+trajectgezel      duplicate_check      -        -       -   -           -          -    -                       -       -       -
+co_coach          duplicate_check      -        -       -   -           -          -    -                       -       -       -
+brugfiguur        duplicate_check      -        -       -   -           -          -    -                       -       -       -
+spoc_vdab         duplicate_check      -        -       -   -           -          -    -                       -       -       -
+dpo               duplicate_check      -        -       -   -           -          -    -                       -       -       -
+administrator     duplicate_check      -        -       -   -           -          -    -                       -       -       -
+teamleider        duplicate_check      -        -       -   -           -          -    -                       -       -       -
+stuurgroep        duplicate_check      -        -       -   -           -          -    -                       -       -       -
 
-toeleider         esf_reporting        -        -       -   -          -    -                       -       -       -
-dossierbeheerder  esf_reporting        -        -       -   -          -    -                       -       -       -
-trajectgezel      esf_reporting        -        -       -   -          -    -                       -       -       -
-co_coach          esf_reporting        -        -       -   -          -    -                       -       -       -
-brugfiguur        esf_reporting        -        -       -   -          -    -                       -       -       -
-spoc_vdab         esf_reporting        -        -       -   -          -    -                       -       -       -
-dpo               esf_reporting        -        -       -   -          -    -                       -       -       -
-administrator     esf_reporting        -        -       r   -          -    -                       -       -       -
-teamleider        esf_reporting        -        -       -   -          -    -                       -       -       -
-stuurgroep        esf_reporting        -        -       -   -          -    -                       -       -       -
+toeleider         esf_reporting        -        -       -   -           -          -    -                       -       -       -
+dossierbeheerder  esf_reporting        -        -       -   -           -          -    -                       -       -       -
+trajectgezel      esf_reporting        -        -       -   -           -          -    -                       -       -       -
+co_coach          esf_reporting        -        -       -   -           -          -    -                       -       -       -
+brugfiguur        esf_reporting        -        -       -   -           -          -    -                       -       -       -
+spoc_vdab         esf_reporting        -        -       -   -           -          -    -                       -       -       -
+dpo               esf_reporting        -        -       -   -           -          -    -                       -       -       -
+administrator     esf_reporting        -        -       r   r           -          -    -                       -       -       -
+teamleider        esf_reporting        -        -       -   -           -          -    -                       -       -       -
+stuurgroep        esf_reporting        -        -       -   -           -          -    -                       -       -       -
 
-toeleider         dsr_handling         -        -       -   -          -    -                       -       -       -
-dossierbeheerder  dsr_handling         -        -       -   -          -    -                       -       -       -
-trajectgezel      dsr_handling         -        -       -   -          -    -                       -       -       -
-co_coach          dsr_handling         -        -       -   -          -    -                       -       -       -
-brugfiguur        dsr_handling         -        -       -   -          -    -                       -       -       -
-spoc_vdab         dsr_handling         -        -       -   -          -    -                       -       -       -
-dpo               dsr_handling         -        -       -   -          -    -                       -       -       -
-administrator     dsr_handling         -        -       -   -          -    -                       -       -       -
-teamleider        dsr_handling         -        -       -   -          -    -                       -       -       -
-stuurgroep        dsr_handling         -        -       -   -          -    -                       -       -       -
+toeleider         dsr_handling         -        -       -   -           -          -    -                       -       -       -
+dossierbeheerder  dsr_handling         -        -       -   -           -          -    -                       -       -       -
+trajectgezel      dsr_handling         -        -       -   -           -          -    -                       -       -       -
+co_coach          dsr_handling         -        -       -   -           -          -    -                       -       -       -
+brugfiguur        dsr_handling         -        -       -   -           -          -    -                       -       -       -
+spoc_vdab         dsr_handling         -        -       -   -           -          -    -                       -       -       -
+dpo               dsr_handling         -        -       -   -           -          -    -                       -       -       -
+administrator     dsr_handling         -        -       -   -           -          -    -                       -       -       -
+teamleider        dsr_handling         -        -       -   -           -          -    -                       -       -       -
+stuurgroep        dsr_handling         -        -       -   -           -          -    -                       -       -       -
 
-toeleider         audit                -        -       -   -          -    -                       -       -       -
-dossierbeheerder  audit                -        -       -   -          -    -                       -       -       -
-trajectgezel      audit                -        -       -   -          -    -                       -       -       -
-co_coach          audit                -        -       -   -          -    -                       -       -       -
-brugfiguur        audit                -        -       -   -          -    -                       -       -       -
-spoc_vdab         audit                -        -       -   -          -    -                       -       -       -
-dpo               audit                -        -       -   -          -    -                       -       -       -
-administrator     audit                -        -       -   -          -    -                       -       -       -
-teamleider        audit                -        -       -   -          -    -                       -       -       -
-stuurgroep        audit                -        -       -   -          -    -                       -       -       -
+toeleider         audit                -        -       -   -           -          -    -                       -       -       -
+dossierbeheerder  audit                -        -       -   -           -          -    -                       -       -       -
+trajectgezel      audit                -        -       -   -           -          -    -                       -       -       -
+co_coach          audit                -        -       -   -           -          -    -                       -       -       -
+brugfiguur        audit                -        -       -   -           -          -    -                       -       -       -
+spoc_vdab         audit                -        -       -   -           -          -    -                       -       -       -
+dpo               audit                -        -       -   -           -          -    -                       -       -       -
+administrator     audit                -        -       -   -           -          -    -                       -       -       -
+teamleider        audit                -        -       -   -           -          -    -                       -       -       -
+stuurgroep        audit                -        -       -   -           -          -    -                       -       -       -
 ";
 
 /// Pseudo-object permissions; every (role, purpose) not listed has none.

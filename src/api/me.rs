@@ -48,6 +48,9 @@ pub struct RolePermissions {
     pub may_assign: Vec<String>,
     /// Of those, the roles it may give to its own partner even where they widen its view.
     pub may_self_assign: Vec<String>,
+    /// Aggregate reports this role may fetch for this purpose (e.g. `/v1/reports/esf`):
+    /// counts only, small cells suppressed.
+    pub reports: Vec<String>,
 }
 
 /// Categories allowed under one consent scope.
@@ -103,6 +106,11 @@ pub fn permissions(policy: &Policy, roles: RoleSet) -> Vec<PurposePermissions> {
                             .filter(|r| d.may_self_assign(*r))
                             .map(|r| policy.role_name(r).to_string())
                             .collect(),
+                        reports: if d.may_read_reports() {
+                            vec!["/v1/reports/esf".to_string()]
+                        } else {
+                            Vec::new()
+                        },
                     })
                 })
                 .collect();

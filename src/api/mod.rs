@@ -17,6 +17,7 @@ mod me;
 mod notes;
 pub mod openapi;
 mod participants;
+mod reports;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dsr/{id}/refuse", post(dsr::refuse_request))
         .route("/dsr/{id}/execute", post(dsr::execute))
         .route("/dsr/{id}/export", get(dsr::export))
+        .route("/reports/esf", get(reports::esf))
         .route("/openapi.json", get(openapi_json))
         // After routing, so the span and metrics carry the route template.
         .route_layer(middleware::from_fn(observe));
@@ -141,7 +143,7 @@ async fn observe(mut req: Request, next: Next) -> Response {
 }
 
 /// A fresh request id: 96 random bits, hex. Every request gets one, refused ones too.
-pub(crate) fn new_request_id() -> String {
+pub fn new_request_id() -> String {
     let mut b = [0u8; 12];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .expect("the OS random generator works");

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{audit, cases, changes, dsr, error, me, notes, participants};
+use super::{audit, cases, changes, dsr, error, me, notes, participants, reports};
 
 /// The partnergate API description.
 #[derive(OpenApi)]
@@ -39,6 +39,7 @@ use super::{audit, cases, changes, dsr, error, me, notes, participants};
         dsr::refuse_request,
         dsr::execute,
         dsr::export,
+        reports::esf,
     ),
     components(schemas(error::ErrorBody, crate::audit::VerifyReport))
 )]

@@ -5,6 +5,8 @@ mod dsr;
 mod fixtures;
 mod harness;
 mod participants;
+mod reports;
+mod retention;
 mod sync;
 mod tls;
 mod trust;

@@ -543,7 +543,7 @@ async fn import_registers_valid_rows_through_the_api_and_names_rejects_by_line_o
     std::fs::write(
         &csv,
         format!(
-            "identity.insz,identity.given_name,identity.family_name,esf.disability,trajectory.status\n\
+            "identity.insz,identity.given_name,identity.family_name,esf.homeless_or_housing_exclusion,trajectory.status\n\
              {a},Zeewaeterine,Eerste,nee,intake\n\
              {b},Zeewaeterine,Tweede,ja,active\n\
              90060211100,Zeewaeterine,Foutief,nee,intake\n\

@@ -42,6 +42,9 @@ pub struct Config {
     /// Limits on TLS handshakes in progress on the API listener.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// When `serve` purges expired fields by itself.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// A token bucket per client certificate for `POST /v1/lookup`: `burst` look-ups at once, then

@@ -10,12 +10,15 @@
 
 pub mod access;
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod dsr;
 pub mod files;
 pub mod html;
 pub mod insz;
 pub mod policy;
+pub mod report;
+pub mod retention;
 pub mod store;
 pub mod sync;
 pub mod vault;

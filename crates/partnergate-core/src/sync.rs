@@ -36,12 +36,17 @@ pub enum Change {
         /// Every field you may see.
         #[schema(value_type = Object)]
         fields: BTreeMap<String, Value>,
+        /// `retention_expired` when this change is a retention purge: fields you held are
+        /// gone because their retention period ended (delete them too). Absent otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     /// Delete your copy.
     Remove {
         /// Your pid.
         pid: String,
-        /// `erased`, `restricted`, `no_longer_involved`, `no_longer_visible` or `partner_left`.
+        /// `erased`, `restricted`, `no_longer_involved`, `no_longer_visible`, `partner_left` or
+        /// `retention_expired` (nothing of the participant was left to keep).
         reason: &'static str,
     },
 }
@@ -103,6 +108,9 @@ pub async fn page(
     let ids: Vec<ParticipantId> = entries.iter().map(|(id, _)| *id).collect();
     let mut snapshots = vault.snapshots(&ids, &caller.partner).await?;
     let known = store::sync::known_to(vault.store(), &caller.client, &ids).await?;
+    // Entries whose latest change is a retention purge say so.
+    let purges = crate::retention::purge_seqs(vault, &ids).await?;
+    let by_retention = |id: &ParticipantId, seq: i64| purges.get(id) == Some(&seq);
     let pids = vault.index().partner(&caller.partner);
     let mut page = Page {
         changes: Vec::new(),
@@ -110,7 +118,8 @@ pub async fn page(
         events: Vec::new(),
         state: Vec::new(),
     };
-    for (id, _) in &entries {
+    for (id, seq) in &entries {
+        let retention = by_retention(id, *seq);
         let Some(snap) = snapshots.remove(id) else {
             continue;
         };
@@ -118,10 +127,13 @@ pub async fn page(
         let audit_id = vault.index().audit_pseudonym(id);
         // The same decision as a single read; a refusal is a removal for a client that has it.
         let (removal, names) = match access::standing(policy, vault.index(), ctx, Some(snap)) {
-            Err(refused) => (
-                Some(refused.refusal.removal()),
-                role_names(policy, refused.roles),
-            ),
+            Err(refused) => {
+                let reason = match refused.refusal {
+                    Refusal::Gone if retention => "retention_expired",
+                    refusal => refusal.removal(),
+                };
+                (Some(reason), role_names(policy, refused.roles))
+            }
             Ok(standing) => {
                 let names = standing.role_names(policy);
                 let readable = standing.readable();
@@ -145,6 +157,7 @@ pub async fn page(
                         pid: pid.clone(),
                         version: standing.participant.version,
                         fields,
+                        reason: retention.then_some("retention_expired"),
                     });
                     page.state.push((*id, true));
                     (None, names)

@@ -698,14 +698,27 @@ fn participant(rng: &mut Rng, used: &mut HashSet<String>) -> SyntheticParticipan
         "esf.education_level",
         json!(rng.weighted(&[("isced_0_2", 50), ("isced_3_4", 38), ("isced_5_8", 12)])),
     );
+    // Art. 9 indicators: some participants decline to answer, which is an answer.
+    let answer = |rng: &mut Rng, yes: bool| {
+        if rng.chance(8) {
+            "declined"
+        } else if yes {
+            "yes"
+        } else {
+            "no"
+        }
+    };
     let disability = rng.chance(15);
-    set("esf.disability", json!(disability));
+    let disability_answer = answer(rng, disability);
+    set("esf_special.disability", json!(disability_answer));
     set("esf.third_country_national", json!(third_country));
     set(
         "esf.foreign_background",
         json!(!bg.flemish || rng.chance(3)),
     );
-    set("esf.minority", json!(rng.chance(bg.minority_percent)));
+    let minority = rng.chance(bg.minority_percent);
+    let minority_answer = answer(rng, minority);
+    set("esf_special.minority", json!(minority_answer));
     let homeless = rng.chance(12);
     set("esf.homeless_or_housing_exclusion", json!(homeless));
 
@@ -743,10 +756,10 @@ fn participant(rng: &mut Rng, used: &mut HashSet<String>) -> SyntheticParticipan
     let start_lo = time::macros::date!(2024 - 03 - 01).to_julian_day();
     let start_hi = REFERENCE_DATE.to_julian_day() - if ended { 120 } else { 14 };
     let start = rng.range(i64::from(start_lo), i64::from(start_hi)) as i32;
-    set(
-        "trajectory.start_date",
-        json!(iso(Date::from_julian_day(start).unwrap_or(REFERENCE_DATE))),
-    );
+    let start_date = iso(Date::from_julian_day(start).unwrap_or(REFERENCE_DATE));
+    set("trajectory.start_date", json!(start_date));
+    // The ESF+ operation starts with the trajectory.
+    set("esf.entry_date", json!(start_date));
     set("trajectory.goals", json!(rng.pick(GOALS)));
     if !ended || status == "aftercare" {
         set("trajectory.next_steps", json!(rng.pick(NEXT_STEPS)));
@@ -755,10 +768,9 @@ fn participant(rng: &mut Rng, used: &mut HashSet<String>) -> SyntheticParticipan
         let end_hi = i64::from(REFERENCE_DATE.to_julian_day() - 1);
         let end_lo = i64::from(start) + 90;
         let end = rng.range(end_lo, end_hi.max(end_lo)) as i32;
-        set(
-            "trajectory.end_date",
-            json!(iso(Date::from_julian_day(end).unwrap_or(REFERENCE_DATE))),
-        );
+        let end_date = iso(Date::from_julian_day(end).unwrap_or(REFERENCE_DATE));
+        set("trajectory.end_date", json!(end_date));
+        set("esf.exit_date", json!(end_date));
         let (category, reason, exit) = *rng.weighted(&[
             (
                 (
@@ -817,6 +829,11 @@ fn participant(rng: &mut Rng, used: &mut HashSet<String>) -> SyntheticParticipan
             exit
         };
         set("esf.exit_status", json!(exit));
+        // A qualification often comes with a job or further training.
+        set(
+            "esf.qualification_gained",
+            json!(exit == "qualification_gained" || (exit != "none" && rng.chance(15))),
+        );
         if status != "outflow" && rng.chance(60) {
             set(
                 "esf.employed_6_months",
@@ -1004,10 +1021,11 @@ pub fn demo_showcase() -> SyntheticParticipant {
         ("contact.preferred_channel", json!("sms")),
         ("esf.labour_status_entry", json!("long_term_unemployed")),
         ("esf.education_level", json!("isced_0_2")),
-        ("esf.disability", json!(false)),
+        ("esf.entry_date", json!("2025-09-15")),
+        ("esf_special.disability", json!("no")),
         ("esf.third_country_national", json!(false)),
         ("esf.foreign_background", json!(false)),
-        ("esf.minority", json!(false)),
+        ("esf_special.minority", json!("declined")),
         ("esf.homeless_or_housing_exclusion", json!(false)),
         ("trajectory.status", json!("active")),
         ("trajectory.phase", json!("Activering")),
@@ -1090,6 +1108,8 @@ mod tests {
             "esf.education_level",
             &["isced_0_2", "isced_3_4", "isced_5_8"],
         ),
+        ("esf_special.disability", &["yes", "no", "declined"]),
+        ("esf_special.minority", &["yes", "no", "declined"]),
         (
             "esf.exit_status",
             &[
@@ -1126,10 +1146,9 @@ mod tests {
     ];
 
     const BOOLS: &[&str] = &[
-        "esf.disability",
         "esf.third_country_national",
         "esf.foreign_background",
-        "esf.minority",
+        "esf.qualification_gained",
         "esf.homeless_or_housing_exclusion",
         "esf.employed_6_months",
         "justice.referral_by_justice",
@@ -1139,6 +1158,8 @@ mod tests {
         "identity.birth_date",
         "trajectory.start_date",
         "trajectory.end_date",
+        "esf.entry_date",
+        "esf.exit_date",
     ];
 
     const TEXTS: &[&str] = &[
@@ -1215,6 +1236,7 @@ mod tests {
             "trajectory.end_date",
             "trajectory.outflow_category",
             "esf.exit_status",
+            "esf.exit_date",
         ] {
             assert_eq!(p.fields.contains_key(only_ended), ended, "{only_ended}");
         }

@@ -92,6 +92,12 @@ actions! {
     DsrExecute = "dsr.execute",
     /// The person's data and disclosure history handed to the DPO.
     DsrExport = "dsr.export",
+    /// An aggregate report (counts only, no participant).
+    ReportRead = "report.read",
+    /// Fields whose retention expired were deleted (and the key shredded if nothing remained).
+    RetentionPurge = "retention.purge",
+    /// Audit records past their retention were archived (export verified) and pruned.
+    AuditPrune = "audit.prune",
 }
 
 impl Action {
@@ -165,6 +171,9 @@ mod tests {
                 "dsr.refuse",
                 "dsr.execute",
                 "dsr.export",
+                "report.read",
+                "retention.purge",
+                "audit.prune",
             ]
         );
     }

@@ -9,6 +9,7 @@
 
 pub mod action;
 pub mod commit;
+pub mod prune;
 pub mod record;
 pub mod report;
 pub mod verify;
@@ -102,7 +103,13 @@ const VERIFY_CHUNK: i64 = 20_000;
 /// Verifies the whole live chain: every record's hash and link, every checkpoint's signature.
 pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyReport, DbError> {
     let cps = checkpoints(db, 0, i64::MAX as u64).await?;
-    let mut v = verify::ChainVerifier::new(public_key, cps, None);
+    // After pruning, the live chain starts right after a signed anchor checkpoint.
+    let first = prune::first_live(db).await?;
+    let anchor = cps
+        .iter()
+        .find(|c| c.seq + 1 == first && first > 1)
+        .cloned();
+    let mut v = verify::ChainVerifier::new(public_key, cps, anchor.as_ref());
     let last = store::audit::last_seq(db).await?.unwrap_or(0);
     // Reading the next chunk overlaps hashing this one; hashing uses every core. Memory holds
     // two chunks at most, whatever the size of the log.
@@ -112,7 +119,7 @@ pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyRepo
             async move { store::audit::record_chunk(&db, from, from + VERIFY_CHUNK).await },
         )
     };
-    let mut from = 1;
+    let mut from = first as i64;
     let mut next = (from <= last).then(|| fetch(from));
     while let Some(fetching) = next.take() {
         let chunk = fetching
@@ -150,7 +157,8 @@ pub async fn export(
     signer: &Ed25519KeyPair,
     out: &mut Vec<u8>,
 ) -> Result<ExportHeader, DbError> {
-    let from = from.max(1);
+    // Pruned records are in an archive: the export starts at the live chain's anchor.
+    let from = from.max(prune::first_live(db).await?);
     let end = store::audit::checkpoint_from(db, to as i64).await?;
     let to = end
         .and_then(|e| u64::try_from(e.0).ok())

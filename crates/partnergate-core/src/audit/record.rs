@@ -212,7 +212,7 @@ pub fn checkpoint_message(seq: u64, hash_hex: &str, time: &str) -> Vec<u8> {
 /// The current time in the audit format: RFC 3339, UTC, always milliseconds, so that text
 /// order is time order.
 pub fn now() -> String {
-    format_time(time::OffsetDateTime::now_utc())
+    format_time(crate::clock::now())
 }
 
 /// A moment in the format of [`now`] (UTC, milliseconds), so stored times compare as text.

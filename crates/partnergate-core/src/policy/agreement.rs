@@ -62,6 +62,8 @@ pub struct Agreement {
     pub grants: Vec<Grant>,
     /// Retention rules per category.
     pub retention: Vec<Retention>,
+    /// Small-cell suppression of the aggregate reports.
+    pub reports: ReportRules,
     #[serde(skip)]
     source: String,
     #[serde(skip)]
@@ -354,6 +356,9 @@ pub struct Category {
     pub id: Located<String>,
     /// Sensitivity class.
     pub class: Class,
+    /// For an Art. 9/10 category: the exception of Art. 9(2) (or the Art. 10 authorisation)
+    /// the partnership relies on, shown in the Art. 30 register.
+    pub special_basis: Option<String>,
     /// English description.
     pub description: String,
     /// Dutch description for the participant summary.
@@ -447,6 +452,27 @@ impl Grant {
             None => "always".to_string(),
         }
     }
+}
+
+/// The `[reports]` table: smallest published cell counts of the aggregate reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReportRules {
+    /// Cells with fewer participants than this are suppressed (default 5).
+    pub min_cell: u32,
+    /// The same for cells of Art. 9 indicators (default 10; `policy check` refuses less).
+    pub min_cell_special: u32,
+    /// Line of the `[reports]` table (0 when absent).
+    #[serde(skip)]
+    pub line: usize,
+}
+
+impl ReportRules {
+    /// The default: 5, and 10 for Art. 9 indicators.
+    pub const DEFAULT: ReportRules = ReportRules {
+        min_cell: 5,
+        min_cell_special: 10,
+        line: 0,
+    };
 }
 
 /// From when retention counts.
@@ -635,6 +661,14 @@ struct RawAgreement {
     grants: Vec<Spanned<RawGrant>>,
     #[serde(default)]
     retention: Vec<Spanned<RawRetention>>,
+    reports: Option<Spanned<RawReports>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    min_cell: Option<u32>,
+    min_cell_special: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -693,6 +727,7 @@ struct RawPurpose {
 struct RawCategory {
     id: S,
     class: Class,
+    special_basis: Option<String>,
     description: String,
     description_nl: Option<String>,
     fields: Vec<Spanned<RawField>>,
@@ -953,6 +988,7 @@ impl RawAgreement {
                 description_nl: c.description_nl.unwrap_or_else(|| c.description.clone()),
                 id: loc(c.id),
                 class: c.class,
+                special_basis: c.special_basis,
                 description: c.description,
                 fields,
             });
@@ -1022,6 +1058,21 @@ impl RawAgreement {
             })
             .collect();
 
+        let reports = match self.reports {
+            None => ReportRules::DEFAULT,
+            Some(sr) => {
+                let line = line_of(text, sr.span().start);
+                let r = sr.into_inner();
+                ReportRules {
+                    min_cell: r.min_cell.unwrap_or(ReportRules::DEFAULT.min_cell),
+                    min_cell_special: r
+                        .min_cell_special
+                        .unwrap_or(ReportRules::DEFAULT.min_cell_special),
+                    line,
+                }
+            }
+        };
+
         Ok(Agreement {
             meta,
             kinds,
@@ -1033,6 +1084,7 @@ impl RawAgreement {
             scopes,
             grants,
             retention,
+            reports,
             source: text.to_string(),
             sha256: sha256_hex(text.as_bytes()),
         })

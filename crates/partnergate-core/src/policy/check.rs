@@ -88,6 +88,8 @@ pub fn check(a: &Agreement) -> Vec<Finding> {
     c.purposes_and_roles(a);
     c.grants(a);
     c.retention(a);
+    c.special_names(a);
+    c.report_rules(a);
     c.out.sort_by_key(|f| f.line);
     c.out
 }
@@ -638,6 +640,42 @@ impl Checker {
                     ),
                 );
             }
+        }
+    }
+}
+
+impl Checker {
+    /// Small cells re-identify: at least 1 (5 by default), and at least 10 for Art. 9 data.
+    fn report_rules(&mut self, a: &Agreement) {
+        let r = a.reports;
+        if r.min_cell < 1 || r.min_cell_special < 10 || r.min_cell_special < r.min_cell {
+            self.err(
+                r.line,
+                "report-min-cell",
+                format!(
+                    "reports: min_cell must be at least 1 and min_cell_special at least 10 and at least min_cell (found {} and {})",
+                    r.min_cell, r.min_cell_special
+                ),
+            );
+        }
+    }
+
+    /// A category whose fields are named like Art. 9/10 data but whose class says otherwise.
+    fn special_names(&mut self, a: &Agreement) {
+        for (line, category, field, class) in super::special::misclassified(a) {
+            let article = if class == Class::Art10 {
+                "Art. 10"
+            } else {
+                "Art. 9"
+            };
+            self.err(
+                line,
+                "special-category-class",
+                format!(
+                    "field `{category}.{field}` looks like {article} data, but category `{category}` is not classed `{}`; move it to a category of that class",
+                    class.as_str()
+                ),
+            );
         }
     }
 }

@@ -13,6 +13,7 @@ mod explain;
 mod fields;
 mod register;
 mod sets;
+pub mod special;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,6 +22,7 @@ use std::sync::{Arc, RwLock};
 use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, StringAdapter};
 use serde_json::Value;
 
+pub use agreement::ReportRules;
 pub use agreement::{
     Agreement, Category, Class, Client, ConsentScope, Field, FieldType, Grant, Kind, LegalBasis,
     Located, Membership, Meta, Partner, Purpose, Retention, RetentionStart, Role, RoleLevel,

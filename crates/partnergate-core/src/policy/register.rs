@@ -369,6 +369,23 @@ fn art30(a: &Agreement) -> Doc {
                 .collect(),
         );
 
+        let special: Vec<String> = a
+            .categories
+            .iter()
+            .filter_map(|c| {
+                c.special_basis
+                    .as_ref()
+                    .map(|b| format!("{} ({}): {b}", c.id.value, class_label(c.class)))
+            })
+            .collect();
+        if !special.is_empty() {
+            d.h(
+                3,
+                "Grounds for special categories (GDPR Art. 9(2) and Art. 10)",
+            );
+            d.list(special);
+        }
+
         d.h(3, "Roles this controller's systems may hold");
         let mut roles: BTreeSet<&str> = BTreeSet::new();
         for c in a.clients.iter().filter(|c| c.partner.value == p.id.value) {
@@ -390,7 +407,10 @@ fn art30(a: &Agreement) -> Doc {
             &["Category", "Seen by (role for purpose, partners)"],
             recipients.clone(),
         );
-        d.p("ESF+ indicators are reported to the managing authority (Europa WSE) as aggregates, small cells suppressed. No transfers outside the European Economic Area.");
+        d.p(format!(
+            "Reports: the ESF+ common indicators per gender and the partners' inflow and outflow are computed by the gateway (GET /v1/reports/esf, `partnergate report esf`) for the roles granted reports:read, purpose esf_reporting, and reported to the managing authority (Europa WSE) as aggregates only: cells below {} participants (below {} for Art. 9 indicators) are suppressed, with enough further cells that none can be worked out from the totals. Each report is audited as an aggregate access without participant ids. No transfers outside the European Economic Area.",
+            a.reports.min_cell, a.reports.min_cell_special
+        ));
 
         d.h(3, "Safeguards against widening one's own access");
         d.list(access_safeguards(a));

@@ -152,9 +152,9 @@ fn pseudo_object_permissions() {
 fn decision_table_agrees_with_the_casbin_enforcer_everywhere() {
     let p = demo();
     let n = p.verify_against_enforcer().unwrap();
-    // 10 roles × 6 purposes × (9 categories × 2 actions × (1 + 3 scopes) + 6 pseudo
+    // 10 roles × 6 purposes × (10 categories × 2 actions × (1 + 3 scopes) + 6 pseudo
     // + 10 roles × 3 involvement actions: assign, end, self_assign)
-    assert_eq!(n, 10 * 6 * (9 * 2 * 4 + 6 + 30));
+    assert_eq!(n, 10 * 6 * (10 * 2 * 4 + 6 + 30));
 }
 
 #[test]
@@ -246,7 +246,8 @@ fn validate_value_accepts_well_typed_values_and_null() {
         ("identity.insz", json!("85.07.30-033.28")),
         ("contact.phone", json!("+32 9 123 45 67")),
         ("contact.email", json!("an@example.be")),
-        ("esf.disability", json!(false)),
+        ("esf.third_country_national", json!(false)),
+        ("esf_special.disability", json!("declined")),
         ("measure.empowerment", json!(0)),
         ("measure.empowerment", json!(100)),
         ("notes.text", json!("line\nline\twith tab")),
@@ -267,7 +268,8 @@ fn validate_value_errors_never_contain_the_value() {
         ("identity.insz", json!(secret)),
         ("contact.phone", json!(secret)),
         ("contact.email", json!(format!("{secret}@@x"))),
-        ("esf.disability", json!(secret)),
+        ("esf.third_country_national", json!(secret)),
+        ("esf_special.minority", json!(secret)),
         ("measure.empowerment", json!(secret)),
         ("trajectory.goals", json!(format!("{secret}\u{1b}[31m"))),
         ("life.housing", json!({ "nested": secret })),
@@ -333,7 +335,10 @@ fn fields_are_listed_per_category_in_agreement_order() {
     let fr = p.field("measure.empowerment").unwrap();
     assert_eq!(fr.category, p.category("measure").unwrap());
     assert_eq!(fr.ty, &FieldType::Integer { min: 0, max: 100 });
-    assert_eq!(p.all_fields().count(), 7 + 4 + 9 + 9 + 10 + 5 + 2 + 3 + 1);
+    assert_eq!(
+        p.all_fields().count(),
+        7 + 4 + 10 + 2 + 9 + 10 + 5 + 2 + 3 + 1
+    );
 }
 
 #[test]

@@ -221,3 +221,37 @@ pub async fn count(db: &Store) -> Result<i64, DbError> {
         .await?;
     Ok(n)
 }
+
+/// The first sequence number in the live log.
+pub async fn first_seq(db: &Store) -> Result<Option<i64>, DbError> {
+    let (first,): (Option<i64>,) = sqlx::query_as("SELECT min(seq) FROM audit_records")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(first)
+}
+
+/// The last signed checkpoint whose record is older than `cutoff` (a stored time).
+pub async fn last_checkpoint_before(db: &Store, cutoff: &str) -> Result<Option<i64>, DbError> {
+    let (to,): (Option<i64>,) = sqlx::query_as(
+        "SELECT max(c.seq) FROM audit_checkpoints c JOIN audit_records r ON r.seq = c.seq WHERE r.time < ?",
+    )
+    .bind(cutoff)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(to)
+}
+
+/// Deletes the records up to `to` and the checkpoints before it (the one on `to` stays, as the
+/// live chain's anchor). Returns how many records went.
+pub async fn delete_through(tx: &mut WriteTx, to: i64) -> Result<u64, DbError> {
+    let n = sqlx::query("DELETE FROM audit_records WHERE seq <= ?")
+        .bind(to)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM audit_checkpoints WHERE seq < ?")
+        .bind(to)
+        .execute(tx.conn())
+        .await?;
+    Ok(n)
+}

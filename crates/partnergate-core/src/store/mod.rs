@@ -15,6 +15,8 @@ pub mod dsr;
 pub mod erasure;
 pub mod idempotency;
 pub mod participants;
+pub mod reporting;
+pub mod retention;
 pub mod secrets;
 pub mod stats;
 pub mod sync;
@@ -168,19 +170,19 @@ impl WriteGate {
     }
 }
 
-/// The current time as stored in the database (RFC 3339 UTC, milliseconds).
+/// The current time as stored in the database (RFC 3339 UTC, milliseconds), by [`crate::clock`].
 pub fn now() -> String {
     crate::audit::record::now()
 }
 
 /// Today's date (UTC), for membership, deadlines and whether a partner takes new cases.
 pub fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
+    crate::clock::today()
 }
 
 /// The stored-time text of the moment `age` ago.
 pub fn ago(age: std::time::Duration) -> String {
-    crate::audit::record::format_time(time::OffsetDateTime::now_utc() - age)
+    crate::audit::record::format_time(crate::clock::now() - age)
 }
 
 #[cfg(test)]

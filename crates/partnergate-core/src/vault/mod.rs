@@ -10,10 +10,12 @@ mod erase;
 pub use crate::insz;
 pub mod keys;
 mod participants;
+mod purge;
 mod snapshot;
 
 pub use case::{CaseChange, CaseOutcome, ConsentHistory, Involvement, InvolvementHistory, Note};
 pub use participants::{Flag, Participant, Seed, Vault, WriteError};
+pub use purge::Purged;
 pub use snapshot::{ChangePage, Snapshot};
 
 use crate::config::Settings;

@@ -59,6 +59,7 @@ pub(super) fn page(input: &ReportInput<'_>, a: &Aggregates<'_>) -> String {
     page.accesses();
     page.refusals();
     page.unusual();
+    page.out.push_str(&super::retention::section(input.records));
     page.footer();
     page.out
 }

@@ -10,6 +10,7 @@
 
 mod clock;
 mod html;
+mod retention;
 mod rules;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
