@@ -42,6 +42,15 @@ pub fn non_blank_text() -> Value {
     })
 }
 
+/// A string with at least one character that is not white space (Rust's `str::trim`).
+pub fn not_blank() -> Value {
+    json!({
+        "type": "string",
+        "pattern": r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+        "description": "not empty, not only white space",
+    })
+}
+
 /// A national number as the API takes it: 11 digits, `.`, `-` and spaces allowed between.
 pub fn insz() -> Value {
     json!({
@@ -52,6 +61,15 @@ pub fn insz() -> Value {
         "description": "national register number (INSZ): 11 digits, optionally with `.`, `-` or spaces; the last two digits are the mod-97 check",
         "examples": ["85.07.30-033.28"],
     })
+}
+
+/// A national number where the API parses it directly (look-up, data-subject requests, audit
+/// search): any number of `.`, `-`, spaces and tabs between the 11 digits.
+pub fn insz_parsed() -> Value {
+    let mut s = insz();
+    s["pattern"] = json!(r"^[.\- \t]*([0-9][.\- \t]*){11}$");
+    s.as_object_mut().map(|o| o.remove("maxLength"));
+    s
 }
 
 /// A calendar date `YYYY-MM-DD`.

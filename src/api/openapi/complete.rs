@@ -115,9 +115,13 @@ fn schemas(doc: &mut Value, policy: &Policy) {
         *t = agreement::non_blank_text();
     }
     if let Some(i) = schemas.pointer_mut("/LookupIn/properties/insz") {
-        *i = agreement::insz();
+        *i = agreement::insz_parsed();
     }
     schemas["NewRequest"] = new_request();
+    if let Some(e) = schemas.pointer_mut("/Extension/properties") {
+        e["months"] = json!({"type": "integer", "minimum": 1, "maximum": 2, "description": "1 or 2 months (Art. 12(3))"});
+        e["reason"] = agreement::not_blank();
+    }
 }
 
 /// Sets the JSON body schema of one operation to a component.
@@ -160,7 +164,7 @@ fn new_request() -> Value {
             "type": "object",
             "properties": {
                 "kind": {"type": "string", "enum": kinds},
-                "insz": agreement::insz(),
+                "insz": agreement::insz_parsed(),
                 "details": details,
             },
             "required": ["kind", "insz", "received_at"],
@@ -228,6 +232,16 @@ fn header_schema(name: &str, purposes: &[String]) -> Option<Value> {
     })
 }
 
+/// Query parameters whose values the handlers check beyond their type.
+fn query_schema(name: &str) -> Option<Value> {
+    Some(match name {
+        "insz" => agreement::insz_parsed(),
+        "decision" => json!({"type": "string", "enum": ["granted", "refused"]}),
+        "format" => json!({"type": "string", "enum": ["json", "html"], "default": "json"}),
+        _ => return None,
+    })
+}
+
 fn error(description: &str) -> Value {
     json!({
         "description": description,
@@ -254,10 +268,24 @@ fn operation(op: &mut Value, purposes: &[String]) {
                 .map(|p| {
                     let name = p["name"].as_str().unwrap_or_default().to_string();
                     let place = p["in"].as_str().unwrap_or_default().to_string();
-                    if place == "header"
-                        && let Some(schema) = header_schema(&name, purposes)
-                    {
+                    let schema = match place.as_str() {
+                        "header" => header_schema(&name, purposes),
+                        "query" => query_schema(&name),
+                        _ => None,
+                    };
+                    if let Some(schema) = schema {
                         p["schema"] = schema;
+                    }
+                    // An absent query parameter is the default; there is no `null` to send.
+                    if place == "query"
+                        && let Some(types) =
+                            p.pointer_mut("/schema/type").and_then(Value::as_array_mut)
+                    {
+                        types.retain(|t| t != "null");
+                        if types.len() == 1 {
+                            let only = types[0].clone();
+                            p["schema"]["type"] = only;
+                        }
                     }
                     (name, place)
                 })
