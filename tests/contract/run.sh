@@ -82,14 +82,15 @@ for group in "${groups[@]}"; do
   read -r client purpose operations <<<"$group"
   echo "== schemathesis: $client, X-Purpose $purpose, operations $operations"
   set +e
-  SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/tests/contract" \
+  # From the temporary folder, so that schemathesis's cache (.schemathesis/) stays out of the tree.
+  (cd "$work" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/tests/contract" \
     "$venv/bin/schemathesis" --config-file "$root/tests/contract/schemathesis.toml" run "$work/openapi.json" \
     --url "$base" --tls-verify "$certs/ca.pem" \
     --request-cert "$certs/clients/$client.pem" --request-cert-key "$certs/clients/$client.key" \
     -H "X-Purpose: $purpose" -H 'X-Acting-User: contract-test' \
     --include-name-regex "$operations" \
     --checks all --seed "$seed" --max-examples "$examples" --workers 1 \
-    --no-color --suppress-health-check all >"$work/st.log" 2>&1
+    --no-color --suppress-health-check all) >"$work/st.log" 2>&1
   status=$?
   set -e
   if [ "$status" -eq 0 ]; then
