@@ -1,7 +1,7 @@
 //! The DPO's view of the audit log: search, verify, export. Reading the log is itself logged.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use super::AppState;
 use super::access::require_client_grant;
 use super::audited::{record, refuse};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::Ctx;
+use super::extract::{ApiQuery, Ctx};
 use crate::audit::{self as log, Action, AuditQuery, AuditRecord, VerifyReport};
 use crate::vault::insz::Insz;
 
@@ -65,7 +65,7 @@ pub struct AuditPage {
 pub async fn search(
     State(state): State<AppState>,
     ctx: Ctx,
-    Query(p): Query<SearchParams>,
+    ApiQuery(p): ApiQuery<SearchParams>,
 ) -> ApiResult<Json<AuditPage>> {
     let roles = require_dpo(&state, &ctx, Action::AuditSearch).await?;
     // A malformed query is a refused access like any other.
@@ -156,7 +156,7 @@ pub struct ExportParams {
 pub async fn export(
     State(state): State<AppState>,
     ctx: Ctx,
-    Query(p): Query<ExportParams>,
+    ApiQuery(p): ApiQuery<ExportParams>,
 ) -> ApiResult<impl IntoResponse> {
     let roles = require_dpo(&state, &ctx, Action::AuditExport).await?;
     // The export's own record goes first, then a checkpoint signs the head including it.

@@ -1,14 +1,14 @@
 //! `GET /v1/changes`: the calling client's sync feed.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::audited::{record, refuse};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::Ctx;
+use super::extract::{ApiQuery, Ctx};
 use crate::audit::Action;
 use crate::sync::{self, Change};
 
@@ -19,6 +19,7 @@ pub struct ChangesParams {
     /// The `next` cursor of your previous page; omit to sync from the start.
     pub since: Option<String>,
     /// Page size, 1–1000 (default 500).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -38,7 +39,7 @@ pub struct ChangesPage {
 pub async fn changes(
     State(state): State<AppState>,
     ctx: Ctx,
-    Query(p): Query<ChangesParams>,
+    ApiQuery(p): ApiQuery<ChangesParams>,
 ) -> ApiResult<Json<ChangesPage>> {
     let limit = p.limit.unwrap_or(sync::DEFAULT_LIMIT);
     if !(1..=sync::MAX_LIMIT).contains(&limit) {

@@ -1,7 +1,7 @@
 //! Data-subject requests, for the DPO (purpose `dsr_handling`). The logic is in [`crate::dsr`].
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use super::AppState;
 use super::access::{about, require_client_grant};
 use super::audited::record;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiJson, Ctx};
+use super::extract::{ApiJson, ApiQuery, Ctx};
 use crate::audit::Action;
 use crate::dsr::{self, DsrError, NewRequest, Request};
 
@@ -128,7 +128,7 @@ pub async fn verify(
 
 /// `POST /v1/dsr/{id}/extend`: extend the deadline by up to two months, with a reason.
 #[utoipa::path(post, path = "/v1/dsr/{id}/extend", tag = "dsr", request_body = Extension, params(("id" = String, Path), ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 200, body = Request), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Request), (status = 409, body = ErrorBody, description = "`wrong_state`: the request is finished"), (status = 422, body = ErrorBody)))]
 pub async fn extend(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -201,12 +201,14 @@ pub struct ExportFormat {
 /// `GET /v1/dsr/{id}/export`: the person's data and disclosure history, as JSON or as a page
 /// to hand to them.
 #[utoipa::path(get, path = "/v1/dsr/{id}/export", tag = "dsr", params(("id" = String, Path), ExportFormat, ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 200, content_type = "application/json", body = Object), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "the export: JSON, or with `format=html` a page to hand to the person",
+            content((Object = "application/json"), (String = "text/html"))),
+        (status = 409, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    Query(f): Query<ExportFormat>,
+    ApiQuery(f): ApiQuery<ExportFormat>,
 ) -> ApiResult<Response> {
     let roles = require_dpo(&state, &ctx, Action::DsrExport, true).await?;
     let bundle = dsr::export_bundle(&state.policy, &state.vault, &id).await?;

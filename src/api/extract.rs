@@ -269,3 +269,32 @@ fn unknown_field(text: &str) -> Option<String> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
     safe.then(|| name.to_string())
 }
+
+/// A query string whose rejections are our JSON errors (axum's own are plain text), audited
+/// like a rejected body.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(_) => {
+                // serde's message may quote the value; say only what is wrong in general.
+                let error = ApiError::bad_request(
+                    "invalid_query",
+                    "the query string has an unknown parameter or a value of the wrong type",
+                );
+                let identity = parts.extensions.get::<Arc<ConnIdentity>>().cloned();
+                Err(match identity.as_deref() {
+                    Some(ConnIdentity::Known(caller)) => {
+                        let origin = Origin::of_parts(parts);
+                        refuse(state, origin, &caller.client, Some(caller), error).await
+                    }
+                    _ => error,
+                })
+            }
+        }
+    }
+}

@@ -104,12 +104,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The OpenAPI document (any verified client may read it).
-async fn openapi_json(_who: extract::Identified) -> impl axum::response::IntoResponse {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The OpenAPI document (any verified client may read it), made from the loaded agreement.
+/// It is not cached: it takes about a millisecond, and clients fetch it rarely.
+async fn openapi_json(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    _who: extract::Identified,
+) -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        DOC.get_or_init(openapi::json).clone(),
+        openapi::json(&state.policy),
     )
 }
 

@@ -3,6 +3,14 @@
 use utoipa::OpenApi;
 
 use super::{audit, cases, changes, dsr, error, me, notes, participants, reports};
+use crate::policy::Policy;
+
+mod agreement;
+mod complete;
+#[cfg(test)]
+mod tests;
+
+pub use agreement::INSZ_FORMAT;
 
 /// The partnergate API description.
 #[derive(OpenApi)]
@@ -45,9 +53,16 @@ use super::{audit, cases, changes, dsr, error, me, notes, participants, reports}
 )]
 pub struct ApiDoc;
 
+/// The whole document for this agreement: what utoipa derives from the handlers, completed
+/// with the statuses every operation shares and the agreement's fields, purposes, partners,
+/// roles and scopes.
+pub fn document(policy: &Policy) -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    complete::complete(&mut doc, policy);
+    doc
+}
+
 /// The document as JSON.
-pub fn json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
+pub fn json(policy: &Policy) -> String {
+    serde_json::to_string_pretty(&document(policy)).expect("the OpenAPI document serializes")
 }

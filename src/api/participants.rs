@@ -384,16 +384,25 @@ fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
             "If-Match with the record version is required",
         )
     })?;
-    raw.to_str()
-        .ok()
-        .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_if_match",
-                "If-Match must be the record version, e.g. \"3\"",
-            )
-        })
+    raw.to_str().ok().and_then(version_of).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_if_match",
+            "If-Match must be the record version, e.g. \"3\"",
+        )
+    })
+}
+
+/// The version in an `If-Match` value: `3`, `"3"` or `W/"3"`, nothing else (no sign, no
+/// stray quotes), as the OpenAPI document states.
+fn version_of(value: &str) -> Option<i64> {
+    let s = value.trim();
+    let s = s.strip_prefix("W/").unwrap_or(s);
+    let s = match s.strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None => s,
+    };
+    let digits = (1..=18).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| s.parse().ok()).flatten()
 }
 
 /// `PATCH /v1/participants/{pid}`: write fields, all or nothing. A corrected

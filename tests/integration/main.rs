@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, real mTLS, a real SQLite file, real crypto.
 
 mod audit;
+mod contract;
 mod dsr;
 mod fixtures;
 mod harness;

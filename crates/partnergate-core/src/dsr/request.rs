@@ -27,6 +27,39 @@ fn check_details(
     details: &Option<Value>,
 ) -> Result<Option<Value>, DsrError> {
     let obj = details.as_ref().and_then(Value::as_object);
+    // Only the keys a kind takes, with their types: anything else is refused, not ignored.
+    let takes: &[&str] = match kind {
+        Kind::Rectification => &["fields"],
+        Kind::Restriction => &["lift"],
+        Kind::Objection => &["compelling_grounds"],
+        Kind::Access | Kind::Portability | Kind::Erasure => &[],
+    };
+    let well_formed = match details {
+        None => true,
+        Some(_) if takes.is_empty() => false,
+        Some(d) => d.as_object().is_some_and(|o| {
+            o.iter().all(|(k, v)| match k.as_str() {
+                "lift" => takes.contains(&"lift") && v.is_boolean(),
+                "compelling_grounds" => takes.contains(&"compelling_grounds") && v.is_string(),
+                "fields" => takes.contains(&"fields"),
+                _ => false,
+            })
+        }),
+    };
+    if !well_formed {
+        return Err(DsrError::Invalid(
+            "invalid_details",
+            format!(
+                "details of a {} request take only: {}",
+                kind.as_str(),
+                if takes.is_empty() {
+                    "nothing (omit details)".to_string()
+                } else {
+                    takes.join(", ")
+                }
+            ),
+        ));
+    }
     match kind {
         Kind::Rectification => {
             let fields = obj

@@ -34,7 +34,7 @@ pub use compile::{
 };
 pub use escalation::{EscalationPath, SelfWideningConsent};
 pub use explain::{ExplainRow, explain, render_table};
-pub use fields::{FieldError, TEXT_MAX_CHARS};
+pub use fields::{EMAIL_MAX_CHARS, FieldError, PHONE_MAX_CHARS, TEXT_MAX_CHARS};
 pub use register::{RegisterFile, register, register_files};
 pub use sets::{
     CategoryId, CategorySet, MAX_CATEGORIES, MAX_PURPOSES, MAX_ROLES, MAX_SCOPES, PurposeId,
