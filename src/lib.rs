@@ -1,13 +1,13 @@
 //! partnergate: the privacy-preserving data-sharing gateway between the partners of an
 //! ESF+ local partnership.
 //!
-//! A request flows top-down through the modules: [`tls`] (who is calling) → [`api`]
-//! (routes, extractors, errors) → [`access`] (the request's caller, purpose and acting user,
-//! and the rules of standing) → [`policy`] (what this caller may see for this purpose) →
-//! [`vault`] (pseudonyms and sealed fields) → [`store`] (SQLite through sqlx) → [`audit`]
-//! (the tamper-evident access log, written before any answer leaves).
+//! A request flows top-down: [`tls`] (who is calling, once per connection) → [`api`] (routes,
+//! extractors, errors; thin handlers) → the domain core, re-exported here from
+//! `partnergate-core`: [`access`] (the one access decision) → [`policy`] → [`vault`] →
+//! [`store`] (every SQL statement) → [`audit`] (the tamper-evident log, durable before any
+//! answer leaves).
 //!
-//! Only the gateway lives here. The client side (the mTLS client, the reference CRM sync and the
+//! Only the gateway's HTTP side, its command line and its PKI live in this crate. The client side (the mTLS client, the reference CRM sync and the
 //! CSV import) is the `partnergate-client` crate; the synthetic demo caseload and the load
 //! generator are `partnergate-devtools`. The `partnergate` binary joins the three.
 

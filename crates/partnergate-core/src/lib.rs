@@ -4,8 +4,9 @@
 //! [`access`] (who is asking and their standing for one participant) → [`policy`] (what the
 //! agreement lets that standing see) → [`vault`] (pseudonyms and sealed fields) → [`store`] (the
 //! database) → [`audit`] (the tamper-evident log, durable before any answer leaves). Beside that
-//! path: [`dsr`] (data-subject requests), [`sync`] (the change feed for partner CRMs) and
-//! [`config`] (the gateway's settings).
+//! path: [`dsr`] (data-subject requests), [`sync`] (the change feed for partner CRMs),
+//! [`report`] (ESF+ aggregates with small-cell suppression), [`retention`] (purges on the
+//! agreement's schedule), [`clock`] (the one clock, movable in tests) and [`config`].
 #![deny(missing_docs)]
 
 pub mod access;
