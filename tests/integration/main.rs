@@ -5,6 +5,7 @@ mod dsr;
 mod fixtures;
 mod harness;
 mod participants;
+mod properties;
 mod sync;
 mod tls;
 mod trust;
