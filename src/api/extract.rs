@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::audited;
+use super::body::JsonObject;
 use super::error::ApiError;
 use crate::audit::{Action, Requester};
 use crate::tls::{Caller, ConnIdentity};
@@ -214,8 +215,8 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let origin = Origin::of(req.extensions(), req.headers(), req.method());
         let identity = req.extensions().get::<Arc<ConnIdentity>>().cloned();
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+        match axum::Json::<JsonObject<T>>::from_request(req, state).await {
+            Ok(axum::Json(JsonObject(v))) => Ok(ApiJson(v)),
             Err(rejection) => {
                 let error = json_rejection(rejection);
                 Err(match identity.as_deref() {

@@ -6,6 +6,7 @@
 pub mod access;
 mod audit;
 pub mod audited;
+mod body;
 mod cases;
 mod changes;
 mod dsr;

@@ -6,6 +6,7 @@ mod dsr;
 mod fixtures;
 mod harness;
 mod participants;
+mod properties;
 mod reports;
 mod retention;
 mod sync;

@@ -16,6 +16,7 @@ use crate::audit::{Action, AuditEvent};
 use crate::policy::Policy;
 use crate::store::{self, DbError, Store};
 use crate::vault::crypto::ParticipantId;
+use crate::vault::keys::IndexKeys;
 use crate::vault::{Vault, VaultError};
 
 /// The largest page a client may ask for.
@@ -57,19 +58,25 @@ pub struct BadCursor;
 
 /// Encodes a change sequence as an opaque cursor bound to `client`.
 pub fn encode_cursor(vault: &Vault, client: &str, seq: i64) -> String {
-    let mac = vault
-        .index()
-        .token_mac(format!("cursor/{client}/{seq}").as_bytes());
+    encode_cursor_with(vault.index(), client, seq)
+}
+
+/// [`encode_cursor`] with the index keys alone (no database), for tests and fuzzing.
+pub fn encode_cursor_with(keys: &IndexKeys, client: &str, seq: i64) -> String {
+    let mac = keys.token_mac(format!("cursor/{client}/{seq}").as_bytes());
     format!("{seq}.{}", hex::encode(mac))
 }
 
 /// Decodes a cursor; a forged one or another client's is refused.
 pub fn decode_cursor(vault: &Vault, client: &str, cursor: &str) -> Result<i64, BadCursor> {
+    decode_cursor_with(vault.index(), client, cursor)
+}
+
+/// [`decode_cursor`] with the index keys alone (no database), for tests and fuzzing.
+pub fn decode_cursor_with(keys: &IndexKeys, client: &str, cursor: &str) -> Result<i64, BadCursor> {
     let (seq, mac) = cursor.split_once('.').ok_or(BadCursor)?;
     let seq: i64 = seq.parse().map_err(|_| BadCursor)?;
-    let expected = vault
-        .index()
-        .token_mac(format!("cursor/{client}/{seq}").as_bytes());
+    let expected = keys.token_mac(format!("cursor/{client}/{seq}").as_bytes());
     let mut given = [0u8; 16];
     hex::decode_to_slice(mac, &mut given).map_err(|_| BadCursor)?;
     // Compare without an early exit, so timing does not reveal how much of a forgery matched.

@@ -56,13 +56,23 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Whether the signature is valid for `public_key` (32 raw bytes).
     pub fn signature_ok(&self, public_key: &[u8]) -> bool {
-        let Ok(sig) = hex::decode(&self.signature) else {
+        let Some(sig) = signature_bytes(&self.signature) else {
             return false;
         };
         UnparsedPublicKey::new(&ED25519, public_key)
             .verify(&checkpoint_message(self.seq, &self.hash, &self.time), &sig)
             .is_ok()
     }
+}
+
+/// Decodes a signature in the lowercase hex the gateway writes. Uppercase is refused: the
+/// signature does not cover its own spelling, so accepting both would let one byte of an
+/// export change without verification noticing.
+fn signature_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(text).ok()
 }
 
 /// Reads the two chain fields out of a canonical record without a full parse: records start
@@ -161,15 +171,19 @@ impl<'k> ChainVerifier<'k> {
         match anchor {
             Some(a) if a.signature_ok(public_key) => {
                 let mut h = [0u8; 32];
-                if hex::decode_to_slice(&a.hash, &mut h).is_ok() {
+                // No record can follow a checkpoint at u64::MAX: such an anchor is malformed.
+                if a.seq < u64::MAX && hex::decode_to_slice(&a.hash, &mut h).is_ok() {
                     v.prev = h;
                     v.expected_seq = Some(a.seq + 1);
                     v.signed_through = a.seq;
                 } else {
-                    v.fail(a.seq + 1, "anchor checkpoint is malformed");
+                    v.fail(a.seq.saturating_add(1), "anchor checkpoint is malformed");
                 }
             }
-            Some(a) => v.fail(a.seq + 1, "anchor checkpoint signature is invalid"),
+            Some(a) => v.fail(
+                a.seq.saturating_add(1),
+                "anchor checkpoint signature is invalid",
+            ),
             None => v.expected_seq = Some(1),
         }
         v
@@ -223,8 +237,12 @@ impl<'k> ChainVerifier<'k> {
             }
             self.signed_through = seq;
         }
+        // Sequence numbers come from the file: the last u64 has no successor to expect.
+        let Some(next) = seq.checked_add(1) else {
+            return self.fail(seq, "sequence number out of range");
+        };
         self.prev = h;
-        self.expected_seq = Some(seq + 1);
+        self.expected_seq = Some(next);
     }
 
     /// The last record that verified (the anchor's sequence, or 0, before any) and its hash.
@@ -328,7 +346,7 @@ impl ExportHeader {
             &self.to_hash,
             &self.exported_at,
         );
-        let ok = hex::decode(&self.signature).is_ok_and(|sig| {
+        let ok = signature_bytes(&self.signature).is_some_and(|sig| {
             UnparsedPublicKey::new(&ED25519, public_key)
                 .verify(&msg, &sig)
                 .is_ok()
@@ -390,7 +408,7 @@ pub fn verify_export(text: &str, public_key: &[u8]) -> VerifyReport {
     // A second header or anchor could make the file mean two things: refuse rather than pick.
     let anchor = anchors.first();
     let mut v = ChainVerifier::new(public_key, checkpoints, anchor);
-    let first = anchor.map(|a| a.seq + 1).unwrap_or(1);
+    let first = anchor.map(|a| a.seq.saturating_add(1)).unwrap_or(1);
     if anchors.len() > 1 {
         v.fail(first, "export has more than one anchor");
     }
