@@ -35,6 +35,9 @@ pub use sqlx::Error as DbError;
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// One connection for every write transaction: writers take turns anyway (SQLite has one
+    /// writer), and a writer never waits for a connection behind a crowd of readers.
+    writes: SqlitePool,
     gate: WriteGate,
 }
 
@@ -88,8 +91,14 @@ impl Store {
             .connect_with(options(path)?)
             .await?;
         MIGRATOR.run(&pool).await?;
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options(path)?)
+            .await?;
         Ok(Self {
             pool,
+            writes,
             gate: WriteGate::default(),
         })
     }
@@ -98,13 +107,14 @@ impl Store {
     pub async fn begin_write(&self) -> Result<WriteTx, DbError> {
         let turn = self.gate.enter().await;
         Ok(WriteTx {
-            tx: self.pool.begin().await?,
+            tx: self.writes.begin().await?,
             _turn: turn,
         })
     }
 
     /// Closes every connection (after a CLI command, so that the files can be removed).
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 
