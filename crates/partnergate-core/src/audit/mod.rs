@@ -98,7 +98,7 @@ async fn checkpoints(db: &Store, from: u64, to: u64) -> Result<Vec<Checkpoint>, 
 }
 
 /// Records fetched per read when verifying (see [`store::audit::RecordChunk`]).
-const VERIFY_CHUNK: i64 = 20_000;
+const VERIFY_CHUNK: i64 = 4_096;
 
 /// Verifies the whole live chain: every record's hash and link, every checkpoint's signature.
 pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyReport, DbError> {
