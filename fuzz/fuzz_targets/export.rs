@@ -27,10 +27,15 @@ fuzz_target!(|data: &[u8]| {
     };
     let report = verify_export(text, public_key());
     if report.ok {
-        // Only the seed itself (the one signed export) may verify.
-        assert_eq!(
-            text.trim_end_matches('\n'),
-            SEED_EXPORT.trim_end_matches('\n')
-        );
+        // Only the seed's records verify, byte for byte. The header and checkpoint lines are
+        // read as JSON, so spacing or escapes there do not matter: their signatures cover
+        // the values, not the spelling.
+        let records = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.starts_with("{\"v\":"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(records(text), records(SEED_EXPORT));
     }
 });
