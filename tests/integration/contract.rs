@@ -162,3 +162,35 @@ async fn the_report_period_is_documented_as_two_required_dates() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"], "invalid_period");
 }
+
+#[tokio::test]
+async fn query_parameters_are_documented_in_the_query_and_refused_out_of_range() {
+    let home = Home::new();
+    let gw = home.start();
+    let r = gw.client("crm.vdab").get("/v1/openapi.json").await.unwrap();
+    let doc = r.json();
+    for (path, name) in [
+        ("/v1/changes", "limit"),
+        ("/v1/audit", "limit"),
+        ("/v1/audit/export", "to"),
+        ("/v1/dsr/{id}/export", "format"),
+        ("/v1/reports/esf", "format"),
+    ] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let p = params.iter().find(|p| p["name"] == name).unwrap();
+        assert_eq!(p["in"], "query", "{path} {name}");
+    }
+    let dpo = as_(&gw.client("dpo.stad-gent"), "audit");
+    for path in [
+        "/v1/audit?limit=0",
+        "/v1/audit?limit=1001",
+        "/v1/audit/export?to=9223372036854775808",
+    ] {
+        let r = dpo.get(path).await.unwrap();
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.json()["error"], "invalid_query", "{path}");
+    }
+    let esf = as_(&gw.client("esf.jobandco"), "esf_reporting");
+    let r = esf.get("/v1/reports/esf?unknown=1").await.unwrap();
+    assert_eq!(r.json()["error"], "invalid_query");
+}
