@@ -21,9 +21,13 @@ async fn require_dpo(state: &AppState, ctx: &Ctx, action: Action) -> Result<Vec<
     require_client_grant(state, ctx, action, |d| d.may_read_audit(), message).await
 }
 
+/// The largest sequence number the document allows (2^53-1: exact in every JSON number).
+const MAX_SEQ: u64 = 9_007_199_254_740_991;
+
 /// Query parameters of `GET /v1/audit`.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// National number of the participant whose accesses you want (turned into the audit
     /// pseudonym; never stored or logged).
@@ -43,8 +47,10 @@ pub struct SearchParams {
     /// Until (RFC 3339), exclusive.
     pub until: Option<String>,
     /// Only records after this sequence number.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
     pub after: Option<u64>,
     /// Page size (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -61,7 +67,7 @@ pub struct AuditPage {
 /// `GET /v1/audit`: search the log (DPO only). Also answers breach questions: "which
 /// participants did client X or acting user Y access between t1 and t2".
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(SearchParams, ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 200, body = AuditPage), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody, description = "`invalid_insz`")))]
 pub async fn search(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -97,7 +103,12 @@ pub async fn search(
         let e = ApiError::bad_request("invalid_decision", "decision is granted or refused");
         return Err(deny(e).await);
     }
-    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    // What the document states is what is accepted: out of range is refused, not clamped.
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) || p.after.is_some_and(|n| n > MAX_SEQ) {
+        let e = ApiError::bad_request("invalid_query", "limit is 1–1000; after at most 2^53-1");
+        return Err(deny(e).await);
+    }
     let q = AuditQuery {
         participant: participant.clone(),
         partner: p.partner,
@@ -142,23 +153,31 @@ pub async fn verify(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<V
 /// Range of `GET /v1/audit/export`.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// First sequence number (default 1).
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
     pub from: Option<u64>,
     /// Last sequence number (default: the head).
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
     pub to: Option<u64>,
 }
 
 /// `GET /v1/audit/export`: JSON lines with the signed checkpoints that cover them, for
 /// `partnergate audit verify FILE --public-key certs/audit-signing.pub`.
 #[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(ExportParams, ("X-Purpose" = String, Header), ("X-Acting-User" = String, Header)),
-    responses((status = 200, content_type = "application/x-ndjson", body = String), (status = 403, body = ErrorBody)))]
+    responses((status = 200, content_type = "application/x-ndjson", body = String), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     ctx: Ctx,
     ApiQuery(p): ApiQuery<ExportParams>,
 ) -> ApiResult<impl IntoResponse> {
     let roles = require_dpo(&state, &ctx, Action::AuditExport).await?;
+    if [p.from, p.to].into_iter().flatten().any(|n| n > MAX_SEQ) {
+        let e = ApiError::bad_request("invalid_query", "from and to are at most 2^53-1");
+        let event = ctx.event(Action::AuditExport).roles(roles);
+        return Err(refuse(&state.audit, event.refused(e.code), e).await);
+    }
     // The export's own record goes first, then a checkpoint signs the head including it.
     let event = ctx.event(Action::AuditExport).roles(roles).granted();
     let head = record(&state.audit, vec![event]).await?;

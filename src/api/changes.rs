@@ -15,6 +15,7 @@ use crate::sync::{self, Change};
 /// Query of the feed.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesParams {
     /// The `next` cursor of your previous page; omit to sync from the start.
     pub since: Option<String>,

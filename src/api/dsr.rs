@@ -97,7 +97,8 @@ pub async fn get(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Extension {
-    /// 1 or 2 months.
+    /// 1 or 2 months (`2.0` counts as 2, as in JSON Schema).
+    #[serde(deserialize_with = "super::integral::u8")]
     pub months: u8,
     /// Why (complexity, number of requests).
     pub reason: String,
@@ -193,6 +194,7 @@ pub async fn execute(
 /// Export format.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ExportFormat {
     /// `json` (default) or `html`.
     pub format: Option<String>,

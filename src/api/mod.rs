@@ -13,6 +13,7 @@ mod dsr;
 pub mod error;
 pub mod extract;
 mod idempotency;
+mod integral;
 pub mod limit;
 mod me;
 mod notes;

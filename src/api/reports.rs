@@ -2,7 +2,7 @@
 //! and suppression live in `partnergate_core::report`; this handler checks the grant, audits
 //! the access (who, purpose, period; no participant) and picks the format.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -12,19 +12,24 @@ use super::AppState;
 use super::access::require_client_grant;
 use super::audited::{record, refuse};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::Ctx;
+use super::extract::{ApiQuery, Ctx};
 use crate::audit::Action;
 use crate::report;
 
 /// Query parameters of `GET /v1/reports/esf`.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EsfParams {
-    /// First day of the period, `YYYY-MM-DD`.
+    /// First day of the period, `YYYY-MM-DD`. Required (400 `invalid_period` without it).
+    #[param(required = true, format = Date)]
     pub from: Option<String>,
-    /// Last day of the period (inclusive), `YYYY-MM-DD`.
+    /// Last day of the period (inclusive), `YYYY-MM-DD`, at most a year after `from` and not
+    /// before it (400 `invalid_period`).
+    #[param(required = true, format = Date)]
     pub to: Option<String>,
     /// `json` (default), `csv` or `html`.
+    #[param(pattern = "^(json|csv|html)$")]
     pub format: Option<String>,
 }
 
@@ -37,7 +42,7 @@ pub struct EsfParams {
 pub async fn esf(
     State(state): State<AppState>,
     ctx: Ctx,
-    Query(p): Query<EsfParams>,
+    ApiQuery(p): ApiQuery<EsfParams>,
 ) -> ApiResult<impl IntoResponse> {
     let message = "reports need a role granted reports:read, with purpose esf_reporting";
     let roles = require_client_grant(

@@ -5,7 +5,6 @@ and nothing else: no check is weakened here.
 """
 
 import datetime
-import random
 import re
 import uuid
 
@@ -35,27 +34,45 @@ def insz_numbers(draw):
 schemathesis.openapi.format("insz", insz_numbers())
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+# report::MAX_PERIOD_DAYS: a report covers at most 12 years.
+_MAX_PERIOD = datetime.timedelta(days=366 * 12)
 
 
+def _date(value):
+    if not isinstance(value, str) or len(value) != 10:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+# `before_call` runs before every request of every phase (examples, coverage, fuzzing,
+# stateful); the `map_*` hooks reach only the generated phases. It changes only values the
+# document calls valid into other valid values, so positive cases stay positive and negative
+# cases negative.
 @schemathesis.hook
-def map_headers(ctx, headers):
-    # A valid Idempotency-Key is made unique per test case: reusing one key for two different
+def before_call(ctx, case, kwargs):
+    # A valid Idempotency-Key is made unique per request: reusing one key for two different
     # bodies is answered 422 `idempotency_key_reused` by contract (and tested in
     # tests/integration), which schemathesis would otherwise count as a rejected valid request.
+    headers = case.headers
     if headers and _KEY.match(str(headers.get("Idempotency-Key", ""))):
         headers["Idempotency-Key"] = uuid.uuid4().hex
-    return headers
-
-
-@schemathesis.hook
-def map_body(ctx, body):
     # A data-subject request cannot be received in the future (422 `invalid_date`), which
     # JSON Schema's `format: date` cannot say: a valid date after today becomes today.
-    if isinstance(body, dict) and isinstance(body.get("received_at"), str):
-        try:
-            day = datetime.date.fromisoformat(body["received_at"])
-        except ValueError:
-            return body
-        if day > datetime.date.today() and len(body["received_at"]) == 10:
+    body = case.body
+    if isinstance(body, dict):
+        day = _date(body.get("received_at"))
+        if day is not None and day > datetime.date.today():
             body["received_at"] = datetime.date.today().isoformat()
-    return body
+    # A report period runs forwards and covers at most 12 years (400 `invalid_period`), which
+    # two `format: date` parameters cannot say: valid dates are put in order and the span cut.
+    query = case.query
+    if isinstance(query, dict):
+        start, end = _date(query.get("from")), _date(query.get("to"))
+        if start is not None and end is not None:
+            start, end = min(start, end), max(start, end)
+            if end - start > _MAX_PERIOD:
+                end = start + _MAX_PERIOD
+            query["from"], query["to"] = start.isoformat(), end.isoformat()

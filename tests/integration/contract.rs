@@ -115,3 +115,82 @@ async fn the_served_document_types_fields_from_the_agreement_and_names_mutual_tl
     let dsr = &doc["paths"]["/v1/dsr/{id}/export"]["get"]["responses"]["200"]["content"];
     assert!(dsr.get("text/html").is_some());
 }
+
+#[tokio::test]
+async fn a_dsr_extension_counts_whole_numbers_written_with_a_fraction_as_integers() {
+    let home = Home::new();
+    let gw = home.start();
+    let dpo = as_(&gw.client("dpo.stad-gent"), "dsr_handling");
+    let new = json!({"kind": "access", "insz": insz(42), "received_at": "2026-01-05"});
+    let r = dpo.post("/v1/dsr", &new).await.unwrap();
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/dsr/{id}/extend");
+    // JSON Schema's "integer" includes 2.0; a fraction or a negative number is still refused.
+    for bad in [json!(1.5), json!(-1), json!(256), json!("2")] {
+        let r = dpo
+            .post(&path, &json!({"months": bad, "reason": "complex"}))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 422, "{bad}: {:?}", r.body);
+        assert_eq!(r.json()["error"], "invalid_body", "{bad}");
+    }
+    let r = dpo
+        .post(&path, &json!({"months": 2.0, "reason": "complex"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn the_report_period_is_documented_as_two_required_dates() {
+    let home = Home::new();
+    let gw = home.start();
+    let r = gw.client("crm.vdab").get("/v1/openapi.json").await.unwrap();
+    let params = r.json()["paths"]["/v1/reports/esf"]["get"]["parameters"].clone();
+    for name in ["from", "to"] {
+        let p = params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} documented"));
+        assert_eq!(p["required"], true, "{name}");
+        assert_eq!(p["schema"]["format"], "date", "{name}");
+    }
+    let esf = as_(&gw.client("esf.jobandco"), "esf_reporting");
+    let r = esf.get("/v1/reports/esf?from=2026-01-01").await.unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "invalid_period");
+}
+
+#[tokio::test]
+async fn query_parameters_are_documented_in_the_query_and_refused_out_of_range() {
+    let home = Home::new();
+    let gw = home.start();
+    let r = gw.client("crm.vdab").get("/v1/openapi.json").await.unwrap();
+    let doc = r.json();
+    for (path, name) in [
+        ("/v1/changes", "limit"),
+        ("/v1/audit", "limit"),
+        ("/v1/audit/export", "to"),
+        ("/v1/dsr/{id}/export", "format"),
+        ("/v1/reports/esf", "format"),
+    ] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let p = params.iter().find(|p| p["name"] == name).unwrap();
+        assert_eq!(p["in"], "query", "{path} {name}");
+    }
+    let dpo = as_(&gw.client("dpo.stad-gent"), "audit");
+    for path in [
+        "/v1/audit?limit=0",
+        "/v1/audit?limit=1001",
+        "/v1/audit/export?to=9223372036854775808",
+    ] {
+        let r = dpo.get(path).await.unwrap();
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.json()["error"], "invalid_query", "{path}");
+    }
+    let esf = as_(&gw.client("esf.jobandco"), "esf_reporting");
+    let r = esf.get("/v1/reports/esf?unknown=1").await.unwrap();
+    assert_eq!(r.json()["error"], "invalid_query");
+}

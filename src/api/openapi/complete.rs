@@ -270,7 +270,9 @@ fn operation(op: &mut Value, purposes: &[String]) {
                     let place = p["in"].as_str().unwrap_or_default().to_string();
                     let schema = match place.as_str() {
                         "header" => header_schema(&name, purposes),
-                        "query" => query_schema(&name),
+                        // A parameter whose handler states its own pattern (the report's
+                        // `format` also takes csv) keeps it.
+                        "query" if p.pointer("/schema/pattern").is_none() => query_schema(&name),
                         _ => None,
                     };
                     if let Some(schema) = schema {
