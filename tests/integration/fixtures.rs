@@ -181,3 +181,24 @@ pub async fn dsr_execute(gw: &Gateway, id: &str) -> Value {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()
 }
+
+/// PATCHes `fields` onto the record at `path` at the version it has now (read first).
+pub async fn patch_current(
+    c: &GatewayClient,
+    path: &str,
+    fields: Value,
+) -> partnergate_client::Response {
+    let version = c.get(path).await.unwrap().json()["version"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let body = json!({ "fields": fields });
+    c.send(
+        hyper::Method::PATCH,
+        path,
+        &[("if-match", &version)],
+        Some(&body),
+    )
+    .await
+    .unwrap()
+}

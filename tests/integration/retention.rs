@@ -5,7 +5,6 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, as_, db};
@@ -66,18 +65,8 @@ async fn a_purge_comes_on_its_day_not_before_and_every_feed_says_retention_expir
     // The case closes on 2030-01-10: health (6 months) is due on 2030-07-10.
     let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
     let path = format!("/v1/participants/{}", case.pids["jobandco"]);
-    let v = job.get(&path).await.unwrap().json()["version"]
-        .as_i64()
-        .unwrap();
-    let r = job
-        .send(
-            Method::PATCH,
-            &path,
-            &[("if-match", &v.to_string())],
-            Some(&json!({"fields": {"trajectory.status": "closed", "trajectory.end_date": "2030-01-10"}})),
-        )
-        .await
-        .unwrap();
+    let closed = json!({"trajectory.status": "closed", "trajectory.end_date": "2030-01-10"});
+    let r = fixtures::patch_current(&job, &path, closed).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let (_, job_cursor) = feed(&gw, "crm.jobandco", None).await;
     let (_, vdab_cursor) = feed(&gw, "crm.vdab", None).await;

@@ -110,14 +110,7 @@ pub fn html(report: &Report) -> String {
             };
             let _ = write!(b, "<tr{class}><td>{}</td>", escape(&r.label));
             for c in &r.cells {
-                match c {
-                    Cell::Count(n) => {
-                        let _ = write!(b, "<td>{n}</td>");
-                    }
-                    Cell::Suppressed(m) => {
-                        let _ = write!(b, "<td class=\"c\">{}</td>", escape(m));
-                    }
-                }
+                cell_td(&mut b, c);
             }
             b.push_str("</tr>\n");
         }
@@ -134,14 +127,7 @@ pub fn html(report: &Report) -> String {
     for p in &report.partners {
         let _ = write!(b, "<tr><td>{}</td>", escape(&p.name));
         for c in [&p.inflow, &p.outflow] {
-            match c {
-                Cell::Count(n) => {
-                    let _ = write!(b, "<td>{n}</td>");
-                }
-                Cell::Suppressed(m) => {
-                    let _ = write!(b, "<td class=\"c\">{}</td>", escape(m));
-                }
-            }
+            cell_td(&mut b, c);
         }
         b.push_str("</tr>\n");
     }
@@ -212,4 +198,12 @@ fn chart(out: &mut String, bars: &[(&str, &Cell)], marker: &str) {
         }
     }
     out.push_str("</svg>\n");
+}
+
+/// One table cell: the count, or the suppression marker.
+fn cell_td(b: &mut String, c: &Cell) {
+    let _ = match c {
+        Cell::Count(n) => write!(b, "<td>{n}</td>"),
+        Cell::Suppressed(m) => write!(b, "<td class=\"c\">{}</td>", escape(m)),
+    };
 }
