@@ -55,7 +55,7 @@ pub async fn init(home: &Path, policy_dir: Option<&Path>, force: bool) -> Result
         "keys: master key {} ({}), database {}",
         if created { "created" } else { "kept" },
         settings.master_key_path().display(),
-        settings.database_path().display()
+        settings.database().describe()
     );
     let pki_paths = PkiPaths::new(settings.certs_dir());
     let new_signer = audit::init_signing_key(
@@ -286,7 +286,7 @@ pub fn audit_verify(file: &Path, public_key: &Path) -> Result<(), String> {
 
 /// Opens the vault the way `serve` does (for commands that work on the data offline).
 pub async fn open_vault(settings: &Settings) -> Result<vault::Vault, String> {
-    let db = store::Store::open(&settings.database_path())
+    let db = store::Store::connect(&settings.database())
         .await
         .map_err(|e| e.to_string())?;
     let keyring = vault::load_keyring(settings).map_err(|e| e.to_string())?;
@@ -597,7 +597,7 @@ pub async fn keys_retire(settings: &Settings, below: u32) -> Result<(), String> 
 /// and how many participants it currently has a role for.
 pub async fn partners(settings: &Settings) -> Result<String, String> {
     let a = agreement(&settings.policy_dir())?;
-    let db = store::Store::open(&settings.database_path())
+    let db = store::Store::connect(&settings.database())
         .await
         .map_err(|e| e.to_string())?;
     let counts = store::stats::participants_per_partner(&db)
@@ -654,7 +654,7 @@ pub async fn partners(settings: &Settings) -> Result<String, String> {
 /// `partnergate audit report --out FILE`: the self-contained HTML report for a DPO.
 pub async fn audit_report(settings: &Settings, out: &Path) -> Result<(), String> {
     let a = agreement(&settings.policy_dir())?;
-    let db = store::Store::open(&settings.database_path())
+    let db = store::Store::connect(&settings.database())
         .await
         .map_err(|e| e.to_string())?;
     let key = audit::load_public_key(&PkiPaths::new(settings.certs_dir()).audit_public_key())
@@ -694,7 +694,7 @@ pub async fn audit_report(settings: &Settings, out: &Path) -> Result<(), String>
 /// `partnergate audit export --out FILE`: an offline export up to the last signed checkpoint
 /// (a running server signs at least every 30 seconds and at shutdown).
 pub async fn audit_export(settings: &Settings, from: u64, out: &Path) -> Result<(), String> {
-    let db = store::Store::open(&settings.database_path())
+    let db = store::Store::connect(&settings.database())
         .await
         .map_err(|e| e.to_string())?;
     let last = store::audit::last_checkpoint(&db)

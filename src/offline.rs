@@ -204,7 +204,7 @@ pub async fn audit_prune(
         .replace_year(crate::clock::now().year() - years as i32)
         .unwrap_or_else(|_| crate::clock::now() - time::Duration::days(365 * i64::from(years)));
     let cutoff = audit::record::format_time(cutoff);
-    let db = Store::open(&settings.database_path())
+    let db = Store::connect(&settings.database())
         .await
         .map_err(|e| e.to_string())?;
     let Some(range) = audit::prune::prunable(&db, &cutoff)

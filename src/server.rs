@@ -61,8 +61,7 @@ pub async fn serve(
         .install_recorder()
         .ok();
     let policy = Arc::new(Policy::load(&settings.policy_dir())?);
-    let db_path = settings.database_path();
-    let db = store::Store::open(&db_path).await?;
+    let db = store::Store::connect(&settings.database()).await?;
     // After a crash the log may hold pages the file does not: fold them in before serving.
     db.checkpoint()
         .await

@@ -35,6 +35,46 @@ pub fn run(home: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The PostgreSQL server the suite runs against, if any (`PARTNERGATE_TEST_DATABASE_URL`).
+pub fn postgres_server() -> Option<String> {
+    std::env::var("PARTNERGATE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Whether the suite runs on PostgreSQL.
+pub fn on_postgres() -> bool {
+    postgres_server().is_some()
+}
+
+/// Creates a new, empty database on the server and returns its URL.
+pub fn create_database(server: &str) -> String {
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("t_{}_{n}", std::process::id());
+    let server = server.to_string();
+    let statement = format!("CREATE DATABASE {name}");
+    // Its own thread and runtime: callers may be inside a test's runtime already.
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let base = server.rsplit_once('/').map_or(&*server, |(b, _)| b);
+                format!("{base}/{name}")
+            })
+    })
+    .join()
+    .unwrap()
+}
+
 /// A fresh installation: `init` run in a temporary folder against the repository's policies.
 pub struct Home {
     pub dir: tempfile::TempDir,
@@ -46,14 +86,41 @@ impl Home {
     }
 
     /// An installation whose agreement lives in `policy_dir` (tests that change it).
+    ///
+    /// With `PARTNERGATE_TEST_DATABASE_URL` set (`tests/postgres/with-cluster.sh`), the
+    /// installation gets its own new database on that PostgreSQL server, named in its
+    /// `partnergate.toml` as an operator would; otherwise its SQLite file.
     pub fn with_policies(policy_dir: &Path) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (ok, out) = run(
-            dir.path(),
-            &["init", "--policy-dir", policy_dir.to_str().unwrap()],
+        let database = postgres_server().map(|server| create_database(&server));
+        let mut init = Command::new(bin());
+        init.arg("--home")
+            .arg(dir.path())
+            .args(["init", "--policy-dir", policy_dir.to_str().unwrap()]);
+        if let Some(url) = &database {
+            init.env("PARTNERGATE_DATABASE_URL", url);
+        }
+        let out = init.output().expect("run partnergate init");
+        assert!(
+            out.status.success(),
+            "init failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
-        assert!(ok, "init failed: {out}");
+        if let Some(url) = &database {
+            let config = dir.path().join("partnergate.toml");
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str(&format!("database_url = {url:?}\n"));
+            std::fs::write(&config, text).unwrap();
+        }
         Self { dir }
+    }
+
+    /// The PostgreSQL database of this installation, if it runs on PostgreSQL.
+    pub fn database_url(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.path().join("partnergate.toml")).ok()?;
+        let line = text.lines().find(|l| l.starts_with("database_url = "))?;
+        Some(line["database_url = ".len()..].trim_matches('"').to_string())
     }
 
     pub fn path(&self) -> &Path {

@@ -5,6 +5,7 @@ mod contract;
 mod dsr;
 mod fixtures;
 mod harness;
+mod instances;
 mod participants;
 mod properties;
 mod reports;

@@ -30,6 +30,11 @@ pub struct Config {
     /// Folder of `agreement.toml` and its compiled casbin files.
     #[serde(default = "default_policy_dir")]
     pub policy_dir: PathBuf,
+    /// `sqlite:PATH` (relative to the home folder) or `postgres://USER@HOST/DB`. Absent: the
+    /// SQLite file `partnergate.db` in the data folder. Keep a password out of this file: use
+    /// `PARTNERGATE_DATABASE_URL`, or PostgreSQL's own `PGPASSWORD`/`~/.pgpass`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
     /// `text` or `json` log lines.
     #[serde(default)]
     pub log_format: LogFormat,
@@ -249,6 +254,7 @@ impl Settings {
     /// Reads `home/partnergate.toml` (defaults when it is absent), then applies the
     /// `PARTNERGATE_LISTEN`, `PARTNERGATE_HEALTH_LISTEN`, `PARTNERGATE_LOG_FORMAT`,
     /// `PARTNERGATE_CERTS_DIR`, `PARTNERGATE_DATA_DIR`, `PARTNERGATE_POLICY_DIR`,
+    /// `PARTNERGATE_DATABASE_URL`,
     /// `PARTNERGATE_LOOKUP_PER_MINUTE` and `PARTNERGATE_LOOKUP_BURST` overrides.
     pub fn load(home: &Path) -> Result<Self, ConfigError> {
         let path = home.join(CONFIG_FILE);
@@ -261,6 +267,15 @@ impl Settings {
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
         apply_env(&mut config)?;
+        if let Some(url) = &config.database_url
+            && !is_postgres_url(url)
+            && sqlite_path(url).is_none()
+        {
+            return Err(ConfigError::Parse {
+                path,
+                message: "database_url must start with sqlite: or postgres://".into(),
+            });
+        }
         config
             .tls
             .validate()
@@ -295,9 +310,21 @@ impl Settings {
     pub fn policy_dir(&self) -> PathBuf {
         self.path(&self.config.policy_dir)
     }
-    /// The SQLite database file.
+    /// The default SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir().join("partnergate.db")
+    }
+    /// The database `database_url` names (the default SQLite file when it is absent).
+    pub fn database(&self) -> crate::store::Database {
+        // `load` has checked the URL, so every branch here is one it accepts.
+        match self.config.database_url.as_deref() {
+            Some(url) if is_postgres_url(url) => crate::store::Database::Postgres(url.to_string()),
+            Some(url) => match sqlite_path(url).filter(|p| !p.as_os_str().is_empty()) {
+                Some(p) => crate::store::Database::Sqlite(self.path(&p)),
+                None => crate::store::Database::Sqlite(self.database_path()),
+            },
+            None => crate::store::Database::Sqlite(self.database_path()),
+        }
     }
     /// The master keyring file.
     pub fn master_key_path(&self) -> PathBuf {
@@ -307,6 +334,16 @@ impl Settings {
     pub fn audit_signing_key_path(&self) -> PathBuf {
         self.data_dir().join("audit-signing.key")
     }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The path of a `sqlite:` URL (`sqlite:data/x.db`, `sqlite://data/x.db`), empty for `sqlite:`.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    Some(PathBuf::from(rest.strip_prefix("//").unwrap_or(rest)))
 }
 
 fn apply_env(config: &mut Config) -> Result<(), ConfigError> {
@@ -345,6 +382,9 @@ fn apply_env(config: &mut Config) -> Result<(), ConfigError> {
     }
     if let Some(v) = var("PARTNERGATE_POLICY_DIR") {
         config.policy_dir = v.into();
+    }
+    if let Some(v) = var("PARTNERGATE_DATABASE_URL") {
+        config.database_url = Some(v);
     }
     let count = |name: &'static str, v: String| {
         v.parse::<u32>()

@@ -125,17 +125,20 @@ struct Head {
 }
 
 async fn read_head(db: &Store) -> Result<Head, DbError> {
-    let stored = store::audit::head(db).await?;
+    Ok(head_from(store::audit::head(db).await?))
+}
+
+fn head_from(stored: store::audit::StoredHead) -> Head {
     let (seq, hash) = match stored.last {
         Some((s, h)) => (s as u64, h.try_into().unwrap_or([0; 32])),
         None => (0, [0; 32]),
     };
-    Ok(Head {
+    Head {
         seq,
         hash,
         checkpoint_seq: stored.checkpoint.map(|c| c as u64).unwrap_or(0),
         checkpoint_at: Instant::now(),
-    })
+    }
 }
 
 /// Starts the writer task on `db` and returns the handle. It is the only writer of the audit
@@ -228,6 +231,16 @@ impl Writer {
     /// Runs the batch in one transaction; returns each job's answer once it has committed.
     async fn write(&mut self, batch: &mut [Job]) -> Result<Vec<Result<u64, AuditError>>, DbError> {
         let mut tx = self.db.begin_write().await?;
+        if self.db.is_shared() {
+            // Other instances append too: continue from the head as it stands under the lock.
+            let stored = head_from(store::audit::head_for_update(&mut tx).await?);
+            if stored.seq != self.head.seq || stored.checkpoint_seq != self.head.checkpoint_seq {
+                self.head = Head {
+                    checkpoint_at: self.head.checkpoint_at,
+                    ..stored
+                };
+            }
+        }
         let mut chain = Chain {
             seq: self.head.seq,
             prev: self.head.hash,

@@ -20,23 +20,36 @@ const INSERT_CHUNK: usize = 500;
 pub struct StoredHead {
     /// The last record's sequence and hash, if there is a record.
     pub last: Option<(i64, Vec<u8>)>,
-    /// The last checkpoint's sequence (SQLite's `max` over no rows reads as 0).
+    /// The last checkpoint's sequence, if there is a checkpoint.
     pub checkpoint: Option<i64>,
+}
+
+/// Reads the head of the chain inside a write transaction: with several instances on one
+/// database, the head another instance left is only known once this one holds the write lock.
+pub async fn head_for_update(tx: &mut WriteTx) -> Result<StoredHead, DbError> {
+    let last: Option<(i64, Vec<u8>)> = on!(&mut *tx, |c| sqlx::query_as(
+        "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
+    )
+    .fetch_optional(c)
+    .await)?;
+    let (checkpoint,): (Option<i64>,) =
+        on!(&mut *tx, |c| sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+            .fetch_one(c)
+            .await)?;
+    Ok(StoredHead { last, checkpoint })
 }
 
 /// Reads the head of the chain.
 pub async fn head(db: &Store) -> Result<StoredHead, DbError> {
     let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&db.pool)
-            .await?;
-    let cp: Option<(i64,)> = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(StoredHead {
-        last,
-        checkpoint: cp.map(|c| c.0),
-    })
+        on!(db, |c| sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(c)
+            .await)?;
+    let (checkpoint,): (Option<i64>,) =
+        on!(db, |c| sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+            .fetch_one(c)
+            .await)?;
+    Ok(StoredHead { last, checkpoint })
 }
 
 /// Appends `records` and, if given, a signed `checkpoint`, in the writer's transaction.
@@ -47,52 +60,55 @@ pub async fn append(
 ) -> Result<(), DbError> {
     // Multi-row inserts: one statement per chunk instead of one round trip per record.
     for chunk in records.chunks(INSERT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::new("INSERT INTO audit_records (seq, record, hash) ");
-        insert.push_values(chunk, |mut row, (seq, text, hash)| {
-            row.push_bind(*seq)
-                .push_bind(text.as_str())
-                .push_bind(&hash[..]);
+        on!(&mut *tx, |c| {
+            let mut insert =
+                sqlx::QueryBuilder::new("INSERT INTO audit_records (seq, record, hash) ");
+            insert.push_values(chunk, |mut row, (seq, text, hash)| {
+                row.push_bind(*seq)
+                    .push_bind(text.as_str())
+                    .push_bind(&hash[..]);
+            });
+            insert.build().execute(c).await?;
         });
-        insert.build().execute(tx.conn()).await?;
     }
     if let Some((seq, hash, time, signature)) = checkpoint {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (seq, hash, time, signature) VALUES (?, ?, ?, ?)",
+        on!(&mut *tx, |c| sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, time, signature) VALUES ($1, $2, $3, $4)",
         )
         .bind(*seq)
         .bind(&hash[..])
         .bind(time)
         .bind(&signature[..])
-        .execute(tx.conn())
-        .await?;
+        .execute(c)
+        .await.map(drop))?;
     }
     Ok(())
 }
 
 /// The checkpoints with sequence `from..=to`, in order.
 pub async fn checkpoints(db: &Store, from: i64, to: i64) -> Result<Vec<CheckpointRow>, DbError> {
-    sqlx::query_as(
-        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
+    on!(db, |c| sqlx::query_as(
+        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
     )
     .bind(from)
     .bind(to)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(c)
+    .await)
 }
 
 /// The last record's sequence.
 pub async fn last_seq(db: &Store) -> Result<Option<i64>, DbError> {
-    let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_records")
-        .fetch_one(&db.pool)
-        .await?;
+    let (last,): (Option<i64>,) = on!(db, |c| sqlx::query_as("SELECT max(seq) FROM audit_records")
+        .fetch_one(c)
+        .await)?;
     Ok(last)
 }
 
 /// The last checkpoint's sequence.
 pub async fn last_checkpoint(db: &Store) -> Result<Option<i64>, DbError> {
-    let (last,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
-        .fetch_one(&db.pool)
-        .await?;
+    let (last,): (Option<i64>,) = on!(db, |c| sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
+        .fetch_one(c)
+        .await)?;
     Ok(last)
 }
 
@@ -122,45 +138,51 @@ impl RecordChunk {
 
 /// Reads records with sequence `from..until` as one [`RecordChunk`].
 pub async fn record_chunk(db: &Store, from: i64, until: i64) -> Result<RecordChunk, DbError> {
-    let (records, hashes): (Option<String>, Option<String>) = sqlx::query_as(
+    let sql = db.pick(
         "SELECT group_concat(record, char(10)), group_concat(hex(hash), ',')
-             FROM (SELECT record, hash FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq)",
-    )
+             FROM (SELECT record, hash FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq)",
+        "SELECT string_agg(record, chr(10) ORDER BY seq), string_agg(encode(hash, 'hex'), ',' ORDER BY seq)
+             FROM audit_records WHERE seq >= $1 AND seq < $2",
+    );
+    let (records, hashes): (Option<String>, Option<String>) = on!(db, |c| sqlx::query_as(sql)
     .bind(from)
     .bind(until)
-    .fetch_one(&db.pool)
-    .await?;
+    .fetch_one(c)
+    .await)?;
     Ok(RecordChunk { records, hashes })
 }
 
-/// The first checkpoint at or after `seq`, as the aggregate reads it.
+/// The first checkpoint at or after `seq`, as the aggregate reads it (0 when there is none).
 pub async fn checkpoint_from(db: &Store, seq: i64) -> Result<Option<(i64,)>, DbError> {
-    sqlx::query_as("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
-        .bind(seq)
-        .fetch_optional(&db.pool)
-        .await
+    let (first,): (Option<i64>,) = on!(db, |c| sqlx::query_as(
+        "SELECT min(seq) FROM audit_checkpoints WHERE seq >= $1"
+    )
+    .bind(seq)
+    .fetch_one(c)
+    .await)?;
+    Ok(Some((first.unwrap_or(0),)))
 }
 
 /// The last checkpoint before `seq`.
 pub async fn checkpoint_before(db: &Store, seq: i64) -> Result<Option<CheckpointRow>, DbError> {
-    sqlx::query_as(
-        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq < ? ORDER BY seq DESC LIMIT 1",
+    on!(db, |c| sqlx::query_as(
+        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq < $1 ORDER BY seq DESC LIMIT 1",
     )
     .bind(seq)
-    .fetch_optional(&db.pool)
-    .await
+    .fetch_optional(c)
+    .await)
 }
 
 /// The chain's hash at `seq`: the checkpoint's signed one when there is a checkpoint there,
 /// else the record's.
 pub async fn hash_at(db: &Store, seq: i64) -> Result<Option<Vec<u8>>, DbError> {
-    let end: Option<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT hash FROM audit_checkpoints WHERE seq = ?1
-         UNION ALL SELECT hash FROM audit_records WHERE seq = ?1 LIMIT 1",
+    let end: Option<(Vec<u8>,)> = on!(db, |c| sqlx::query_as(
+        "SELECT hash FROM audit_checkpoints WHERE seq = $1
+         UNION ALL SELECT hash FROM audit_records WHERE seq = $1 LIMIT 1",
     )
     .bind(seq)
-    .fetch_optional(&db.pool)
-    .await?;
+    .fetch_optional(c)
+    .await)?;
     Ok(end.map(|(h,)| h))
 }
 
@@ -171,87 +193,91 @@ pub async fn write_records(
     to: i64,
     out: &mut Vec<u8>,
 ) -> Result<(), DbError> {
-    let mut rows = sqlx::query_as::<_, (String,)>(
-        "SELECT record FROM audit_records WHERE seq BETWEEN ? AND ? ORDER BY seq",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch(&db.pool);
-    while let Some((text,)) = rows.try_next().await? {
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'\n');
-    }
+    on!(db, |c| {
+        let mut rows = sqlx::query_as::<_, (String,)>(
+            "SELECT record FROM audit_records WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch(c);
+        while let Some((text,)) = rows.try_next().await? {
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+        }
+    });
     Ok(())
 }
 
 /// One page of the log matching `q`, oldest first: each record's canonical text.
 pub async fn search(db: &Store, q: &AuditQuery) -> Result<Vec<String>, DbError> {
-    let mut b = sqlx::QueryBuilder::new("SELECT record FROM audit_records WHERE seq > ");
-    b.push_bind(q.after.unwrap_or(0) as i64);
-    let filters = [
-        ("participant", &q.participant),
-        ("partner", &q.partner),
-        ("client", &q.client),
-        ("acting_user", &q.acting_user),
-        ("purpose", &q.purpose),
-        ("decision", &q.decision),
-    ];
-    for (column, value) in filters {
-        if let Some(v) = value {
-            b.push(format_args!(" AND {column} = "));
-            b.push_bind(v.clone());
+    let rows: Vec<(String,)> = on!(db, |c| {
+        let mut b = sqlx::QueryBuilder::new("SELECT record FROM audit_records WHERE seq > ");
+        b.push_bind(q.after.unwrap_or(0) as i64);
+        let filters = [
+            ("participant", &q.participant),
+            ("partner", &q.partner),
+            ("client", &q.client),
+            ("acting_user", &q.acting_user),
+            ("purpose", &q.purpose),
+            ("decision", &q.decision),
+        ];
+        for (column, value) in filters {
+            if let Some(v) = value {
+                b.push(format_args!(" AND {column} = "));
+                b.push_bind(v.clone());
+            }
         }
-    }
-    if let Some(s) = &q.since {
-        b.push(" AND time >= ").push_bind(s.clone());
-    }
-    if let Some(u) = &q.until {
-        b.push(" AND time < ").push_bind(u.clone());
-    }
-    b.push(" ORDER BY seq LIMIT ")
-        .push_bind(i64::from(q.limit.unwrap_or(100).clamp(1, 1000)));
-    let rows: Vec<(String,)> = b.build_query_as().fetch_all(&db.pool).await?;
+        if let Some(s) = &q.since {
+            b.push(" AND time >= ").push_bind(s.clone());
+        }
+        if let Some(u) = &q.until {
+            b.push(" AND time < ").push_bind(u.clone());
+        }
+        b.push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(q.limit.unwrap_or(100).clamp(1, 1000)));
+    b.build_query_as().fetch_all(c).await?
+    });
     Ok(rows.into_iter().map(|(t,)| t).collect())
 }
 
 /// How many records the log holds.
 pub async fn count(db: &Store) -> Result<i64, DbError> {
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_records")
-        .fetch_one(&db.pool)
-        .await?;
+    let (n,): (i64,) = on!(db, |c| sqlx::query_as("SELECT count(*) FROM audit_records")
+        .fetch_one(c)
+        .await)?;
     Ok(n)
 }
 
 /// The first sequence number in the live log.
 pub async fn first_seq(db: &Store) -> Result<Option<i64>, DbError> {
-    let (first,): (Option<i64>,) = sqlx::query_as("SELECT min(seq) FROM audit_records")
-        .fetch_one(&db.pool)
-        .await?;
+    let (first,): (Option<i64>,) = on!(db, |c| sqlx::query_as("SELECT min(seq) FROM audit_records")
+        .fetch_one(c)
+        .await)?;
     Ok(first)
 }
 
 /// The last signed checkpoint whose record is older than `cutoff` (a stored time).
 pub async fn last_checkpoint_before(db: &Store, cutoff: &str) -> Result<Option<i64>, DbError> {
-    let (to,): (Option<i64>,) = sqlx::query_as(
-        "SELECT max(c.seq) FROM audit_checkpoints c JOIN audit_records r ON r.seq = c.seq WHERE r.time < ?",
+    let (to,): (Option<i64>,) = on!(db, |c| sqlx::query_as(
+        "SELECT max(c.seq) FROM audit_checkpoints c JOIN audit_records r ON r.seq = c.seq WHERE r.time < $1",
     )
     .bind(cutoff)
-    .fetch_one(&db.pool)
-    .await?;
+    .fetch_one(c)
+    .await)?;
     Ok(to)
 }
 
 /// Deletes the records up to `to` and the checkpoints before it (the one on `to` stays, as the
 /// live chain's anchor). Returns how many records went.
 pub async fn delete_through(tx: &mut WriteTx, to: i64) -> Result<u64, DbError> {
-    let n = sqlx::query("DELETE FROM audit_records WHERE seq <= ?")
+    let n = on!(&mut *tx, |c| sqlx::query("DELETE FROM audit_records WHERE seq <= $1")
         .bind(to)
-        .execute(tx.conn())
+        .execute(c)
         .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM audit_checkpoints WHERE seq < ?")
+        .rows_affected());
+    on!(&mut *tx, |c| sqlx::query("DELETE FROM audit_checkpoints WHERE seq < $1")
         .bind(to)
-        .execute(tx.conn())
-        .await?;
+        .execute(c)
+        .await.map(drop))?;
     Ok(n)
 }

@@ -8,20 +8,21 @@ use crate::vault::crypto::ParticipantId;
 /// no page ever holds it again; details of earlier requests (sealed under that key) go too.
 pub async fn remove_participant(tx: &mut WriteTx, id: &ParticipantId) -> Result<(), DbError> {
     for sql in [
-        "UPDATE participants SET wrapped_dek = zeroblob(length(wrapped_dek)) WHERE id = ?",
-        "DELETE FROM field_values WHERE participant_id = ?",
-        "DELETE FROM notes WHERE participant_id = ?",
-        "DELETE FROM consents WHERE participant_id = ?",
-        "DELETE FROM involvements WHERE participant_id = ?",
-        "DELETE FROM idempotency WHERE participant_id = ?",
-        "DELETE FROM erased_lookup WHERE participant_id = ?",
-        "UPDATE dsr_requests SET details_sealed = NULL WHERE participant_id = ?",
-        "DELETE FROM participants WHERE id = ?",
+        // Overwritten before the delete, so no old page or WAL frame keeps the wrapped key.
+        "UPDATE participants SET wrapped_dek = substr(wrapped_dek, 1, 0) WHERE id = $1",
+        "DELETE FROM field_values WHERE participant_id = $1",
+        "DELETE FROM notes WHERE participant_id = $1",
+        "DELETE FROM consents WHERE participant_id = $1",
+        "DELETE FROM involvements WHERE participant_id = $1",
+        "DELETE FROM idempotency WHERE participant_id = $1",
+        "DELETE FROM erased_lookup WHERE participant_id = $1",
+        "UPDATE dsr_requests SET details_sealed = NULL WHERE participant_id = $1",
+        "DELETE FROM participants WHERE id = $1",
     ] {
-        sqlx::query(sql)
+        on!(&mut *tx, |c| sqlx::query(sql)
             .bind(&id.as_bytes()[..])
-            .execute(tx.conn())
-            .await?;
+            .execute(c)
+            .await.map(drop))?;
     }
     Ok(())
 }
@@ -29,12 +30,12 @@ pub async fn remove_participant(tx: &mut WriteTx, id: &ParticipantId) -> Result<
 /// The real look-up hash of a participant: a record kept by an earlier erasure has a random
 /// `insz_hash`, and its real one in `erased_lookup`.
 pub async fn real_insz_hash(tx: &mut WriteTx, id: &ParticipantId) -> Result<Vec<u8>, DbError> {
-    let (hash,): (Vec<u8>,) = sqlx::query_as(
-        "SELECT coalesce((SELECT insz_hash FROM erased_lookup WHERE participant_id = ?1), insz_hash) FROM participants WHERE id = ?1",
+    let (hash,): (Vec<u8>,) = on!(&mut *tx, |c| sqlx::query_as(
+        "SELECT coalesce((SELECT insz_hash FROM erased_lookup WHERE participant_id = $1), insz_hash) FROM participants WHERE id = $1",
     )
     .bind(&id.as_bytes()[..])
-    .fetch_one(tx.conn())
-    .await?;
+    .fetch_one(c)
+    .await)?;
     Ok(hash)
 }
 
@@ -44,22 +45,22 @@ pub async fn add_lookup(
     kept: &ParticipantId,
     insz_hash: &[u8],
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO erased_lookup (participant_id, insz_hash) VALUES (?, ?)")
+    on!(&mut *tx, |c| sqlx::query("INSERT INTO erased_lookup (participant_id, insz_hash) VALUES ($1, $2)")
         .bind(&kept.as_bytes()[..])
         .bind(insz_hash)
-        .execute(tx.conn())
-        .await?;
+        .execute(c)
+        .await.map(drop))?;
     Ok(())
 }
 
 /// The most recent kept record under `insz_hash`.
 pub async fn find_kept(db: &Store, insz_hash: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
-    let row: Option<(Vec<u8>,)> = sqlx::query_as(
+    let row: Option<(Vec<u8>,)> = on!(db, |c| sqlx::query_as(
         "SELECT e.participant_id FROM erased_lookup e JOIN participants p ON p.id = e.participant_id
-         WHERE e.insz_hash = ? ORDER BY p.created_at DESC LIMIT 1",
+         WHERE e.insz_hash = $1 ORDER BY p.created_at DESC LIMIT 1",
     )
     .bind(insz_hash)
-    .fetch_optional(&db.pool)
-    .await?;
+    .fetch_optional(c)
+    .await)?;
     Ok(row.map(|(id,)| id))
 }

@@ -22,10 +22,10 @@ pub struct Stored {
 
 /// Deletes keys claimed more than `ttl` ago.
 pub async fn purge_expired(tx: &mut WriteTx, ttl: Duration) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
+    on!(&mut *tx, |c| sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
         .bind(super::ago(ttl))
-        .execute(tx.conn())
-        .await?;
+        .execute(c)
+        .await.map(drop))?;
     Ok(())
 }
 
@@ -38,30 +38,31 @@ pub async fn claim(
     action: &str,
     now: &str,
 ) -> Result<bool, DbError> {
-    let claimed = sqlx::query(
+    let claimed = on!(&mut *tx, |c| sqlx::query(
         "INSERT INTO idempotency (client, key, request_hash, status, body, created_at, action)
-         VALUES (?, ?, ?, 0, x'', ?, ?) ON CONFLICT (client, key) DO NOTHING",
+         VALUES ($1, $2, $3, 0, $6, $4, $5) ON CONFLICT (client, key) DO NOTHING",
     )
     .bind(client)
     .bind(key)
     .bind(request_hash)
     .bind(now)
     .bind(action)
-    .execute(tx.conn())
+    .bind(&[][..] as &[u8])
+    .execute(c)
     .await?
-    .rows_affected();
+    .rows_affected());
     Ok(claimed == 1)
 }
 
 /// Reads a claimed or answered key.
 pub async fn read(tx: &mut WriteTx, client: &str, key: &str) -> Result<Stored, DbError> {
-    let (request_hash, status, body, participant, created_at) = sqlx::query_as(
-        "SELECT request_hash, status, body, participant_id, created_at FROM idempotency WHERE client = ? AND key = ?",
+    let (request_hash, status, body, participant, created_at) = on!(&mut *tx, |c| sqlx::query_as(
+        "SELECT request_hash, status, body, participant_id, created_at FROM idempotency WHERE client = $1 AND key = $2",
     )
     .bind(client)
     .bind(key)
-    .fetch_one(tx.conn())
-    .await?;
+    .fetch_one(c)
+    .await)?;
     Ok(Stored {
         request_hash,
         status,
@@ -80,16 +81,16 @@ pub async fn take_over(
     claimed_at: &str,
     now: &str,
 ) -> Result<bool, DbError> {
-    let taken = sqlx::query(
-        "UPDATE idempotency SET created_at = ? WHERE client = ? AND key = ? AND status = 0 AND created_at = ?",
+    let taken = on!(&mut *tx, |c| sqlx::query(
+        "UPDATE idempotency SET created_at = $1 WHERE client = $2 AND key = $3 AND status = 0 AND created_at = $4",
     )
     .bind(now)
     .bind(client)
     .bind(key)
     .bind(claimed_at)
-    .execute(tx.conn())
+    .execute(c)
     .await?
-    .rows_affected();
+    .rows_affected());
     Ok(taken == 1)
 }
 
@@ -103,25 +104,25 @@ pub async fn complete(
     body: &[u8],
     participant: &[u8],
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE idempotency SET status = ?, body = ?, participant_id = ? WHERE client = ? AND key = ?",
+    on!(db, |c| sqlx::query(
+        "UPDATE idempotency SET status = $1, body = $2, participant_id = $3 WHERE client = $4 AND key = $5",
     )
     .bind(i64::from(status))
     .bind(body)
     .bind(participant)
     .bind(client)
     .bind(key)
-    .execute(&db.pool)
-    .await?;
+    .execute(c)
+    .await.map(drop))?;
     Ok(())
 }
 
 /// Gives up a claim that has no answer yet.
 pub async fn release(db: &Store, client: &str, key: &str) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM idempotency WHERE client = ? AND key = ? AND status = 0")
+    on!(db, |c| sqlx::query("DELETE FROM idempotency WHERE client = $1 AND key = $2 AND status = 0")
         .bind(client)
         .bind(key)
-        .execute(&db.pool)
-        .await?;
+        .execute(c)
+        .await.map(drop))?;
     Ok(())
 }

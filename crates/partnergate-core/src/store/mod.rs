@@ -1,12 +1,25 @@
 //! The store: every SQL statement the gateway runs, behind [`Store`] and [`WriteTx`].
 //!
 //! Callers (the vault, DSR, the sync feed, the audit log, the CLI) call functions in the
-//! modules below, named after what they keep; none of them names sqlx or writes SQL. A second
-//! backend (PostgreSQL, issue 15) fills in these types and modules without touching callers.
+//! modules below, named after what they keep; none of them names sqlx or writes SQL.
+//! Each function runs the same SQL text on either backend through [`on!`].
 //!
-//! SQLite through sqlx is the embedded default, migrations embedded from `migrations/sqlite`.
+//! SQLite through sqlx is the embedded default (migrations from `migrations/sqlite`), PostgreSQL
+//! the store for several instances (`migrations/postgres`); never `sqlx::Any`.
 //! Queries are runtime-checked (`query_as::<_, Row>`), so building needs no `DATABASE_URL` and
 //! no offline cache. Readers share a pool; the audit writer has its own connection.
+
+/// Runs `$body` on whichever backend `$on` (a `&Store` or a `&mut WriteTx`) uses, with `$c`
+/// bound to its pool or connection. The body is compiled once per backend, so the same SQL text
+/// and binds are type-checked against both; [`Store::pick`] chooses text where dialects differ.
+macro_rules! on {
+    ($on:expr, |$c:ident| $body:expr) => {
+        match $crate::store::Target::target($on) {
+            $crate::store::Backend::Sqlite($c) => $body,
+            $crate::store::Backend::Postgres($c) => $body,
+        }
+    };
+}
 
 pub mod audit;
 pub mod case;
@@ -21,128 +34,322 @@ pub mod secrets;
 pub mod stats;
 pub mod sync;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 /// What a query can fail with.
 pub use sqlx::Error as DbError;
 
+/// One value per backend: the pools of a [`Store`], the connection of a [`WriteTx`].
+pub(crate) enum Backend<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// What [`on!`] runs a query on.
+pub(crate) trait Target {
+    type Sqlite;
+    type Postgres;
+    fn target(self) -> Backend<Self::Sqlite, Self::Postgres>;
+}
+
+impl<'a> Target for &'a Store {
+    type Sqlite = &'a SqlitePool;
+    type Postgres = &'a PgPool;
+    fn target(self) -> Backend<&'a SqlitePool, &'a PgPool> {
+        match &self.pools {
+            Backend::Sqlite(p) => Backend::Sqlite(&p.reads),
+            Backend::Postgres(p) => Backend::Postgres(&p.reads),
+        }
+    }
+}
+
+impl<'a> Target for &'a mut WriteTx {
+    type Sqlite = &'a mut SqliteConnection;
+    type Postgres = &'a mut PgConnection;
+    fn target(self) -> Backend<&'a mut SqliteConnection, &'a mut PgConnection> {
+        match &mut self.tx {
+            Backend::Sqlite(t) => Backend::Sqlite(&mut **t),
+            Backend::Postgres(t) => Backend::Postgres(&mut **t),
+        }
+    }
+}
+
+/// Where the data lives: `database_url` in `partnergate.toml` or `PARTNERGATE_DATABASE_URL`.
+#[derive(Clone)]
+pub enum Database {
+    /// An SQLite file (the embedded default, `data/partnergate.db`): one gateway process.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://...`): several gateway instances may share it.
+    Postgres(String),
+}
+
+impl Database {
+    /// Where it is, for messages: the file, or the server and database without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => match url.split_once("://") {
+                Some((scheme, rest)) => {
+                    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                    let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+                    format!("{scheme}://{rest}")
+                }
+                None => "postgres".into(),
+            },
+        }
+    }
+}
+
+// Never print a PostgreSQL password.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// Readers share `reads`; every write transaction uses `writes`, one connection: writers take
+/// turns anyway, and a writer never waits for a connection behind a crowd of readers.
+#[derive(Clone)]
+struct Pools<P> {
+    reads: P,
+    writes: P,
+}
+
 /// A handle on the database: cheap to clone, shared by every layer.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// One connection for every write transaction: writers take turns anyway (SQLite has one
-    /// writer), and a writer never waits for a connection behind a crowd of readers.
-    writes: SqlitePool,
+    pools: Backend<Pools<SqlitePool>, Pools<PgPool>>,
     gate: WriteGate,
 }
 
-/// A write transaction, taken in this process's turn to write (see [`WriteGate`]). Dropping it
-/// without [`WriteTx::commit`] rolls it back.
+impl<S: Clone, P: Clone> Clone for Backend<S, P> {
+    fn clone(&self) -> Self {
+        match self {
+            Backend::Sqlite(s) => Backend::Sqlite(s.clone()),
+            Backend::Postgres(p) => Backend::Postgres(p.clone()),
+        }
+    }
+}
+
+/// A write transaction, taken in its turn to write: this process's turn (see [`WriteGate`]) and,
+/// on PostgreSQL, the database-wide write lock every instance takes (see [`WRITE_LOCK`]).
+/// Dropping it without [`WriteTx::commit`] rolls it back.
 pub struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: Backend<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
+
+/// The PostgreSQL advisory lock every write transaction takes first, in every instance: writes
+/// stay one total order, as on SQLite. The audit chain needs that order (each record hashes the
+/// one before), and it makes "is this national number registered?", `If-Match` and the feed's
+/// change sequence decisions taken by one writer at a time, whichever instance answers.
+pub const WRITE_LOCK: i64 = 0x7061_7274_6e67_7465; // "partngte"
 
 impl WriteTx {
     /// Makes the transaction's writes durable.
     pub async fn commit(self) -> Result<(), DbError> {
-        self.tx.commit().await
+        match self.tx {
+            Backend::Sqlite(t) => t.commit().await,
+            Backend::Postgres(t) => t.commit().await,
+        }
     }
 
     /// Marks a point the transaction can roll back to without ending (one at a time).
     pub async fn savepoint(&mut self) -> Result<(), DbError> {
-        sqlx::query("SAVEPOINT write").execute(self.conn()).await?;
+        on!(&mut *self, |c| sqlx::query("SAVEPOINT write").execute(c).await.map(drop))?;
         Ok(())
     }
 
     /// Keeps what was done since the savepoint.
     pub async fn release(&mut self) -> Result<(), DbError> {
-        sqlx::query("RELEASE write").execute(self.conn()).await?;
+        on!(&mut *self, |c| sqlx::query("RELEASE SAVEPOINT write")
+            .execute(c)
+            .await.map(drop))?;
         Ok(())
     }
 
     /// Undoes what was done since the savepoint, and drops it.
     pub async fn rollback_to_savepoint(&mut self) -> Result<(), DbError> {
-        sqlx::query("ROLLBACK TO write")
-            .execute(self.conn())
-            .await?;
+        on!(&mut *self, |c| sqlx::query("ROLLBACK TO SAVEPOINT write")
+            .execute(c)
+            .await.map(drop))?;
         self.release().await
-    }
-
-    fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and applies pending migrations.
+    /// Opens (creating if needed) an SQLite database file and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlx(sqlx::Error::Io(e)))?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .connect_with(options(path)?)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        let writes = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options(path)?)
-            .await?;
+        Self::connect(&Database::Sqlite(path.to_path_buf())).await
+    }
+
+    /// Connects to the database and applies pending migrations (sqlx takes a lock for that, so
+    /// instances starting together apply them once).
+    pub async fn connect(database: &Database) -> Result<Self, StoreError> {
+        let pools = match database {
+            Database::Sqlite(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Sqlx(sqlx::Error::Io(e)))?;
+                }
+                let reads = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .min_connections(1)
+                    .connect_with(sqlite_options(path)?)
+                    .await?;
+                SQLITE_MIGRATOR.run(&reads).await?;
+                let writes = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .connect_with(sqlite_options(path)?)
+                    .await?;
+                Backend::Sqlite(Pools { reads, writes })
+            }
+            Database::Postgres(url) => {
+                let options = postgres_options(url)?;
+                let reads = PgPoolOptions::new()
+                    .max_connections(16)
+                    .min_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
+                POSTGRES_MIGRATOR.run(&reads).await?;
+                let writes = PgPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .connect_with(options)
+                    .await?;
+                Backend::Postgres(Pools { reads, writes })
+            }
+        };
         Ok(Self {
-            pool,
-            writes,
+            pools,
             gate: WriteGate::default(),
         })
     }
 
-    /// Starts a write transaction in this process's turn.
+    /// Removes every table of the gateway (`init --force`: a new master key cannot open the old
+    /// data): the SQLite files, or the tables in the PostgreSQL database.
+    pub async fn destroy(database: &Database) -> Result<(), StoreError> {
+        match database {
+            Database::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Database::Postgres(url) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(postgres_options(url)?)
+                    .await?;
+                sqlx::query(
+                    "DROP TABLE IF EXISTS system_secrets, participants, field_values, involvements,
+                       consents, notes, changes, sync_state, idempotency, dsr_requests, dsr_steps,
+                       audit_records, audit_checkpoints, erased_lookup, retention_purges,
+                       _sqlx_migrations CASCADE",
+                )
+                .execute(&pool)
+                .await?;
+                pool.close().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a write transaction in its turn (this process's, and the database-wide one).
     pub async fn begin_write(&self) -> Result<WriteTx, DbError> {
         let turn = self.gate.enter().await;
-        Ok(WriteTx {
-            tx: self.writes.begin().await?,
-            _turn: turn,
-        })
+        let tx = match &self.pools {
+            Backend::Sqlite(p) => Backend::Sqlite(p.writes.begin().await?),
+            Backend::Postgres(p) => {
+                let mut tx = p.writes.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Backend::Postgres(tx)
+            }
+        };
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// Whether other processes may write to this database too (PostgreSQL): what this process
+    /// holds in memory about the database may be stale.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.pools, Backend::Postgres(_))
+    }
+
+    /// `sqlite` or `postgres`, whichever is this store's backend.
+    pub(crate) fn pick(&self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self.pools {
+            Backend::Sqlite(_) => sqlite,
+            Backend::Postgres(_) => postgres,
+        }
     }
 
     /// Closes every connection (after a CLI command, so that the files can be removed).
     pub async fn close(&self) {
-        self.writes.close().await;
-        self.pool.close().await;
+        match &self.pools {
+            Backend::Sqlite(p) => {
+                p.writes.close().await;
+                p.reads.close().await;
+            }
+            Backend::Postgres(p) => {
+                p.writes.close().await;
+                p.reads.close().await;
+            }
+        }
     }
 
-    /// Folds the write-ahead log into the database file and truncates it, retrying while readers
-    /// hold an older snapshot. After it returns, deleted content is gone from both files.
+    /// After deleting personal data: on SQLite, folds the write-ahead log into the database
+    /// file and truncates it, retrying while readers hold an older snapshot, so deleted content
+    /// is gone from both files. On PostgreSQL, vacuums the tables that hold sealed data so the
+    /// dead rows' space is reclaimed (their keys are already shredded; see the README on backups).
     pub async fn checkpoint(&self) -> Result<(), DbError> {
-        for _ in 0..50 {
-            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.pool)
-                .await?;
-            if busy == 0 {
-                return Ok(());
+        match &self.pools {
+            Backend::Sqlite(p) => {
+                for _ in 0..50 {
+                    let (busy, _, _): (i64, i64, i64) =
+                        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                            .fetch_one(&p.reads)
+                            .await?;
+                    if busy == 0 {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(sqlx::Error::Protocol(
+                    "the write-ahead log could not be checkpointed".into(),
+                ))
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            Backend::Postgres(p) => {
+                sqlx::query(
+                    "VACUUM participants, field_values, notes, dsr_requests, idempotency, erased_lookup",
+                )
+                .execute(&p.reads)
+                .await?;
+                Ok(())
+            }
         }
-        Err(sqlx::Error::Protocol(
-            "the write-ahead log could not be checkpointed".into(),
-        ))
     }
 }
 
 /// The embedded SQLite migrations.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// The embedded PostgreSQL migrations.
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("../../migrations/postgres");
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite or sqlx failed.
+    /// The database or sqlx failed.
     #[error("database: {0}")]
     Sqlx(#[from] sqlx::Error),
     /// A migration failed.
@@ -150,7 +357,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
+fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
     Ok(SqliteConnectOptions::from_str("sqlite://")?
         .filename(path)
         .create_if_missing(true)
@@ -165,11 +372,21 @@ fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
         .disable_statement_logging())
 }
 
-/// Serialises this process's write transactions before they reach SQLite.
+fn postgres_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url)?
+        .application_name("partnergate")
+        // Durability is a promise: a commit is acknowledged only once the WAL is flushed,
+        // whatever the server's default says.
+        .options([("synchronous_commit", "on")])
+        .disable_statement_logging())
+}
+
+/// Serialises this process's write transactions before they reach the database.
 ///
 /// SQLite allows one writer at a time; a second one waits in SQLite's busy handler, which
 /// sleeps in steps of up to 100 ms. Queueing writers here instead (the audit writer and the
-/// vault's transactions) keeps waits as short as the transaction ahead.
+/// vault's transactions) keeps waits as short as the transaction ahead. On PostgreSQL the
+/// [`WRITE_LOCK`] orders instances; this gate keeps one process's writers off that lock's queue.
 #[derive(Clone, Default)]
 pub struct WriteGate(std::sync::Arc<tokio::sync::Mutex<()>>);
 
@@ -201,7 +418,10 @@ mod tests {
     async fn every_connection_overwrites_deleted_content_and_syncs_fully() {
         let dir = tempfile::tempdir().unwrap();
         let store = super::Store::open(&dir.path().join("t.db")).await.unwrap();
-        let pool = &store.pool;
+        let super::Backend::Sqlite(pools) = &store.pools else {
+            unreachable!()
+        };
+        let pool = &pools.reads;
         let (secure,): (i64,) = sqlx::query_as("PRAGMA secure_delete")
             .fetch_one(pool)
             .await

@@ -4,7 +4,7 @@
 use super::{DbError, Store, WriteTx};
 use crate::vault::crypto::ParticipantId;
 
-const SELECT_ONE: &str = "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = ?";
+const SELECT_ONE: &str = "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id = $1";
 
 /// A `participants` row as stored (without its look-up hash).
 #[derive(Debug, sqlx::FromRow)]
@@ -56,34 +56,34 @@ pub enum FlagColumn {
 
 /// The participant row with this id.
 pub async fn get(db: &Store, id: &ParticipantId) -> Result<Option<Row>, DbError> {
-    sqlx::query_as(SELECT_ONE)
+    on!(db, |c| sqlx::query_as(SELECT_ONE)
         .bind(&id.as_bytes()[..])
-        .fetch_optional(&db.pool)
-        .await
+        .fetch_optional(c)
+        .await)
 }
 
 /// The participant row with this id, read inside a write transaction.
 pub async fn get_for_update(tx: &mut WriteTx, id: &ParticipantId) -> Result<Option<Row>, DbError> {
-    sqlx::query_as(SELECT_ONE)
+    on!(&mut *tx, |c| sqlx::query_as(SELECT_ONE)
         .bind(&id.as_bytes()[..])
-        .fetch_optional(tx.conn())
-        .await
+        .fetch_optional(c)
+        .await)
 }
 
 /// The id of the participant whose look-up hash is `insz_hash`.
 pub async fn id_by_insz_hash(db: &Store, insz_hash: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
-    let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT id FROM participants WHERE insz_hash = ?")
+    let row: Option<(Vec<u8>,)> = on!(db, |c| sqlx::query_as("SELECT id FROM participants WHERE insz_hash = $1")
         .bind(insz_hash)
-        .fetch_optional(&db.pool)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
     Ok(row.map(|(id,)| id))
 }
 
 /// Inserts a participant unless its look-up hash is taken. Returns whether it was inserted.
 pub async fn insert(tx: &mut WriteTx, new: &New<'_>) -> Result<bool, DbError> {
-    let n = sqlx::query(
+    let n = on!(&mut *tx, |c| sqlx::query(
         "INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, restricted, objection, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (insz_hash) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9) ON CONFLICT (insz_hash) DO NOTHING",
     )
     .bind(&new.id.as_bytes()[..])
     .bind(new.insz_hash)
@@ -94,9 +94,9 @@ pub async fn insert(tx: &mut WriteTx, new: &New<'_>) -> Result<bool, DbError> {
     .bind(new.objection)
     .bind(new.now)
     .bind(new.now)
-    .execute(tx.conn())
+    .execute(c)
     .await?
-    .rows_affected();
+    .rows_affected());
     Ok(n > 0)
 }
 
@@ -107,15 +107,15 @@ pub async fn bump_version(
     expected: i64,
     now: &str,
 ) -> Result<bool, DbError> {
-    let n = sqlx::query(
-        "UPDATE participants SET version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+    let n = on!(&mut *tx, |c| sqlx::query(
+        "UPDATE participants SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3",
     )
     .bind(now)
     .bind(&id.as_bytes()[..])
     .bind(expected)
-    .execute(tx.conn())
+    .execute(c)
     .await?
-    .rows_affected();
+    .rows_affected());
     Ok(n > 0)
 }
 
@@ -125,15 +125,15 @@ pub async fn move_insz_hash(
     id: &ParticipantId,
     insz_hash: &[u8],
 ) -> Result<bool, DbError> {
-    let n = sqlx::query(
-        "UPDATE participants SET insz_hash = ?1 WHERE id = ?2
-         AND NOT EXISTS (SELECT 1 FROM participants WHERE insz_hash = ?1 AND id <> ?2)",
+    let n = on!(&mut *tx, |c| sqlx::query(
+        "UPDATE participants SET insz_hash = $1 WHERE id = $2
+         AND NOT EXISTS (SELECT 1 FROM participants WHERE insz_hash = $1 AND id <> $2)",
     )
     .bind(insz_hash)
     .bind(&id.as_bytes()[..])
-    .execute(tx.conn())
+    .execute(c)
     .await?
-    .rows_affected();
+    .rows_affected());
     Ok(n > 0)
 }
 
@@ -145,14 +145,14 @@ pub async fn set_flag(
     on: bool,
 ) -> Result<(), DbError> {
     let sql = match flag {
-        FlagColumn::Restricted => "UPDATE participants SET restricted = ? WHERE id = ?",
-        FlagColumn::Objection => "UPDATE participants SET objection = ? WHERE id = ?",
+        FlagColumn::Restricted => "UPDATE participants SET restricted = $1 WHERE id = $2",
+        FlagColumn::Objection => "UPDATE participants SET objection = $1 WHERE id = $2",
     };
-    sqlx::query(sql)
+    on!(&mut *tx, |c| sqlx::query(sql)
         .bind(on)
         .bind(&id.as_bytes()[..])
-        .execute(tx.conn())
-        .await?;
+        .execute(c)
+        .await.map(drop))?;
     Ok(())
 }
 
@@ -162,13 +162,13 @@ pub async fn wrapped_not_under(
     current: u32,
     limit: i64,
 ) -> Result<Vec<(Vec<u8>, u32, Vec<u8>)>, DbError> {
-    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, master_version, wrapped_dek FROM participants WHERE master_version <> ? LIMIT ?",
+    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = on!(db, |c| sqlx::query_as(
+        "SELECT id, master_version, wrapped_dek FROM participants WHERE master_version <> $1 LIMIT $2",
     )
     .bind(i64::from(current))
     .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(rows
         .into_iter()
         .map(|(id, v, w)| (id, v as u32, w))
@@ -182,15 +182,15 @@ pub async fn replace_wrapped(
     old: &[u8],
     (version, wrapped): (u32, &[u8]),
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE participants SET master_version = ?, wrapped_dek = ? WHERE id = ? AND wrapped_dek = ?",
+    on!(&mut *tx, |c| sqlx::query(
+        "UPDATE participants SET master_version = $1, wrapped_dek = $2 WHERE id = $3 AND wrapped_dek = $4",
     )
     .bind(i64::from(version))
     .bind(wrapped)
     .bind(id)
     .bind(old)
-    .execute(tx.conn())
-    .await?;
+    .execute(c)
+    .await.map(drop))?;
     Ok(())
 }
 
@@ -204,25 +204,27 @@ pub async fn write_fields(
         return Ok(());
     }
     // One statement for all fields (an agreement has far fewer than SQLite's variable limit).
-    let mut q =
-        sqlx::QueryBuilder::new("INSERT INTO field_values (participant_id, field, sealed) ");
-    q.push_values(sealed, |mut row, (field, bytes)| {
-        row.push_bind(id.as_bytes().to_vec())
-            .push_bind(field)
-            .push_bind(bytes);
+    on!(&mut *tx, |c| {
+        let mut q =
+            sqlx::QueryBuilder::new("INSERT INTO field_values (participant_id, field, sealed) ");
+        q.push_values(sealed, |mut row, (field, bytes)| {
+            row.push_bind(id.as_bytes().to_vec())
+                .push_bind(field)
+                .push_bind(bytes);
+        });
+        q.push(" ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed");
+        q.build().execute(c).await?;
     });
-    q.push(" ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed");
-    q.build().execute(tx.conn()).await?;
     Ok(())
 }
 
 /// Deletes one field value.
 pub async fn clear_field(tx: &mut WriteTx, id: &ParticipantId, field: &str) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM field_values WHERE participant_id = ? AND field = ?")
+    on!(&mut *tx, |c| sqlx::query("DELETE FROM field_values WHERE participant_id = $1 AND field = $2")
         .bind(&id.as_bytes()[..])
         .bind(field)
-        .execute(tx.conn())
-        .await?;
+        .execute(c)
+        .await.map(drop))?;
     Ok(())
 }
 
@@ -231,10 +233,10 @@ pub async fn sealed_fields(
     db: &Store,
     id: &ParticipantId,
 ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
-    sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
+    on!(db, |c| sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = $1")
         .bind(&id.as_bytes()[..])
-        .fetch_all(&db.pool)
-        .await
+        .fetch_all(c)
+        .await)
 }
 
 /// Every sealed field value of a participant, read inside a write transaction.
@@ -242,10 +244,10 @@ pub async fn sealed_fields_for_update(
     tx: &mut WriteTx,
     id: &ParticipantId,
 ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
-    sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = ?")
+    on!(&mut *tx, |c| sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = $1")
         .bind(&id.as_bytes()[..])
-        .fetch_all(tx.conn())
-        .await
+        .fetch_all(c)
+        .await)
 }
 
 /// (field, sealed value) pairs of one participant.
@@ -300,20 +302,29 @@ pub async fn load(
     partner: &str,
     id: &ParticipantId,
 ) -> Result<Option<Loaded>, DbError> {
-    let row: Option<LoadRow> = sqlx::query_as(
+    let sql = db.pick(
         "SELECT p.id, p.version, p.restricted, p.objection, p.dek_version, p.master_version, p.wrapped_dek,
            (SELECT group_concat(role, ',') FROM involvements i
-             WHERE i.participant_id = p.id AND i.partner = ?2 AND i.ended_at IS NULL) AS roles,
+             WHERE i.participant_id = p.id AND i.partner = $2 AND i.ended_at IS NULL) AS roles,
            (SELECT group_concat(scope, ',') FROM consents c
              WHERE c.participant_id = p.id AND c.withdrawn_at IS NULL) AS consents,
            (SELECT group_concat(field || ':' || hex(sealed), ',') FROM field_values f
              WHERE f.participant_id = p.id) AS fields
-         FROM participants p WHERE p.id = ?1",
-    )
+         FROM participants p WHERE p.id = $1",
+        "SELECT p.id, p.version, p.restricted, p.objection, p.dek_version, p.master_version, p.wrapped_dek,
+           (SELECT string_agg(role, ',') FROM involvements i
+             WHERE i.participant_id = p.id AND i.partner = $2 AND i.ended_at IS NULL) AS roles,
+           (SELECT string_agg(scope, ',') FROM consents c
+             WHERE c.participant_id = p.id AND c.withdrawn_at IS NULL) AS consents,
+           (SELECT string_agg(field || ':' || encode(sealed, 'hex'), ',') FROM field_values f
+             WHERE f.participant_id = p.id) AS fields
+         FROM participants p WHERE p.id = $1",
+    );
+    let row: Option<LoadRow> = on!(db, |c| sqlx::query_as(sql)
     .bind(&id.as_bytes()[..])
     .bind(partner)
-    .fetch_optional(&db.pool)
-    .await?;
+    .fetch_optional(c)
+    .await)?;
     row.map(|r| {
         Ok(Loaded {
             row: r.row,
@@ -340,7 +351,6 @@ pub struct Bulk {
 
 /// Reads many participants for `partner` with one query per table.
 pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Result<Bulk, DbError> {
-    use sqlx::{QueryBuilder, Sqlite};
     let mut bulk = Bulk {
         rows: Vec::new(),
         roles: Vec::new(),
@@ -350,36 +360,43 @@ pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Resu
     if ids.is_empty() {
         return Ok(bulk);
     }
-    let in_list = |b: &mut QueryBuilder<Sqlite>| {
-        let mut sep = b.separated(", ");
-        for id in ids {
-            sep.push_bind(id.as_bytes().to_vec());
-        }
-        sep.push_unseparated(")");
-    };
-    let mut q = QueryBuilder::new(
-        "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
-    );
-    in_list(&mut q);
-    bulk.rows = q.build_query_as().fetch_all(&db.pool).await?;
-    let mut q = QueryBuilder::new(
-        "SELECT participant_id, role FROM involvements WHERE ended_at IS NULL AND partner = ",
-    );
-    q.push_bind(partner).push(" AND participant_id IN (");
-    in_list(&mut q);
-    bulk.roles = q.build_query_as().fetch_all(&db.pool).await?;
-    let mut q = QueryBuilder::new(
-        "SELECT participant_id, scope FROM consents WHERE withdrawn_at IS NULL AND participant_id IN (",
-    );
-    in_list(&mut q);
-    bulk.consents = q.build_query_as().fetch_all(&db.pool).await?;
-    // One row per participant, not per field: rows cross a thread boundary one by one.
-    let mut q = QueryBuilder::new(
+    // `( $1, $2, ... )` of the ids, in a query under construction.
+    macro_rules! in_list {
+        ($q:expr) => {{
+            let mut sep = $q.separated(", ");
+            for id in ids {
+                sep.push_bind(id.as_bytes().to_vec());
+            }
+            sep.push_unseparated(")");
+        }};
+    }
+    let fields = db.pick(
         "SELECT participant_id, group_concat(field || ':' || hex(sealed), ',') FROM field_values WHERE participant_id IN (",
+        "SELECT participant_id, string_agg(field || ':' || encode(sealed, 'hex'), ',') FROM field_values WHERE participant_id IN (",
     );
-    in_list(&mut q);
-    q.push(" GROUP BY participant_id");
-    let rows: Vec<(Vec<u8>, Option<String>)> = q.build_query_as().fetch_all(&db.pool).await?;
+    let rows: Vec<(Vec<u8>, Option<String>)> = on!(db, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
+        );
+        in_list!(q);
+        bulk.rows = q.build_query_as().fetch_all(c).await?;
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT participant_id, role FROM involvements WHERE ended_at IS NULL AND partner = ",
+        );
+        q.push_bind(partner).push(" AND participant_id IN (");
+        in_list!(q);
+        bulk.roles = q.build_query_as().fetch_all(c).await?;
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT participant_id, scope FROM consents WHERE withdrawn_at IS NULL AND participant_id IN (",
+        );
+        in_list!(q);
+        bulk.consents = q.build_query_as().fetch_all(c).await?;
+        // One row per participant, not per field: rows cross a thread boundary one by one.
+        let mut q = sqlx::QueryBuilder::new(fields);
+        in_list!(q);
+        q.push(" GROUP BY participant_id");
+        q.build_query_as().fetch_all(c).await?
+    });
     bulk.sealed = rows
         .into_iter()
         .map(|(id, fields)| Ok((id, parse_sealed(fields)?)))

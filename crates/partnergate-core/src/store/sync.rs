@@ -15,14 +15,17 @@ pub async fn known_to(
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    let mut q = sqlx::QueryBuilder::new("SELECT participant_id FROM sync_state WHERE client = ");
-    q.push_bind(client).push(" AND participant_id IN (");
-    let mut sep = q.separated(", ");
-    for id in ids {
-        sep.push_bind(id.as_bytes().to_vec());
-    }
-    sep.push_unseparated(")");
-    let rows: Vec<(Vec<u8>,)> = q.build_query_as().fetch_all(&db.pool).await?;
+    let rows: Vec<(Vec<u8>,)> = on!(db, |c| {
+        let mut q =
+            sqlx::QueryBuilder::new("SELECT participant_id FROM sync_state WHERE client = ");
+        q.push_bind(client).push(" AND participant_id IN (");
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(id.as_bytes().to_vec());
+        }
+        sep.push_unseparated(")");
+        q.build_query_as().fetch_all(c).await?
+    });
     Ok(rows
         .into_iter()
         .filter_map(|(b,)| ParticipantId::from_slice(&b))
@@ -35,13 +38,13 @@ pub async fn visible_to(
     client: &str,
     limit: i64,
 ) -> Result<Vec<ParticipantId>, DbError> {
-    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT participant_id FROM sync_state WHERE client = ? AND visible = 1 LIMIT ?",
+    let rows: Vec<(Vec<u8>,)> = on!(db, |c| sqlx::query_as(
+        "SELECT participant_id FROM sync_state WHERE client = $1 AND visible = TRUE LIMIT $2",
     )
     .bind(client)
     .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(rows
         .into_iter()
         .filter_map(|(b,)| ParticipantId::from_slice(&b))
@@ -56,14 +59,14 @@ pub async fn clients_shown(
     visible_only: bool,
 ) -> Result<Vec<String>, DbError> {
     let sql = if visible_only {
-        "SELECT client FROM sync_state WHERE participant_id = ? AND visible = 1"
+        "SELECT client FROM sync_state WHERE participant_id = $1 AND visible = TRUE"
     } else {
-        "SELECT DISTINCT client FROM sync_state WHERE participant_id = ?"
+        "SELECT DISTINCT client FROM sync_state WHERE participant_id = $1"
     };
-    let rows: Vec<(String,)> = sqlx::query_as(sql)
+    let rows: Vec<(String,)> = on!(db, |c| sqlx::query_as(sql)
         .bind(&id.as_bytes()[..])
-        .fetch_all(&db.pool)
-        .await?;
+        .fetch_all(c)
+        .await)?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
@@ -78,15 +81,20 @@ pub async fn save(
     }
     let mut tx = db.begin_write().await?;
     for chunk in state.chunks(300) {
-        let mut q =
-            sqlx::QueryBuilder::new("INSERT INTO sync_state (client, participant_id, visible) ");
-        q.push_values(chunk, |mut row, (id, visible)| {
-            row.push_bind(client)
-                .push_bind(id.as_bytes().to_vec())
-                .push_bind(*visible);
+        on!(&mut tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO sync_state (client, participant_id, visible) ",
+            );
+            q.push_values(chunk, |mut row, (id, visible)| {
+                row.push_bind(client)
+                    .push_bind(id.as_bytes().to_vec())
+                    .push_bind(*visible);
+            });
+            q.push(
+                " ON CONFLICT (client, participant_id) DO UPDATE SET visible = excluded.visible",
+            );
+            q.build().execute(c).await?;
         });
-        q.push(" ON CONFLICT (client, participant_id) DO UPDATE SET visible = excluded.visible");
-        q.build().execute(tx.conn()).await?;
     }
     tx.commit().await
 }

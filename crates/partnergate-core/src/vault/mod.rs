@@ -66,10 +66,7 @@ pub async fn init_keys(settings: &Settings, force: bool) -> Result<bool, VaultEr
     let path = settings.master_key_path();
     if force {
         // A new master key cannot open the old data: start from an empty database too.
-        let db = settings.database_path();
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-        }
+        store::Store::destroy(&settings.database()).await?;
         let _ = std::fs::remove_file(&path);
     }
     let created = if std::env::var_os(MASTER_KEY_ENV).is_none() && !path.exists() {
@@ -79,7 +76,7 @@ pub async fn init_keys(settings: &Settings, force: bool) -> Result<bool, VaultEr
         false
     };
     let keyring = load_keyring(settings)?;
-    let db = store::Store::open(&settings.database_path()).await?;
+    let db = store::Store::connect(&settings.database()).await?;
     if store::secrets::get(&db, INDEX_SECRET).await?.is_none() {
         let w = IndexSecret::generate()?.wrap(&keyring)?;
         store::secrets::insert(&db, INDEX_SECRET, &(w.master_version, w.bytes)).await?;

@@ -1,0 +1,230 @@
+//! Several gateway instances on one PostgreSQL database (issue 15). They share one installation
+//! (configuration, keys, certificates), as instances behind a TCP load balancer do, and run as
+//! separate processes. On the SQLite suite these tests say so and pass: SQLite serves one process.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fixtures::{as_, audit_records, insz, showcase};
+use crate::harness::{Gateway, Home, on_postgres};
+
+fn skip_on_sqlite(test: &str) -> bool {
+    if !on_postgres() {
+        eprintln!("{test}: runs on PostgreSQL only (tests/postgres/with-cluster.sh)");
+    }
+    !on_postgres()
+}
+
+/// Registers the national numbers of `serials` through `gw`; returns (serial, status, pid, existing).
+async fn register(gw: &Gateway, serials: Vec<u16>) -> Vec<(u16, u16, String, bool)> {
+    let ocmw = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
+    let mut out = Vec::new();
+    for serial in serials {
+        let r = ocmw
+            .post(
+                "/v1/participants",
+                &json!({"fields": {"identity.insz": insz(serial), "trajectory.status": "intake"}}),
+            )
+            .await
+            .unwrap();
+        let body = r.json();
+        out.push((
+            serial,
+            r.status,
+            body["pid"].as_str().unwrap_or_default().to_string(),
+            body["existing"] == true,
+        ));
+    }
+    out
+}
+
+async fn verify(gw: &Gateway) -> Value {
+    as_(&gw.client("dpo.stad-gent"), "audit")
+        .get("/v1/audit/verify")
+        .await
+        .unwrap()
+        .json()
+}
+
+#[tokio::test]
+async fn two_instances_register_each_person_once_and_keep_one_verifiable_chain() {
+    if skip_on_sqlite("two_instances") {
+        return;
+    }
+    let home = Home::new();
+    let (a, b) = (home.start(), home.start());
+    // Overlapping lists, sent at the same time through both instances.
+    let (left, right) = tokio::join!(
+        register(&a, (1..=60).collect()),
+        register(&b, (31..=90).rev().collect()),
+    );
+    let mut by_serial: HashMap<u16, Vec<(String, bool)>> = HashMap::new();
+    for (serial, status, pid, existing) in left.into_iter().chain(right) {
+        assert!(status == 201 || status == 200, "serial {serial}: {status}");
+        by_serial.entry(serial).or_default().push((pid, existing));
+    }
+    assert_eq!(by_serial.len(), 90);
+    for (serial, answers) in &by_serial {
+        let created = answers.iter().filter(|(_, existing)| !existing).count();
+        assert_eq!(created, 1, "serial {serial} was created {created} times");
+        let pids: HashSet<&String> = answers.iter().map(|(p, _)| p).collect();
+        assert_eq!(pids.len(), 1, "serial {serial}: one participant, one pid");
+    }
+    // Both instances see every one of them: a look-up through the other one finds the same pid.
+    let look = as_(&b.client("crm.ocmw-gent"), "duplicate_check");
+    for serial in [1, 45, 90] {
+        let r = look
+            .post("/v1/lookup", &json!({"insz": insz(serial)}))
+            .await
+            .unwrap();
+        assert_eq!(r.json()["pid"], by_serial[&serial][0].0.as_str());
+    }
+    for gw in [&a, &b] {
+        let v = verify(gw).await;
+        assert_eq!(v["ok"], true, "{v}");
+    }
+    // Each registration has its granted audit record, in one chain.
+    let writes = audit_records(&a)
+        .await
+        .into_iter()
+        .filter(|r| r["action"] == "participant.register" && r["decision"] == "granted")
+        .count();
+    assert_eq!(writes, 90, "one creation record per participant");
+}
+
+#[tokio::test]
+async fn if_match_conflicts_are_detected_across_instances() {
+    if skip_on_sqlite("if_match") {
+        return;
+    }
+    let home = Home::new();
+    let (a, b) = (home.start(), home.start());
+    let case = showcase(&a, 7).await;
+    let path = format!("/v1/participants/{}", case.pids["jobandco"]);
+    let on_a = as_(&a.client("crm.jobandco"), "trajectory_guidance");
+    let on_b = as_(&b.client("crm.jobandco"), "trajectory_guidance");
+    let version = on_b.get(&path).await.unwrap().json()["version"]
+        .as_i64()
+        .unwrap();
+    let patch = |c: &partnergate_client::GatewayClient, v: i64, steps: &str| {
+        let (c, path, body) = (
+            c.clone(),
+            path.clone(),
+            json!({"fields": {"trajectory.next_steps": steps}}),
+        );
+        async move {
+            c.send(
+                hyper::Method::PATCH,
+                &path,
+                &[("if-match", &v.to_string())],
+                Some(&body),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Both read the same version; the first write wins wherever it lands.
+    let first = patch(&on_a, version, "gesprek met VDAB").await;
+    assert_eq!(first.status, 200);
+    let second = patch(&on_b, version, "iets anders").await;
+    assert_eq!(second.status, 412, "a stale If-Match on the other instance");
+    // B reads A's write at once, and can write on top of it.
+    let now = on_b.get(&path).await.unwrap().json();
+    assert_eq!(now["version"], version + 1);
+    assert_eq!(now["fields"]["trajectory.next_steps"], "gesprek met VDAB");
+    assert_eq!(patch(&on_b, version + 1, "verder").await.status, 200);
+    assert_eq!(verify(&b).await["ok"], true);
+}
+
+#[tokio::test]
+async fn killing_one_instance_under_load_loses_nothing_acknowledged_and_the_other_serves_on() {
+    if skip_on_sqlite("kill_one_instance") {
+        return;
+    }
+    let home = Home::new();
+    let (a, b) = (home.start(), home.start());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    // Four workers per instance, each registering its own national numbers.
+    for (w, gw) in [&a, &a, &a, &a, &b, &b, &b, &b].into_iter().enumerate() {
+        let c = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut serial = 1000 + w as u16 * 1000;
+            while !stop.load(Ordering::Relaxed) && serial < 1000 + (w as u16 + 1) * 1000 {
+                serial += 1;
+                let body = json!({"fields": {"identity.insz": insz(serial), "trajectory.status": "intake"}});
+                match c.post("/v1/participants", &body).await {
+                    Ok(r) if r.status == 201 => acknowledged.push((
+                        serial,
+                        r.headers["x-request-id"].to_str().unwrap().to_string(),
+                    )),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.kill9();
+    // The survivor goes on answering while A is gone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        acknowledged.extend(t.await.unwrap());
+    }
+    assert!(acknowledged.len() > 20, "load ran: {}", acknowledged.len());
+    let after = register(&b, vec![9999]).await;
+    assert_eq!(after[0].1, 201, "the other instance still registers");
+    // Every acknowledged registration exists and has its audit record; the chain verifies.
+    let look = as_(&b.client("crm.ocmw-gent"), "duplicate_check");
+    for (serial, _) in &acknowledged {
+        let r = look
+            .post("/v1/lookup", &json!({"insz": insz(*serial)}))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "acknowledged serial {serial} is lost");
+        assert!(r.json()["pid"].is_string(), "acknowledged serial {serial}");
+    }
+    let ids: HashSet<String> = audit_records(&b)
+        .await
+        .into_iter()
+        .map(|r| r["request_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let missing = acknowledged
+        .iter()
+        .filter(|(_, id)| !ids.contains(id))
+        .count();
+    assert_eq!(missing, 0, "acknowledged requests without an audit record");
+    let v = verify(&b).await;
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+#[tokio::test]
+async fn a_key_rotation_reaches_every_instance_within_seconds() {
+    if skip_on_sqlite("key_rotation") {
+        return;
+    }
+    let home = Home::new();
+    let (a, b) = (home.start(), home.start());
+    let case = showcase(&a, 8).await;
+    let (ok, out) = home.run(&["keys", "rotate"]);
+    assert!(ok, "{out}");
+    // Rows are now wrapped under the new key version; both instances must read them.
+    let path = format!("/v1/participants/{}", case.pids["jobandco"]);
+    for gw in [&a, &b] {
+        let r = as_(&gw.client("crm.jobandco"), "trajectory_guidance")
+            .get(&path)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["fields"]["identity.given_name"], crate::fixtures::GIVEN);
+    }
+}
