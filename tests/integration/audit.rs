@@ -163,13 +163,13 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
     // One changed byte.
     let changed = record5.replacen("participant.", "participant,", 1);
     assert_ne!(changed, record5);
-    sqlx::query("UPDATE audit_records SET record = ? WHERE seq = 5")
+    sqlx::query("UPDATE audit_records SET record = $1 WHERE seq = 5")
         .bind(&changed)
         .execute(&mut conn)
         .await
         .unwrap();
     assert_eq!(verify(&gw).await["first_bad"], 5);
-    sqlx::query("UPDATE audit_records SET record = ? WHERE seq = 5")
+    sqlx::query("UPDATE audit_records SET record = $1 WHERE seq = 5")
         .bind(&record5)
         .execute(&mut conn)
         .await
@@ -177,26 +177,26 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
     assert_eq!(verify(&gw).await["ok"], true);
 
     // Two records swapped.
-    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 5")
+    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = 5")
         .bind(&record6)
         .bind(&hash6)
         .execute(&mut conn)
         .await
         .unwrap();
-    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 6")
+    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = 6")
         .bind(&record5)
         .bind(&hash5)
         .execute(&mut conn)
         .await
         .unwrap();
     assert_eq!(verify(&gw).await["first_bad"], 5);
-    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 5")
+    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = 5")
         .bind(&record5)
         .bind(&hash5)
         .execute(&mut conn)
         .await
         .unwrap();
-    sqlx::query("UPDATE audit_records SET record = ?, hash = ? WHERE seq = 6")
+    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = 6")
         .bind(&record6)
         .bind(&hash6)
         .execute(&mut conn)
@@ -210,7 +210,7 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
         .await
         .unwrap();
     assert_eq!(verify(&gw).await["first_bad"], 5);
-    sqlx::query("INSERT INTO audit_records (seq, record, hash) VALUES (5, ?, ?)")
+    sqlx::query("INSERT INTO audit_records (seq, record, hash) VALUES (5, $1, $2)")
         .bind(&record5)
         .bind(&hash5)
         .execute(&mut conn)
@@ -224,7 +224,7 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM audit_records WHERE seq > ?")
+    sqlx::query("DELETE FROM audit_records WHERE seq > $1")
         .bind(last_cp - 3)
         .execute(&mut conn)
         .await
@@ -242,10 +242,7 @@ async fn when_the_audit_store_refuses_writes_reads_answer_503_and_disclose_nothi
     let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
     let path = format!("/v1/participants/{}", case.pids["jobandco"]);
     let mut conn = db(&home).await;
-    sqlx::query("CREATE TRIGGER audit_down BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'audit store down'); END")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    fixtures::refuse(&mut conn, "audit_down", "BEFORE INSERT ON audit_records").await;
     let r = job.get(&path).await.unwrap();
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"], "audit_unavailable");
@@ -277,10 +274,7 @@ async fn when_the_audit_store_refuses_writes_reads_answer_503_and_disclose_nothi
         .await
         .unwrap();
     assert_eq!(r.status, 503);
-    sqlx::query("DROP TRIGGER audit_down")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    fixtures::allow(&mut conn, "audit_down", "audit_records").await;
     let r = job.get(&path).await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -305,10 +299,7 @@ async fn a_write_that_fails_in_the_database_leaves_no_record_claiming_it() {
     let writes_before = count(&audit_records(&gw).await, "participant.write", "granted");
     // The vault write fails; the audit log itself is fine.
     let mut conn = db(&home).await;
-    sqlx::query("CREATE TRIGGER vault_down BEFORE UPDATE ON participants BEGIN SELECT RAISE(ABORT, 'vault down'); END")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    fixtures::refuse(&mut conn, "vault_down", "BEFORE UPDATE ON participants").await;
     let patch = |status: &'static str| {
         let (job, path) = (&job, &path);
         async move {
@@ -338,10 +329,7 @@ async fn a_write_that_fails_in_the_database_leaves_no_record_claiming_it() {
         writes_before,
         "the record of a write commits with the write: none for a write that did not happen"
     );
-    sqlx::query("DROP TRIGGER vault_down")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    fixtures::allow(&mut conn, "vault_down", "participants").await;
     let r = patch("active").await.unwrap();
     assert_eq!(
         r.status,
@@ -784,7 +772,7 @@ async fn live_verify_reports_unsigned_records_apart_from_a_deleted_tail() {
     assert_eq!(v["unsigned_tail"], records - signed, "{v}");
 
     // The newest row deleted: the writer chains the next record onto it, leaving a gap.
-    sqlx::query("DELETE FROM audit_records WHERE seq = ?")
+    sqlx::query("DELETE FROM audit_records WHERE seq = $1")
         .bind(records)
         .execute(&mut conn)
         .await

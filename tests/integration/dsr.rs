@@ -304,20 +304,19 @@ async fn an_erasure_interrupted_by_a_crash_completes_on_retry_and_leaves_nothing
             .unwrap();
     let id = dsr_request(&gw, "erasure", &case.insz, None).await;
     // The receipt step fails (the store refuses it), then the server dies.
-    sqlx::query("CREATE TRIGGER no_receipt BEFORE UPDATE OF receipt ON dsr_requests BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    fixtures::refuse(
+        &mut conn,
+        "no_receipt",
+        "BEFORE UPDATE OF receipt ON dsr_requests",
+    )
+    .await;
     let r = dpo(&gw)
         .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
         .await
         .unwrap();
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     gw.kill9();
-    sqlx::query("DROP TRIGGER no_receipt")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    fixtures::allow(&mut conn, "no_receipt", "dsr_requests").await;
     drop(conn);
     let gw = home.start();
     let r = dpo(&gw).get(&format!("/v1/dsr/{id}")).await.unwrap().json();
@@ -364,19 +363,9 @@ async fn an_erasure_interrupted_by_a_crash_completes_on_retry_and_leaves_nothing
 
     // Nothing of the person can be decrypted: no key, no ciphertext, no row, anywhere in the files.
     gw.stop();
-    for f in ["partnergate.db", "partnergate.db-wal"] {
-        if let Ok(bytes) = std::fs::read(home.path().join("data").join(f)) {
-            assert!(
-                !bytes
-                    .windows(wrapped.len())
-                    .any(|w| w == wrapped.as_slice()),
-                "wrapped key in {f}"
-            );
-            assert!(
-                !bytes.windows(sealed.len()).any(|w| w == sealed.as_slice()),
-                "ciphertext in {f}"
-            );
-        }
+    for (f, bytes) in fixtures::database_contents(&home) {
+        assert!(!fixtures::contains(&bytes, &wrapped), "wrapped key in {f}");
+        assert!(!fixtures::contains(&bytes, &sealed), "ciphertext in {f}");
     }
     let mut conn = db(&home).await;
     for table in [
@@ -543,7 +532,7 @@ async fn an_erasure_with_esf_retention_deletes_everything_but_the_esf_fields() {
         ),
         (
             "anything under the erased record's id",
-            "SELECT (SELECT count(*) FROM participants WHERE id = ?1) + (SELECT count(*) FROM field_values WHERE participant_id = ?1)",
+            "SELECT (SELECT count(*) FROM participants WHERE id = $1) + (SELECT count(*) FROM field_values WHERE participant_id = $1)",
         ),
     ] {
         let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -554,8 +543,10 @@ async fn an_erasure_with_esf_retention_deletes_everything_but_the_esf_fields() {
         assert_eq!(n, 0, "{what}");
     }
     // What is kept is a new, restricted record that only the erased-lookup table leads to.
-    let kept: Vec<(Vec<u8>, bool, bool)> = sqlx::query_as(
-        "SELECT p.id, p.restricted, p.insz_hash = e.insz_hash FROM participants p JOIN erased_lookup e ON e.participant_id = p.id",
+    let kept: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
+        "SELECT p.id, CAST(CASE WHEN p.restricted THEN 1 ELSE 0 END AS BIGINT),
+                CAST(CASE WHEN p.insz_hash = e.insz_hash THEN 1 ELSE 0 END AS BIGINT)
+         FROM participants p JOIN erased_lookup e ON e.participant_id = p.id",
     )
     .fetch_all(&mut conn)
     .await
@@ -563,8 +554,8 @@ async fn an_erasure_with_esf_retention_deletes_everything_but_the_esf_fields() {
     assert_eq!(kept.len(), 1);
     let (kept_id, restricted, findable) = &kept[0];
     assert_ne!(kept_id, &old_id);
-    assert!(restricted);
-    assert!(!findable, "the kept record's own insz_hash is random");
+    assert_eq!(*restricted, 1);
+    assert_eq!(*findable, 0, "the kept record's own insz_hash is random");
     drop(conn);
 
     // No key, no ciphertext of the erased record (the kept fields were re-sealed), and no
@@ -573,11 +564,8 @@ async fn an_erasure_with_esf_retention_deletes_everything_but_the_esf_fields() {
     gw.stop();
     let mut secrets = fixtures::secrets(&case.insz);
     secrets.push(CORRECTED.into());
-    for f in ["partnergate.db", "partnergate.db-wal"] {
-        let Ok(bytes) = std::fs::read(home.path().join("data").join(f)) else {
-            continue;
-        };
-        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    for (f, bytes) in fixtures::database_contents(&home) {
+        let has = |needle: &[u8]| fixtures::contains(&bytes, needle);
         assert!(!has(&wrapped), "the erased record's key is in {f}");
         for (field, ct) in &sealed {
             assert!(
@@ -834,13 +822,14 @@ async fn what_an_erasure_kept_stays_restricted_when_a_lift_is_asked() {
     let done = dsr_execute(&gw, &lift).await;
     assert_eq!(done["state"], "refused", "{done}");
     let mut conn = db(&home).await;
-    let (restricted,): (bool,) = sqlx::query_as(
-        "SELECT p.restricted FROM participants p JOIN erased_lookup e ON e.participant_id = p.id",
+    let (restricted,): (i64,) = sqlx::query_as(
+        "SELECT CAST(CASE WHEN p.restricted THEN 1 ELSE 0 END AS BIGINT)
+         FROM participants p JOIN erased_lookup e ON e.participant_id = p.id",
     )
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    assert!(restricted);
+    assert_eq!(restricted, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -852,19 +841,13 @@ async fn a_field_written_while_an_erasure_was_interrupted_is_planned_again_and_n
     let id = dsr_request(&gw, "erasure", &case.insz, None).await;
     // The shred fails after the plan was recorded...
     let mut conn = db(&home).await;
-    sqlx::query("CREATE TRIGGER no_shred BEFORE DELETE ON notes BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    fixtures::refuse(&mut conn, "no_shred", "BEFORE DELETE ON notes").await;
     let r = dpo(&gw)
         .post(&format!("/v1/dsr/{id}/execute"), &json!({}))
         .await
         .unwrap();
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
-    sqlx::query("DROP TRIGGER no_shred")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    fixtures::allow(&mut conn, "no_shred", "notes").await;
     drop(conn);
     let r = dpo(&gw).get(&format!("/v1/dsr/{id}")).await.unwrap().json();
     assert!(r["history"].to_string().contains("\"plan\""), "{r}");

@@ -143,14 +143,85 @@ pub async fn audit_records(gw: &Gateway) -> Vec<Value> {
         .collect()
 }
 
-/// A connection to the installation's SQLite file, for checks behind the API.
-pub async fn db(home: &crate::harness::Home) -> sqlx::SqliteConnection {
+/// A connection to the installation's database (its SQLite file, or its PostgreSQL database),
+/// for checks and tampering behind the API. Test SQL uses `$1` placeholders, which both accept.
+pub async fn db(home: &crate::harness::Home) -> sqlx::AnyConnection {
     use sqlx::Connection;
-    let url = format!(
-        "sqlite://{}",
-        home.path().join("data/partnergate.db").display()
-    );
-    sqlx::SqliteConnection::connect(&url).await.unwrap()
+    static DRIVERS: std::sync::Once = std::sync::Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    let url = home.database_url().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            home.path().join("data/partnergate.db").display()
+        )
+    });
+    sqlx::AnyConnection::connect(&url).await.unwrap()
+}
+
+/// Makes the database refuse a write: a trigger named `name` firing `when` (for example
+/// `BEFORE INSERT ON audit_records`) aborts the statement, as a failing disk would.
+pub async fn refuse(conn: &mut sqlx::AnyConnection, name: &str, when: &str) {
+    let statements = if crate::harness::on_postgres() {
+        vec![
+            "CREATE OR REPLACE FUNCTION refuse_write() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+                .to_string(),
+            format!("CREATE TRIGGER {name} {when} FOR EACH ROW EXECUTE FUNCTION refuse_write()"),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER {name} {when} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )]
+    };
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// Drops the trigger [`refuse`] made on `table`.
+pub async fn allow(conn: &mut sqlx::AnyConnection, name: &str, table: &str) {
+    let sql = if crate::harness::on_postgres() {
+        format!("DROP TRIGGER {name} ON {table}")
+    } else {
+        format!("DROP TRIGGER {name}")
+    };
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+/// Everything the database holds, as bytes to grep, main part first: the SQLite file and its
+/// write-ahead log (deleted content included), or a `pg_dump` of the PostgreSQL database (live
+/// rows; what PostgreSQL keeps of deleted rows is covered by key rotation, see the README).
+pub fn database_contents(home: &crate::harness::Home) -> Vec<(String, Vec<u8>)> {
+    if let Some(url) = home.database_url() {
+        let pg_dump = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).max())
+            .map(|v| v.join("bin/pg_dump"))
+            .unwrap_or_else(|| "pg_dump".into());
+        let out = std::process::Command::new(pg_dump)
+            .args(["--data-only", "--inserts", &url])
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return vec![("pg_dump".into(), out.stdout)];
+    }
+    ["partnergate.db", "partnergate.db-wal", "partnergate.db-shm"]
+        .iter()
+        .filter_map(|f| {
+            let bytes = std::fs::read(home.path().join("data").join(f)).ok()?;
+            Some((f.to_string(), bytes))
+        })
+        .collect()
 }
 
 /// Files a data-subject request as the DPO and marks the requester verified; returns its id.
@@ -201,4 +272,12 @@ pub async fn patch_current(
     )
     .await
     .unwrap()
+}
+
+/// Whether `haystack` holds `needle` as raw bytes or as hex (how `pg_dump` writes a BYTEA).
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let hex = hex::encode(needle);
+    [needle, hex.as_bytes()]
+        .iter()
+        .any(|n| haystack.windows(n.len()).any(|w| w == *n))
 }

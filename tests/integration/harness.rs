@@ -94,9 +94,11 @@ impl Home {
         let dir = tempfile::tempdir().expect("tempdir");
         let database = postgres_server().map(|server| create_database(&server));
         let mut init = Command::new(bin());
-        init.arg("--home")
-            .arg(dir.path())
-            .args(["init", "--policy-dir", policy_dir.to_str().unwrap()]);
+        init.arg("--home").arg(dir.path()).args([
+            "init",
+            "--policy-dir",
+            policy_dir.to_str().unwrap(),
+        ]);
         if let Some(url) = &database {
             init.env("PARTNERGATE_DATABASE_URL", url);
         }
@@ -120,7 +122,11 @@ impl Home {
     pub fn database_url(&self) -> Option<String> {
         let text = std::fs::read_to_string(self.path().join("partnergate.toml")).ok()?;
         let line = text.lines().find(|l| l.starts_with("database_url = "))?;
-        Some(line["database_url = ".len()..].trim_matches('"').to_string())
+        Some(
+            line["database_url = ".len()..]
+                .trim_matches('"')
+                .to_string(),
+        )
     }
 
     pub fn path(&self) -> &Path {

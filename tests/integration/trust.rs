@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use hyper::Method;
 use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
-use sqlx::{Connection, SqliteConnection};
 
 use crate::fixtures::{
     self, as_, audit_records, db, dsr_execute, dsr_request, field_names, insz, showcase,
@@ -785,12 +784,9 @@ async fn idempotent_replays_are_audited_and_concurrent_retries_do_the_work_once(
         .await
         .unwrap();
     assert_eq!(r.status, 201);
-    let hash = |h: &Home| {
-        let path = h.path().join("data/partnergate.db");
-        async move {
-            let mut c = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
+    async fn hash(h: &Home) -> Vec<u8> {
+        {
+            let mut c = db(h).await;
             let (hash,): (Vec<u8>,) =
                 sqlx::query_as("SELECT request_hash FROM idempotency WHERE key = 'reg-171'")
                     .fetch_one(&mut c)
@@ -798,7 +794,7 @@ async fn idempotent_replays_are_audited_and_concurrent_retries_do_the_work_once(
                     .unwrap();
             hash
         }
-    };
+    }
     let (h1, h2) = (hash(&home).await, hash(&home2).await);
     assert_ne!(h1, h2);
     let bare = ring::digest::digest(

@@ -228,18 +228,30 @@ impl Writer {
         }
     }
 
+    /// Continues from the head another instance left, read under the write lock. Only a head
+    /// further on is followed: a head behind this writer's own (its records deleted) or beside it
+    /// (rewritten) is not, so the next record still names the missing one and verification finds
+    /// the gap, as with one instance.
+    fn follow(&mut self, stored: store::audit::StoredHead) {
+        let stored = head_from(stored);
+        if stored.seq > self.head.seq {
+            self.head.seq = stored.seq;
+            self.head.hash = stored.hash;
+        } else if stored.seq < self.head.seq || stored.hash != self.head.hash {
+            tracing::error!(
+                stored = stored.seq,
+                written = self.head.seq,
+                "the audit chain's head in the database is not the one this writer left; chaining on from its own"
+            );
+        }
+        self.head.checkpoint_seq = self.head.checkpoint_seq.max(stored.checkpoint_seq);
+    }
+
     /// Runs the batch in one transaction; returns each job's answer once it has committed.
     async fn write(&mut self, batch: &mut [Job]) -> Result<Vec<Result<u64, AuditError>>, DbError> {
         let mut tx = self.db.begin_write().await?;
         if self.db.is_shared() {
-            // Other instances append too: continue from the head as it stands under the lock.
-            let stored = head_from(store::audit::head_for_update(&mut tx).await?);
-            if stored.seq != self.head.seq || stored.checkpoint_seq != self.head.checkpoint_seq {
-                self.head = Head {
-                    checkpoint_at: self.head.checkpoint_at,
-                    ..stored
-                };
-            }
+            self.follow(store::audit::head_for_update(&mut tx).await?);
         }
         let mut chain = Chain {
             seq: self.head.seq,

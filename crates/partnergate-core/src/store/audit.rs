@@ -32,23 +32,26 @@ pub async fn head_for_update(tx: &mut WriteTx) -> Result<StoredHead, DbError> {
     )
     .fetch_optional(c)
     .await)?;
-    let (checkpoint,): (Option<i64>,) =
-        on!(&mut *tx, |c| sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
-            .fetch_one(c)
-            .await)?;
+    let (checkpoint,): (Option<i64>,) = on!(&mut *tx, |c| sqlx::query_as(
+        "SELECT max(seq) FROM audit_checkpoints"
+    )
+    .fetch_one(c)
+    .await)?;
     Ok(StoredHead { last, checkpoint })
 }
 
 /// Reads the head of the chain.
 pub async fn head(db: &Store) -> Result<StoredHead, DbError> {
-    let last: Option<(i64, Vec<u8>)> =
-        on!(db, |c| sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(c)
-            .await)?;
-    let (checkpoint,): (Option<i64>,) =
-        on!(db, |c| sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
-            .fetch_one(c)
-            .await)?;
+    let last: Option<(i64, Vec<u8>)> = on!(db, |c| sqlx::query_as(
+        "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
+    )
+    .fetch_optional(c)
+    .await)?;
+    let (checkpoint,): (Option<i64>,) = on!(db, |c| sqlx::query_as(
+        "SELECT max(seq) FROM audit_checkpoints"
+    )
+    .fetch_one(c)
+    .await)?;
     Ok(StoredHead { last, checkpoint })
 }
 
@@ -80,35 +83,41 @@ pub async fn append(
         .bind(time)
         .bind(&signature[..])
         .execute(c)
-        .await.map(drop))?;
+        .await
+        .map(drop))?;
     }
     Ok(())
 }
 
 /// The checkpoints with sequence `from..=to`, in order.
 pub async fn checkpoints(db: &Store, from: i64, to: i64) -> Result<Vec<CheckpointRow>, DbError> {
-    on!(db, |c| sqlx::query_as(
+    on!(db, |c| {
+        sqlx::query_as(
         "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
     )
     .bind(from)
     .bind(to)
     .fetch_all(c)
-    .await)
+    .await
+    })
 }
 
 /// The last record's sequence.
 pub async fn last_seq(db: &Store) -> Result<Option<i64>, DbError> {
-    let (last,): (Option<i64>,) = on!(db, |c| sqlx::query_as("SELECT max(seq) FROM audit_records")
-        .fetch_one(c)
-        .await)?;
+    let (last,): (Option<i64>,) =
+        on!(db, |c| sqlx::query_as("SELECT max(seq) FROM audit_records")
+            .fetch_one(c)
+            .await)?;
     Ok(last)
 }
 
 /// The last checkpoint's sequence.
 pub async fn last_checkpoint(db: &Store) -> Result<Option<i64>, DbError> {
-    let (last,): (Option<i64>,) = on!(db, |c| sqlx::query_as("SELECT max(seq) FROM audit_checkpoints")
-        .fetch_one(c)
-        .await)?;
+    let (last,): (Option<i64>,) = on!(db, |c| sqlx::query_as(
+        "SELECT max(seq) FROM audit_checkpoints"
+    )
+    .fetch_one(c)
+    .await)?;
     Ok(last)
 }
 
@@ -145,10 +154,10 @@ pub async fn record_chunk(db: &Store, from: i64, until: i64) -> Result<RecordChu
              FROM audit_records WHERE seq >= $1 AND seq < $2",
     );
     let (records, hashes): (Option<String>, Option<String>) = on!(db, |c| sqlx::query_as(sql)
-    .bind(from)
-    .bind(until)
-    .fetch_one(c)
-    .await)?;
+        .bind(from)
+        .bind(until)
+        .fetch_one(c)
+        .await)?;
     Ok(RecordChunk { records, hashes })
 }
 
@@ -165,12 +174,14 @@ pub async fn checkpoint_from(db: &Store, seq: i64) -> Result<Option<(i64,)>, DbE
 
 /// The last checkpoint before `seq`.
 pub async fn checkpoint_before(db: &Store, seq: i64) -> Result<Option<CheckpointRow>, DbError> {
-    on!(db, |c| sqlx::query_as(
+    on!(db, |c| {
+        sqlx::query_as(
         "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq < $1 ORDER BY seq DESC LIMIT 1",
     )
     .bind(seq)
     .fetch_optional(c)
-    .await)
+    .await
+    })
 }
 
 /// The chain's hash at `seq`: the checkpoint's signed one when there is a checkpoint there,
@@ -235,7 +246,7 @@ pub async fn search(db: &Store, q: &AuditQuery) -> Result<Vec<String>, DbError> 
         }
         b.push(" ORDER BY seq LIMIT ")
             .push_bind(i64::from(q.limit.unwrap_or(100).clamp(1, 1000)));
-    b.build_query_as().fetch_all(c).await?
+        b.build_query_as().fetch_all(c).await?
     });
     Ok(rows.into_iter().map(|(t,)| t).collect())
 }
@@ -250,34 +261,42 @@ pub async fn count(db: &Store) -> Result<i64, DbError> {
 
 /// The first sequence number in the live log.
 pub async fn first_seq(db: &Store) -> Result<Option<i64>, DbError> {
-    let (first,): (Option<i64>,) = on!(db, |c| sqlx::query_as("SELECT min(seq) FROM audit_records")
-        .fetch_one(c)
-        .await)?;
+    let (first,): (Option<i64>,) =
+        on!(db, |c| sqlx::query_as("SELECT min(seq) FROM audit_records")
+            .fetch_one(c)
+            .await)?;
     Ok(first)
 }
 
 /// The last signed checkpoint whose record is older than `cutoff` (a stored time).
 pub async fn last_checkpoint_before(db: &Store, cutoff: &str) -> Result<Option<i64>, DbError> {
-    let (to,): (Option<i64>,) = on!(db, |c| sqlx::query_as(
+    let (to,): (Option<i64>,) = on!(db, |c| {
+        sqlx::query_as(
         "SELECT max(c.seq) FROM audit_checkpoints c JOIN audit_records r ON r.seq = c.seq WHERE r.time < $1",
     )
     .bind(cutoff)
     .fetch_one(c)
-    .await)?;
+    .await
+    })?;
     Ok(to)
 }
 
 /// Deletes the records up to `to` and the checkpoints before it (the one on `to` stays, as the
 /// live chain's anchor). Returns how many records went.
 pub async fn delete_through(tx: &mut WriteTx, to: i64) -> Result<u64, DbError> {
-    let n = on!(&mut *tx, |c| sqlx::query("DELETE FROM audit_records WHERE seq <= $1")
-        .bind(to)
-        .execute(c)
-        .await?
-        .rows_affected());
-    on!(&mut *tx, |c| sqlx::query("DELETE FROM audit_checkpoints WHERE seq < $1")
-        .bind(to)
-        .execute(c)
-        .await.map(drop))?;
+    let n = on!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM audit_records WHERE seq <= $1"
+    )
+    .bind(to)
+    .execute(c)
+    .await?
+    .rows_affected());
+    on!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM audit_checkpoints WHERE seq < $1"
+    )
+    .bind(to)
+    .execute(c)
+    .await
+    .map(drop))?;
     Ok(n)
 }

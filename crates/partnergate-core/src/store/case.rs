@@ -12,7 +12,8 @@ pub async fn start_role(
     by: &str,
     now: &str,
 ) -> Result<u64, DbError> {
-    Ok(on!(&mut *tx, |c| sqlx::query(
+    Ok(on!(&mut *tx, |c| {
+        sqlx::query(
         "INSERT INTO involvements (participant_id, partner, role, started_at, started_by) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT DO NOTHING",
     )
@@ -23,7 +24,8 @@ pub async fn start_role(
     .bind(by)
     .execute(c)
     .await?
-    .rows_affected()))
+    .rows_affected()
+    }))
 }
 
 /// Whether a partner other than `partner` holds `role` in the case now.
@@ -33,14 +35,16 @@ pub async fn held_by_other(
     partner: &str,
     role: &str,
 ) -> Result<bool, DbError> {
-    let (n,): (i64,) = on!(&mut *tx, |c| sqlx::query_as(
+    let (n,): (i64,) = on!(&mut *tx, |c| {
+        sqlx::query_as(
         "SELECT count(*) FROM involvements WHERE participant_id = $1 AND role = $2 AND partner <> $3 AND ended_at IS NULL",
     )
     .bind(&id.as_bytes()[..])
     .bind(role)
     .bind(partner)
     .fetch_one(c)
-    .await)?;
+    .await
+    })?;
     Ok(n > 0)
 }
 
@@ -53,7 +57,8 @@ pub async fn end_role(
     reason: Option<&str>,
     now: &str,
 ) -> Result<u64, DbError> {
-    Ok(on!(&mut *tx, |c| sqlx::query(
+    Ok(on!(&mut *tx, |c| {
+        sqlx::query(
         "UPDATE involvements SET ended_at = $1, ended_by = $2, end_reason = $3 WHERE participant_id = $4 AND partner = $5 AND role = $6 AND ended_at IS NULL",
     )
     .bind(now)
@@ -64,7 +69,8 @@ pub async fn end_role(
     .bind(role)
     .execute(c)
     .await?
-    .rows_affected()))
+    .rows_affected()
+    }))
 }
 
 /// Records consent for `scope` unless it is in force. Returns the rows written (0 or 1).
@@ -75,7 +81,8 @@ pub async fn record_consent(
     by: &str,
     now: &str,
 ) -> Result<u64, DbError> {
-    Ok(on!(&mut *tx, |c| sqlx::query(
+    Ok(on!(&mut *tx, |c| {
+        sqlx::query(
         "INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
     )
     .bind(&id.as_bytes()[..])
@@ -84,7 +91,8 @@ pub async fn record_consent(
     .bind(now)
     .execute(c)
     .await?
-    .rows_affected()))
+    .rows_affected()
+    }))
 }
 
 /// Withdraws the consent for `scope` in force. Returns the rows written (0 or 1).
@@ -95,7 +103,8 @@ pub async fn withdraw_consent(
     by: &str,
     now: &str,
 ) -> Result<u64, DbError> {
-    Ok(on!(&mut *tx, |c| sqlx::query(
+    Ok(on!(&mut *tx, |c| {
+        sqlx::query(
         "UPDATE consents SET withdrawn_at = $1, withdrawn_by = $2 WHERE participant_id = $3 AND scope = $4 AND withdrawn_at IS NULL",
     )
     .bind(now)
@@ -104,7 +113,8 @@ pub async fn withdraw_consent(
     .bind(scope)
     .execute(c)
     .await?
-    .rows_affected()))
+    .rows_affected()
+    }))
 }
 
 /// Stores a sealed note.
@@ -116,14 +126,16 @@ pub async fn insert_note(
     created_at: &str,
     sealed: &[u8],
 ) -> Result<(), DbError> {
-    on!(&mut *tx, |c| sqlx::query("INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) VALUES ($1, $2, $3, $4, $5)")
+    on!(&mut *tx, |c| {
+        sqlx::query("INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) VALUES ($1, $2, $3, $4, $5)")
         .bind(&note_id.as_bytes()[..])
         .bind(&participant.as_bytes()[..])
         .bind(author_partner)
         .bind(created_at)
         .bind(sealed)
         .execute(c)
-        .await.map(drop))?;
+        .await.map(drop)
+    })?;
     Ok(())
 }
 
@@ -134,19 +146,23 @@ pub async fn active_roles(
     partner: Option<&str>,
 ) -> Result<Vec<(String, String)>, DbError> {
     match partner {
-        Some(p) => on!(db, |c| sqlx::query_as(
+        Some(p) => on!(db, |c| {
+            sqlx::query_as(
             "SELECT partner, role FROM involvements WHERE participant_id = $1 AND partner = $2 AND ended_at IS NULL ORDER BY id",
         )
         .bind(&id.as_bytes()[..])
         .bind(p)
         .fetch_all(c)
-        .await),
-        None => on!(db, |c| sqlx::query_as(
+        .await
+        }),
+        None => on!(db, |c| {
+            sqlx::query_as(
             "SELECT partner, role FROM involvements WHERE participant_id = $1 AND ended_at IS NULL ORDER BY id",
         )
         .bind(&id.as_bytes()[..])
         .fetch_all(c)
-        .await),
+        .await
+        }),
     }
 }
 
@@ -155,12 +171,14 @@ pub async fn notes(
     db: &Store,
     id: &ParticipantId,
 ) -> Result<Vec<(Vec<u8>, String, String, Vec<u8>)>, DbError> {
-    on!(db, |c| sqlx::query_as(
+    on!(db, |c| {
+        sqlx::query_as(
         "SELECT id, author_partner, created_at, sealed FROM notes WHERE participant_id = $1 ORDER BY created_at, id",
     )
     .bind(&id.as_bytes()[..])
     .fetch_all(c)
-    .await)
+    .await
+    })
 }
 
 /// (partner, role, started, ended) of every involvement ever, oldest first.
@@ -168,12 +186,14 @@ pub async fn role_history(
     db: &Store,
     id: &ParticipantId,
 ) -> Result<Vec<(String, String, String, Option<String>)>, DbError> {
-    on!(db, |c| sqlx::query_as(
+    on!(db, |c| {
+        sqlx::query_as(
         "SELECT partner, role, started_at, ended_at FROM involvements WHERE participant_id = $1 ORDER BY id",
     )
     .bind(&id.as_bytes()[..])
     .fetch_all(c)
-    .await)
+    .await
+    })
 }
 
 /// (scope, recorded by, recorded at, withdrawn at) of every consent ever, oldest first.
@@ -181,10 +201,12 @@ pub async fn consent_history(
     db: &Store,
     id: &ParticipantId,
 ) -> Result<Vec<(String, String, String, Option<String>)>, DbError> {
-    on!(db, |c| sqlx::query_as(
+    on!(db, |c| {
+        sqlx::query_as(
         "SELECT scope, recorded_by, recorded_at, withdrawn_at FROM consents WHERE participant_id = $1 ORDER BY id",
     )
     .bind(&id.as_bytes()[..])
     .fetch_all(c)
-    .await)
+    .await
+    })
 }

@@ -22,7 +22,8 @@ pub async fn remove_participant(tx: &mut WriteTx, id: &ParticipantId) -> Result<
         on!(&mut *tx, |c| sqlx::query(sql)
             .bind(&id.as_bytes()[..])
             .execute(c)
-            .await.map(drop))?;
+            .await
+            .map(drop))?;
     }
     Ok(())
 }
@@ -30,12 +31,14 @@ pub async fn remove_participant(tx: &mut WriteTx, id: &ParticipantId) -> Result<
 /// The real look-up hash of a participant: a record kept by an earlier erasure has a random
 /// `insz_hash`, and its real one in `erased_lookup`.
 pub async fn real_insz_hash(tx: &mut WriteTx, id: &ParticipantId) -> Result<Vec<u8>, DbError> {
-    let (hash,): (Vec<u8>,) = on!(&mut *tx, |c| sqlx::query_as(
+    let (hash,): (Vec<u8>,) = on!(&mut *tx, |c| {
+        sqlx::query_as(
         "SELECT coalesce((SELECT insz_hash FROM erased_lookup WHERE participant_id = $1), insz_hash) FROM participants WHERE id = $1",
     )
     .bind(&id.as_bytes()[..])
     .fetch_one(c)
-    .await)?;
+    .await
+    })?;
     Ok(hash)
 }
 
@@ -45,22 +48,27 @@ pub async fn add_lookup(
     kept: &ParticipantId,
     insz_hash: &[u8],
 ) -> Result<(), DbError> {
-    on!(&mut *tx, |c| sqlx::query("INSERT INTO erased_lookup (participant_id, insz_hash) VALUES ($1, $2)")
-        .bind(&kept.as_bytes()[..])
-        .bind(insz_hash)
-        .execute(c)
-        .await.map(drop))?;
+    on!(&mut *tx, |c| sqlx::query(
+        "INSERT INTO erased_lookup (participant_id, insz_hash) VALUES ($1, $2)"
+    )
+    .bind(&kept.as_bytes()[..])
+    .bind(insz_hash)
+    .execute(c)
+    .await
+    .map(drop))?;
     Ok(())
 }
 
 /// The most recent kept record under `insz_hash`.
 pub async fn find_kept(db: &Store, insz_hash: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
-    let row: Option<(Vec<u8>,)> = on!(db, |c| sqlx::query_as(
+    let row: Option<(Vec<u8>,)> = on!(db, |c| {
+        sqlx::query_as(
         "SELECT e.participant_id FROM erased_lookup e JOIN participants p ON p.id = e.participant_id
          WHERE e.insz_hash = $1 ORDER BY p.created_at DESC LIMIT 1",
     )
     .bind(insz_hash)
     .fetch_optional(c)
-    .await)?;
+    .await
+    })?;
     Ok(row.map(|(id,)| id))
 }

@@ -22,10 +22,13 @@ pub struct Stored {
 
 /// Deletes keys claimed more than `ttl` ago.
 pub async fn purge_expired(tx: &mut WriteTx, ttl: Duration) -> Result<(), DbError> {
-    on!(&mut *tx, |c| sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
-        .bind(super::ago(ttl))
-        .execute(c)
-        .await.map(drop))?;
+    on!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM idempotency WHERE created_at < $1"
+    )
+    .bind(super::ago(ttl))
+    .execute(c)
+    .await
+    .map(drop))?;
     Ok(())
 }
 
@@ -56,13 +59,15 @@ pub async fn claim(
 
 /// Reads a claimed or answered key.
 pub async fn read(tx: &mut WriteTx, client: &str, key: &str) -> Result<Stored, DbError> {
-    let (request_hash, status, body, participant, created_at) = on!(&mut *tx, |c| sqlx::query_as(
+    let (request_hash, status, body, participant, created_at) = on!(&mut *tx, |c| {
+        sqlx::query_as(
         "SELECT request_hash, status, body, participant_id, created_at FROM idempotency WHERE client = $1 AND key = $2",
     )
     .bind(client)
     .bind(key)
     .fetch_one(c)
-    .await)?;
+    .await
+    })?;
     Ok(Stored {
         request_hash,
         status,
@@ -81,7 +86,8 @@ pub async fn take_over(
     claimed_at: &str,
     now: &str,
 ) -> Result<bool, DbError> {
-    let taken = on!(&mut *tx, |c| sqlx::query(
+    let taken = on!(&mut *tx, |c| {
+        sqlx::query(
         "UPDATE idempotency SET created_at = $1 WHERE client = $2 AND key = $3 AND status = 0 AND created_at = $4",
     )
     .bind(now)
@@ -90,7 +96,8 @@ pub async fn take_over(
     .bind(claimed_at)
     .execute(c)
     .await?
-    .rows_affected());
+    .rows_affected()
+    });
     Ok(taken == 1)
 }
 
@@ -104,7 +111,8 @@ pub async fn complete(
     body: &[u8],
     participant: &[u8],
 ) -> Result<(), DbError> {
-    on!(db, |c| sqlx::query(
+    on!(db, |c| {
+        sqlx::query(
         "UPDATE idempotency SET status = $1, body = $2, participant_id = $3 WHERE client = $4 AND key = $5",
     )
     .bind(i64::from(status))
@@ -113,16 +121,20 @@ pub async fn complete(
     .bind(client)
     .bind(key)
     .execute(c)
-    .await.map(drop))?;
+    .await.map(drop)
+    })?;
     Ok(())
 }
 
 /// Gives up a claim that has no answer yet.
 pub async fn release(db: &Store, client: &str, key: &str) -> Result<(), DbError> {
-    on!(db, |c| sqlx::query("DELETE FROM idempotency WHERE client = $1 AND key = $2 AND status = 0")
-        .bind(client)
-        .bind(key)
-        .execute(c)
-        .await.map(drop))?;
+    on!(db, |c| sqlx::query(
+        "DELETE FROM idempotency WHERE client = $1 AND key = $2 AND status = 0"
+    )
+    .bind(client)
+    .bind(key)
+    .execute(c)
+    .await
+    .map(drop))?;
     Ok(())
 }

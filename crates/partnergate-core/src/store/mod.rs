@@ -162,7 +162,10 @@ impl WriteTx {
 
     /// Marks a point the transaction can roll back to without ending (one at a time).
     pub async fn savepoint(&mut self) -> Result<(), DbError> {
-        on!(&mut *self, |c| sqlx::query("SAVEPOINT write").execute(c).await.map(drop))?;
+        on!(&mut *self, |c| sqlx::query("SAVEPOINT write")
+            .execute(c)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -170,7 +173,8 @@ impl WriteTx {
     pub async fn release(&mut self) -> Result<(), DbError> {
         on!(&mut *self, |c| sqlx::query("RELEASE SAVEPOINT write")
             .execute(c)
-            .await.map(drop))?;
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -178,7 +182,8 @@ impl WriteTx {
     pub async fn rollback_to_savepoint(&mut self) -> Result<(), DbError> {
         on!(&mut *self, |c| sqlx::query("ROLLBACK TO SAVEPOINT write")
             .execute(c)
-            .await.map(drop))?;
+            .await
+            .map(drop))?;
         self.release().await
     }
 }
@@ -343,8 +348,7 @@ impl Store {
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// The embedded PostgreSQL migrations.
-pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator =
-    sqlx::migrate!("../../migrations/postgres");
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -72,16 +72,19 @@ pub async fn get_for_update(tx: &mut WriteTx, id: &ParticipantId) -> Result<Opti
 
 /// The id of the participant whose look-up hash is `insz_hash`.
 pub async fn id_by_insz_hash(db: &Store, insz_hash: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
-    let row: Option<(Vec<u8>,)> = on!(db, |c| sqlx::query_as("SELECT id FROM participants WHERE insz_hash = $1")
-        .bind(insz_hash)
-        .fetch_optional(c)
-        .await)?;
+    let row: Option<(Vec<u8>,)> = on!(db, |c| sqlx::query_as(
+        "SELECT id FROM participants WHERE insz_hash = $1"
+    )
+    .bind(insz_hash)
+    .fetch_optional(c)
+    .await)?;
     Ok(row.map(|(id,)| id))
 }
 
 /// Inserts a participant unless its look-up hash is taken. Returns whether it was inserted.
 pub async fn insert(tx: &mut WriteTx, new: &New<'_>) -> Result<bool, DbError> {
-    let n = on!(&mut *tx, |c| sqlx::query(
+    let n = on!(&mut *tx, |c| {
+        sqlx::query(
         "INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, restricted, objection, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9) ON CONFLICT (insz_hash) DO NOTHING",
     )
@@ -96,7 +99,8 @@ pub async fn insert(tx: &mut WriteTx, new: &New<'_>) -> Result<bool, DbError> {
     .bind(new.now)
     .execute(c)
     .await?
-    .rows_affected());
+    .rows_affected()
+    });
     Ok(n > 0)
 }
 
@@ -107,7 +111,8 @@ pub async fn bump_version(
     expected: i64,
     now: &str,
 ) -> Result<bool, DbError> {
-    let n = on!(&mut *tx, |c| sqlx::query(
+    let n = on!(&mut *tx, |c| {
+        sqlx::query(
         "UPDATE participants SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3",
     )
     .bind(now)
@@ -115,7 +120,8 @@ pub async fn bump_version(
     .bind(expected)
     .execute(c)
     .await?
-    .rows_affected());
+    .rows_affected()
+    });
     Ok(n > 0)
 }
 
@@ -152,7 +158,8 @@ pub async fn set_flag(
         .bind(on)
         .bind(&id.as_bytes()[..])
         .execute(c)
-        .await.map(drop))?;
+        .await
+        .map(drop))?;
     Ok(())
 }
 
@@ -162,13 +169,15 @@ pub async fn wrapped_not_under(
     current: u32,
     limit: i64,
 ) -> Result<Vec<(Vec<u8>, u32, Vec<u8>)>, DbError> {
-    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = on!(db, |c| sqlx::query_as(
+    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = on!(db, |c| {
+        sqlx::query_as(
         "SELECT id, master_version, wrapped_dek FROM participants WHERE master_version <> $1 LIMIT $2",
     )
     .bind(i64::from(current))
     .bind(limit)
     .fetch_all(c)
-    .await)?;
+    .await
+    })?;
     Ok(rows
         .into_iter()
         .map(|(id, v, w)| (id, v as u32, w))
@@ -182,7 +191,8 @@ pub async fn replace_wrapped(
     old: &[u8],
     (version, wrapped): (u32, &[u8]),
 ) -> Result<(), DbError> {
-    on!(&mut *tx, |c| sqlx::query(
+    on!(&mut *tx, |c| {
+        sqlx::query(
         "UPDATE participants SET master_version = $1, wrapped_dek = $2 WHERE id = $3 AND wrapped_dek = $4",
     )
     .bind(i64::from(version))
@@ -190,7 +200,8 @@ pub async fn replace_wrapped(
     .bind(id)
     .bind(old)
     .execute(c)
-    .await.map(drop))?;
+    .await.map(drop)
+    })?;
     Ok(())
 }
 
@@ -220,11 +231,14 @@ pub async fn write_fields(
 
 /// Deletes one field value.
 pub async fn clear_field(tx: &mut WriteTx, id: &ParticipantId, field: &str) -> Result<(), DbError> {
-    on!(&mut *tx, |c| sqlx::query("DELETE FROM field_values WHERE participant_id = $1 AND field = $2")
-        .bind(&id.as_bytes()[..])
-        .bind(field)
-        .execute(c)
-        .await.map(drop))?;
+    on!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM field_values WHERE participant_id = $1 AND field = $2"
+    )
+    .bind(&id.as_bytes()[..])
+    .bind(field)
+    .execute(c)
+    .await
+    .map(drop))?;
     Ok(())
 }
 
@@ -233,10 +247,12 @@ pub async fn sealed_fields(
     db: &Store,
     id: &ParticipantId,
 ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
-    on!(db, |c| sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = $1")
-        .bind(&id.as_bytes()[..])
-        .fetch_all(c)
-        .await)
+    on!(db, |c| sqlx::query_as(
+        "SELECT field, sealed FROM field_values WHERE participant_id = $1"
+    )
+    .bind(&id.as_bytes()[..])
+    .fetch_all(c)
+    .await)
 }
 
 /// Every sealed field value of a participant, read inside a write transaction.
@@ -244,10 +260,12 @@ pub async fn sealed_fields_for_update(
     tx: &mut WriteTx,
     id: &ParticipantId,
 ) -> Result<Vec<(String, Vec<u8>)>, DbError> {
-    on!(&mut *tx, |c| sqlx::query_as("SELECT field, sealed FROM field_values WHERE participant_id = $1")
-        .bind(&id.as_bytes()[..])
-        .fetch_all(c)
-        .await)
+    on!(&mut *tx, |c| sqlx::query_as(
+        "SELECT field, sealed FROM field_values WHERE participant_id = $1"
+    )
+    .bind(&id.as_bytes()[..])
+    .fetch_all(c)
+    .await)
 }
 
 /// (field, sealed value) pairs of one participant.
@@ -321,10 +339,10 @@ pub async fn load(
          FROM participants p WHERE p.id = $1",
     );
     let row: Option<LoadRow> = on!(db, |c| sqlx::query_as(sql)
-    .bind(&id.as_bytes()[..])
-    .bind(partner)
-    .fetch_optional(c)
-    .await)?;
+        .bind(&id.as_bytes()[..])
+        .bind(partner)
+        .fetch_optional(c)
+        .await)?;
     row.map(|r| {
         Ok(Loaded {
             row: r.row,

@@ -27,18 +27,23 @@ pub async fn delete_fields(
     let mut deleted = 0;
     for f in fields {
         if f == "notes.text" {
-            on!(&mut *tx, |c| sqlx::query("DELETE FROM notes WHERE participant_id = $1")
-                .bind(participant)
-                .execute(c)
-                .await.map(drop))?;
+            on!(&mut *tx, |c| sqlx::query(
+                "DELETE FROM notes WHERE participant_id = $1"
+            )
+            .bind(participant)
+            .execute(c)
+            .await
+            .map(drop))?;
             continue;
         }
-        deleted += on!(&mut *tx, |c| sqlx::query("DELETE FROM field_values WHERE participant_id = $1 AND field = $2")
-            .bind(participant)
-            .bind(f)
-            .execute(c)
-            .await?
-            .rows_affected());
+        deleted += on!(&mut *tx, |c| sqlx::query(
+            "DELETE FROM field_values WHERE participant_id = $1 AND field = $2"
+        )
+        .bind(participant)
+        .bind(f)
+        .execute(c)
+        .await?
+        .rows_affected());
     }
     Ok(deleted)
 }
@@ -62,7 +67,8 @@ pub async fn remember_purge(
     shredded: bool,
     now: &str,
 ) -> Result<(), DbError> {
-    on!(&mut *tx, |c| sqlx::query(
+    on!(&mut *tx, |c| {
+        sqlx::query(
         "INSERT INTO retention_purges (participant_id, seq, shredded, purged_at)
          VALUES ($1, (SELECT seq FROM changes WHERE participant_id = $1), $2, $3)
          ON CONFLICT (participant_id) DO UPDATE SET seq = excluded.seq, shredded = excluded.shredded, purged_at = excluded.purged_at",
@@ -71,7 +77,8 @@ pub async fn remember_purge(
     .bind(shredded)
     .bind(now)
     .execute(c)
-    .await.map(drop))?;
+    .await.map(drop)
+    })?;
     Ok(())
 }
 

@@ -7,11 +7,12 @@ pub type Wrapped = (u32, Vec<u8>);
 
 /// The wrapped secret called `name`, if there is one.
 pub async fn get(db: &Store, name: &str) -> Result<Option<Wrapped>, DbError> {
-    let row: Option<(i64, Vec<u8>)> =
-        on!(db, |c| sqlx::query_as("SELECT master_version, wrapped FROM system_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(c)
-            .await)?;
+    let row: Option<(i64, Vec<u8>)> = on!(db, |c| sqlx::query_as(
+        "SELECT master_version, wrapped FROM system_secrets WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_optional(c)
+    .await)?;
     Ok(row.map(|(v, bytes)| (v as u32, bytes)))
 }
 
@@ -26,24 +27,29 @@ pub async fn get_not_under(
 
 /// Stores `name` unless it exists (a second `init` keeps the first secret).
 pub async fn insert(db: &Store, name: &str, (version, bytes): &Wrapped) -> Result<(), DbError> {
-    on!(db, |c| sqlx::query(
+    on!(db, |c| {
+        sqlx::query(
         "INSERT INTO system_secrets (name, master_version, wrapped) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
     )
     .bind(name)
     .bind(i64::from(*version))
     .bind(bytes)
     .execute(c)
-    .await.map(drop))?;
+    .await.map(drop)
+    })?;
     Ok(())
 }
 
 /// Replaces `name` with its re-wrapped form.
 pub async fn replace(db: &Store, name: &str, (version, bytes): &Wrapped) -> Result<(), DbError> {
-    on!(db, |c| sqlx::query("UPDATE system_secrets SET master_version = $1, wrapped = $2 WHERE name = $3")
-        .bind(i64::from(*version))
-        .bind(bytes)
-        .bind(name)
-        .execute(c)
-        .await.map(drop))?;
+    on!(db, |c| sqlx::query(
+        "UPDATE system_secrets SET master_version = $1, wrapped = $2 WHERE name = $3"
+    )
+    .bind(i64::from(*version))
+    .bind(bytes)
+    .bind(name)
+    .execute(c)
+    .await
+    .map(drop))?;
     Ok(())
 }

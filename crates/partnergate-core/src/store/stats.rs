@@ -17,9 +17,11 @@ pub async fn wrapped_below(db: &Store, version: u32) -> Result<i64, DbError> {
 
 /// For each partner with an open involvement, how many participants it has one for.
 pub async fn participants_per_partner(db: &Store) -> Result<Vec<(String, i64)>, DbError> {
-    on!(db, |c| sqlx::query_as(
+    on!(db, |c| {
+        sqlx::query_as(
         "SELECT partner, count(DISTINCT participant_id) FROM involvements WHERE ended_at IS NULL GROUP BY partner",
     )
     .fetch_all(c)
-    .await)
+    .await
+    })
 }
