@@ -13,16 +13,23 @@
 # BENCH_NO_BUILD=1 (use the existing release binary), BENCH_BIN (another partnergate binary),
 # BENCH_SERVER_BIN (a binary to run only the gateway with, e.g. an older build, while BENCH_BIN
 # still generates the load and writes the summary),
-# NGINX (path of the nginx binary).
+# NGINX (path of the nginx binary), BENCH_DATABASE=postgres (the same run on a throwaway
+# PostgreSQL cluster, plus reads and registrations through two instances; writes postgres.json).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DATABASE=${BENCH_DATABASE:-sqlite}
+if [ "$DATABASE" = postgres ] && [ -z "${PARTNERGATE_TEST_DATABASE_URL:-}" ]; then
+    exec "$ROOT/tests/postgres/with-cluster.sh" "$0" "$@"
+fi
+if [ "$DATABASE" = postgres ]; then export PARTNERGATE_DATABASE_URL=$PARTNERGATE_TEST_DATABASE_URL; fi
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then DEFAULT_SECS=3; else DEFAULT_SECS=20; fi
 SECS=${BENCH_SECONDS:-$DEFAULT_SECS}
 CONNS=${BENCH_CONNECTIONS:-32}
 PARTICIPANTS=${BENCH_PARTICIPANTS:-10000}
 if [ "$QUICK" = 1 ]; then OUT_JSON=$ROOT/bench/results/quick.json; else OUT_JSON=$ROOT/bench/results/latest.json; fi
+if [ "$DATABASE" = postgres ]; then OUT_JSON=${OUT_JSON%.json}-postgres.json; fi
 
 say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
@@ -55,6 +62,7 @@ HOME_DIR=$WORK/home
 RES=$WORK/results
 mkdir -p "$HOME_DIR" "$RES" "$WORK/www/v1/participants" "$WORK/nginx"
 GW_PID=
+GW2_PID=
 NGX_PID=
 stop() { # stop PID: TERM, wait up to 5 s, then KILL
     local pid=$1 i
@@ -68,6 +76,7 @@ cleanup() {
     local rc=$?
     stop "$NGX_PID"
     stop "$GW_PID"
+    stop "$GW2_PID"
     if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
         echo "bench/run.sh: logs and data kept in $WORK" >&2
     else
@@ -150,6 +159,7 @@ hwm_after sync_10k
 say "registrations"
 run_or_note registrations --url "$API"
 hwm_after registrations
+if [ "$DATABASE" = postgres ]; then . "$ROOT/bench/two-instances.sh"; fi
 say "audit_verify_1m"
 run_or_note audit_verify_1m --url "$API"
 hwm_after audit_verify_1m
@@ -206,6 +216,7 @@ say "summary"
     --extra "participants=$PARTICIPANTS" --extra "build_s=$BUILD_S" --extra "demo_load_s=$DEMO_S" \
     --extra "server_rss_now_mb=${RSS_NOW:-0}" --extra "server_hwm_end_mb=${RSS_END:-0}" \
     --extra "loadavg_start=$LOADAVG_START" --extra "loadavg_end=$(cut -d' ' -f1 /proc/loadavg)" \
-    --extra "failed=${FAILED[*]:-none}"
+    --extra "failed=${FAILED[*]:-none}" --extra "database=$DATABASE"
+if [ "$DATABASE" = postgres ]; then two_instances_ratios "$OUT_JSON"; fi
 echo "written: $OUT_JSON" >&2
 [ ${#FAILED[@]} -eq 0 ] || die "some steps failed: ${FAILED[*]}"
