@@ -408,6 +408,34 @@ fn apply_env(config: &mut Config) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    fn settings_with(url: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            format!("database_url = {url:?}\n"),
+        )
+        .unwrap();
+        let s = Settings::load(dir.path());
+        drop(dir);
+        s
+    }
+
+    #[test]
+    fn database_url_names_sqlite_relative_to_home_or_postgres_and_nothing_else() {
+        use crate::store::Database;
+        let s = settings_with("sqlite:db/gw.db").unwrap();
+        assert!(matches!(s.database(), Database::Sqlite(p) if p == s.home.join("db/gw.db")));
+        let s = settings_with("sqlite:").unwrap();
+        assert!(matches!(s.database(), Database::Sqlite(p) if p == s.database_path()));
+        let s = settings_with("postgres://gw:secret@db.internal:5432/partnergate").unwrap();
+        let db = s.database();
+        assert!(matches!(db, Database::Postgres(_)));
+        // Messages name the server, never the password.
+        assert_eq!(db.describe(), "postgres://db.internal:5432/partnergate");
+        assert!(!format!("{db:?}").contains("secret"));
+        assert!(settings_with("mysql://db/x").is_err());
+    }
+
     #[test]
     fn empty_file_gives_the_documented_defaults() {
         let c = Config::default();
