@@ -242,3 +242,42 @@ async fn a_key_rotation_reaches_every_instance_within_seconds() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_revocation_reaches_every_instance_within_seconds_also_on_open_connections() {
+    if skip_on_sqlite("revocation") {
+        return;
+    }
+    let home = Home::new();
+    let (a, b) = (home.start(), home.start());
+    // One kept-alive connection per instance, opened before the revocation.
+    let (on_a, on_b) = (a.client("crm.vdab"), b.client("crm.vdab"));
+    for c in [&on_a, &on_b] {
+        assert_eq!(c.get("/v1/me").await.unwrap().status, 200);
+    }
+    let (ok, out) = home.run(&["certs", "revoke", "--client", "crm.vdab"]);
+    assert!(ok, "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut refused = [false, false];
+    while refused != [true, true] {
+        for (i, c) in [&on_a, &on_b].into_iter().enumerate() {
+            refused[i] |= c.get("/v1/me").await.map_or(true, |r| r.status == 403);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepted after 10 s: {refused:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Other partners are unaffected on both.
+    for gw in [&a, &b] {
+        assert_eq!(
+            gw.client("crm.ocmw-gent")
+                .get("/v1/me")
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+    }
+}
