@@ -8,17 +8,11 @@ use std::time::Duration;
 use partnergate_client::GatewayClient;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, as_, audit_records, db, showcase};
+use crate::fixtures::{self, as_, audit_records, db, showcase, verify};
 use crate::harness::{Gateway, Home};
 
 fn dpo(gw: &Gateway) -> GatewayClient {
     as_(&gw.client("dpo.stad-gent"), "audit")
-}
-
-async fn verify(gw: &Gateway) -> Value {
-    let r = dpo(gw).get("/v1/audit/verify").await.unwrap();
-    assert_eq!(r.status, 200);
-    r.json()
 }
 
 fn count(records: &[Value], action: &str, decision: &str) -> usize {

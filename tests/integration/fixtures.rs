@@ -129,6 +129,16 @@ pub async fn showcase(gw: &Gateway, serial: u16) -> Case {
     Case { insz, pids }
 }
 
+/// The DPO's live verification of the chain.
+pub async fn verify(gw: &Gateway) -> Value {
+    let r = as_(&gw.client("dpo.stad-gent"), "audit")
+        .get("/v1/audit/verify")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    r.json()
+}
+
 /// Every audit record so far, as the DPO exports them.
 pub async fn audit_records(gw: &Gateway) -> Vec<Value> {
     let r = as_(&gw.client("dpo.stad-gent"), "audit")

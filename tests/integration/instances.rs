@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::fixtures::{as_, audit_records, insz, showcase};
+use crate::fixtures::{as_, audit_records, insz, showcase, verify};
 use crate::harness::{Gateway, Home, on_postgres};
 
 /// A distinct valid national number for each `n`, past the 998 serials of one birth date.
@@ -49,14 +49,6 @@ async fn register(gw: &Gateway, serials: Vec<u16>) -> Vec<(u16, u16, String, boo
         ));
     }
     out
-}
-
-async fn verify(gw: &Gateway) -> Value {
-    as_(&gw.client("dpo.stad-gent"), "audit")
-        .get("/v1/audit/verify")
-        .await
-        .unwrap()
-        .json()
 }
 
 #[tokio::test]
