@@ -511,14 +511,7 @@ async fn a_dpo_can_export_verify_and_report_offline_from_the_command_line() {
 fn verify_file(home: &Home, name: &str, content: &str) -> (bool, Value) {
     let f = home.path().join(name);
     std::fs::write(&f, content).unwrap();
-    let key = home.certs().join("audit-signing.pub");
-    let (ok, out) = home.run(&[
-        "audit",
-        "verify",
-        f.to_str().unwrap(),
-        "--public-key",
-        key.to_str().unwrap(),
-    ]);
+    let (ok, out) = fixtures::verify_offline(home, &f);
     let report = out
         .lines()
         .find_map(|l| serde_json::from_str::<Value>(l).ok())

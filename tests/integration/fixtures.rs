@@ -139,6 +139,19 @@ pub async fn verify(gw: &Gateway) -> Value {
     r.json()
 }
 
+/// Runs `partnergate audit verify FILE` with the installation's public key, as a DPO does
+/// offline; returns (success, what it printed).
+pub fn verify_offline(home: &crate::harness::Home, file: &std::path::Path) -> (bool, String) {
+    let key = home.certs().join("audit-signing.pub");
+    home.run(&[
+        "audit",
+        "verify",
+        file.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+    ])
+}
+
 /// Every audit record so far, as the DPO exports them.
 pub async fn audit_records(gw: &Gateway) -> Vec<Value> {
     let r = as_(&gw.client("dpo.stad-gent"), "audit")

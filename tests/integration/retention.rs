@@ -147,11 +147,7 @@ async fn a_purge_comes_on_its_day_not_before_and_every_feed_says_retention_expir
     for secret in fixtures::secrets(&case.insz) {
         assert!(!text.contains(&secret));
     }
-    let v = as_(&gw.client("dpo.stad-gent"), "audit")
-        .get("/v1/audit/verify")
-        .await
-        .unwrap()
-        .json();
+    let v = fixtures::verify(&gw).await;
     assert_eq!(v["ok"], true, "{v}");
     gw.stop();
 
@@ -245,22 +241,12 @@ async fn old_audit_records_leave_only_into_a_verified_archive_and_the_chain_stil
         .unwrap()
         .unwrap()
         .path();
-    let (ok, out) = home.run(&[
-        "audit",
-        "verify",
-        file.to_str().unwrap(),
-        "--public-key",
-        home.certs().join("audit-signing.pub").to_str().unwrap(),
-    ]);
+    let (ok, out) = fixtures::verify_offline(&home, &file);
     assert!(ok, "{out}");
 
     // The live chain starts at its signed anchor: verify and export still say ok.
     let gw = home.start_with_env(&[("PARTNERGATE_CLOCK", "2037-01-02")]);
-    let v = as_(&gw.client("dpo.stad-gent"), "audit")
-        .get("/v1/audit/verify")
-        .await
-        .unwrap()
-        .json();
+    let v = fixtures::verify(&gw).await;
     assert_eq!(v["ok"], true, "{v}");
     let records = fixtures::audit_records(&gw).await;
     assert!(records.iter().any(|r| r["action"] == "audit.prune"));
@@ -276,12 +262,6 @@ async fn old_audit_records_leave_only_into_a_verified_archive_and_the_chain_stil
     let export = home.path().join("live.jsonl");
     std::fs::write(&export, &r.body).unwrap();
     gw.stop();
-    let (ok, out) = home.run(&[
-        "audit",
-        "verify",
-        export.to_str().unwrap(),
-        "--public-key",
-        home.certs().join("audit-signing.pub").to_str().unwrap(),
-    ]);
+    let (ok, out) = fixtures::verify_offline(&home, &export);
     assert!(ok, "{out}");
 }
