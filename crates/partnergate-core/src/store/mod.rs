@@ -379,9 +379,16 @@ fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
 fn postgres_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(PgConnectOptions::from_str(url)?
         .application_name("partnergate")
-        // Durability is a promise: a commit is acknowledged only once the WAL is flushed,
-        // whatever the server's default says.
-        .options([("synchronous_commit", "on")])
+        .options([
+            // Durability is a promise: a commit is acknowledged only once the WAL is flushed,
+            // whatever the server's default says.
+            ("synchronous_commit", "on"),
+            // An instance that hangs (or is cut off) inside a write transaction holds the write
+            // lock: the server ends its session, and the others' writes fail (503) instead of
+            // queueing without end.
+            ("idle_in_transaction_session_timeout", "30s"),
+            ("lock_timeout", "10s"),
+        ])
         .disable_statement_logging())
 }
 
