@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::fixtures::{as_, audit_records, insz, showcase, verify};
 use crate::harness::{Gateway, Home, on_postgres};
@@ -272,4 +272,70 @@ async fn a_revocation_reaches_every_instance_within_seconds_also_on_open_connect
             200
         );
     }
+}
+
+#[tokio::test]
+async fn idempotency_keys_and_sync_cursors_continue_through_the_other_instance() {
+    if skip_on_sqlite("idempotency_and_cursors") {
+        return;
+    }
+    let home = Home::new();
+    let (a, b) = (home.start(), home.start());
+    let case = showcase(&a, 9).await;
+    // A retry that the balancer sends to the other instance replays the first answer.
+    let body = json!({"fields": {"identity.insz": insz(10), "trajectory.status": "intake"}});
+    let key = [("idempotency-key", "reg-10")];
+    let post = |gw: &Gateway| {
+        let c = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
+        let body = body.clone();
+        async move {
+            c.send(hyper::Method::POST, "/v1/participants", &key, Some(&body))
+                .await
+                .unwrap()
+        }
+    };
+    let first = post(&a).await;
+    assert_eq!(first.status, 201);
+    let again = post(&b).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.json(), first.json());
+    // A feed paged on one instance continues on the other, and sees a change made on the first.
+    let on_a = as_(&a.client("crm.jobandco"), "trajectory_guidance");
+    let on_b = as_(&b.client("crm.jobandco"), "trajectory_guidance");
+    let page = on_a.get("/v1/changes").await.unwrap().json();
+    let next = page["next"].as_str().unwrap().to_string();
+    let quiet = on_b
+        .get(&format!("/v1/changes?since={next}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        quiet.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&quiet.body)
+    );
+    assert_eq!(quiet.json()["changes"].as_array().map(Vec::len), Some(0));
+    let path = format!("/v1/participants/{}", case.pids["jobandco"]);
+    let version = on_a.get(&path).await.unwrap().json()["version"]
+        .as_i64()
+        .unwrap();
+    let r = on_a
+        .send(
+            hyper::Method::PATCH,
+            &path,
+            &[("if-match", &version.to_string())],
+            Some(&json!({"fields": {"trajectory.next_steps": "sollicitatie"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let page = on_b
+        .get(&format!("/v1/changes?since={next}"))
+        .await
+        .unwrap()
+        .json();
+    let changed: Vec<&Value> = page["changes"].as_array().unwrap().iter().collect();
+    assert_eq!(changed.len(), 1, "{page}");
+    assert_eq!(changed[0]["pid"], case.pids["jobandco"].as_str());
 }
