@@ -359,7 +359,25 @@ fn import_column(policy: &Policy, header: &str) -> Option<import::Column> {
     })
 }
 
+/// glibc gives threads that allocate at once their own arenas (up to 8 per core) and keeps what
+/// they free: verification's parallel hashing took the gateway's peak from 111 to 231 MB that
+/// way. Two arenas keep the peak flat at the same speed (bench/README.md, issue 14). An operator's
+/// `MALLOC_ARENA_MAX` wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: runs first in main, before any other thread exists; it only sets a parameter.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     // Before anything reads the clock: a moved clock is for tests only, so say so loudly.
     match partnergate::clock::init_from_env() {
