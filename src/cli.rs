@@ -530,9 +530,10 @@ pub fn demo_commands(settings: &Settings, info: &DemoInfo) -> String {
     );
     let _ = writeln!(
         out,
-        "{} {} '{base}/v1/reports/esf?from=2024-01-01&to=2026-12-31&format=csv'\n",
+        "{} {} '{base}/v1/reports/esf?from=2024-01-01&to={}-12-31&format=csv'\n",
         curl("coord.stad-gent"),
-        headers("esf_reporting")
+        headers("esf_reporting"),
+        crate::clock::today().year()
     );
     out
 }

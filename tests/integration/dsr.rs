@@ -15,6 +15,16 @@ fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
 
+/// The first day of this month and of the next.
+fn this_month_and_next() -> (time::Date, time::Date) {
+    let first = today().replace_day(1).unwrap();
+    let next = match first.month() {
+        time::Month::December => first.replace_year(first.year() + 1).unwrap(),
+        _ => first,
+    };
+    (first, next.replace_month(first.month().next()).unwrap())
+}
+
 async fn feed(gw: &Gateway, client: &str) -> Vec<Value> {
     let c = as_(&gw.client(client), "trajectory_guidance");
     c.get("/v1/changes?limit=1000").await.unwrap().json()["changes"]
@@ -36,16 +46,19 @@ async fn only_the_dpo_handles_requests_and_deadlines_are_tracked() {
         .await
         .unwrap();
     assert_eq!(r.status, 403);
+    // Received on the first of this month: due on the first of the next (one month), not
+    // yet overdue whatever day the test runs.
+    let (received, due) = this_month_and_next();
     let r = dpo(&gw)
         .post(
             "/v1/dsr",
-            &json!({"kind": "access", "insz": case.insz, "received_at": "2026-11-01"}),
+            &json!({"kind": "access", "insz": case.insz, "received_at": received.to_string()}),
         )
         .await
         .unwrap();
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["state"], "received");
-    assert_eq!(r.json()["due"], "2026-12-01");
+    assert_eq!(r.json()["due"], due.to_string());
     let fresh = r.json()["id"].as_str().unwrap().to_string();
     // Executing before the requester's identity is verified is refused.
     assert_eq!(

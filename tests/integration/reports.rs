@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::fixtures::{self, as_};
 use crate::harness::Home;
 
-const PERIOD: &str = "/v1/reports/esf?from=2024-01-01&to=2026-12-31";
+const PERIOD: &str = "/v1/reports/esf?from=2024-01-01&to=2030-12-31";
 
 /// An exact rational, for the attacker's elimination (independent of the gateway's own).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -278,7 +278,7 @@ async fn no_suppressed_cell_of_the_esf_report_can_be_recovered_from_the_publishe
         assert_eq!(r["client"], "coord.stad-gent");
         assert_eq!(r["purpose"], "esf_reporting");
         assert!(r["participant"].is_null(), "{r}");
-        assert!(r.to_string().contains("2024-01-01..2026-12-31"), "{r}");
+        assert!(r.to_string().contains("2024-01-01..2030-12-31"), "{r}");
     }
 }
 
@@ -435,12 +435,12 @@ async fn the_report_command_writes_three_formats_with_one_pattern() {
         "--from",
         "2024-01-01",
         "--to",
-        "2026-12-31",
+        "2030-12-31",
         "--out",
         dir.to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
-    let stem = dir.join("esf-2024-01-01-2026-12-31");
+    let stem = dir.join("esf-2024-01-01-2030-12-31");
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(stem.with_extension("json")).unwrap())
             .unwrap();
