@@ -102,6 +102,8 @@ echo "loaded in ${DEMO_S}s" >&2
 
 # ---- 4. the gateway -----------------------------------------------------------------------------
 say "serve"
+# `prepare` looks up every trajectgezel case at once; the per-client look-up limit is for CRMs.
+export PARTNERGATE_LOOKUP_PER_MINUTE=1000000 PARTNERGATE_LOOKUP_BURST=1000000
 "$SERVER_BIN" --home "$HOME_DIR" serve --listen 127.0.0.1:0 --health-listen 127.0.0.1:0 \
     >"$WORK/serve.out" 2>"$WORK/serve.err" &
 GW_PID=$!
