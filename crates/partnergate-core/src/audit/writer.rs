@@ -249,9 +249,14 @@ impl Writer {
 
     /// Runs the batch in one transaction; returns each job's answer once it has committed.
     async fn write(&mut self, batch: &mut [Job]) -> Result<Vec<Result<u64, AuditError>>, DbError> {
-        let mut tx = self.db.begin_write().await?;
-        if self.db.is_shared() {
-            self.follow(store::audit::head_for_update(&mut tx).await?);
+        // Records only, on one process's database: no transaction to open first.
+        let alone = !self.db.is_shared() && batch.iter().all(|j| matches!(j, Job::Append(..)));
+        let mut tx = match alone {
+            true => None,
+            false => Some(self.db.begin_write().await?),
+        };
+        if let Some(tx) = tx.as_mut().filter(|_| self.db.is_shared()) {
+            self.follow(store::audit::head_for_update(tx).await?);
         }
         let mut chain = Chain {
             seq: self.head.seq,
@@ -266,9 +271,9 @@ impl Writer {
             let answer = match job {
                 Job::Append(events, _) => Ok(chain.extend(events)),
                 Job::Write(write, events, _) => {
-                    let ran = match write.take() {
-                        Some(write) => run_write(&mut tx, write).await?,
-                        None => None,
+                    let ran = match (write.take(), tx.as_mut()) {
+                        (Some(write), Some(tx)) => run_write(tx, write).await?,
+                        _ => None,
                     };
                     match ran {
                         Some(true) => Ok(chain.extend(events)),
@@ -297,8 +302,15 @@ impl Writer {
                 sig.as_ref().to_vec(),
             )
         });
-        store::audit::append(&mut tx, &chain.rows, checkpoint.as_ref()).await?;
-        tx.commit().await?;
+        match tx {
+            Some(mut tx) => {
+                store::audit::append(&mut tx, &chain.rows, checkpoint.as_ref()).await?;
+                tx.commit().await?;
+            }
+            None => {
+                store::audit::append_committed(&self.db, &chain.rows, checkpoint.as_ref()).await?
+            }
+        }
         self.head.seq = seq;
         self.head.hash = prev;
         if checkpoint.is_some() {
