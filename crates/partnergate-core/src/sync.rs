@@ -16,8 +16,8 @@ use crate::audit::{Action, AuditEvent};
 use crate::policy::Policy;
 use crate::store::{self, DbError, Store};
 use crate::vault::crypto::ParticipantId;
-use crate::vault::keys::IndexKeys;
-use crate::vault::{Vault, VaultError};
+use crate::vault::keys::{IndexKeys, PartnerPidKey};
+use crate::vault::{Snapshot, Vault, VaultError};
 
 /// The largest page a client may ask for.
 pub const MAX_LIMIT: i64 = 1000;
@@ -117,70 +117,109 @@ pub async fn page(
     let known = store::sync::known_to(vault.store(), &caller.client, &ids).await?;
     // Entries whose latest change is a retention purge say so.
     let purges = crate::retention::purge_seqs(vault, &ids).await?;
-    let by_retention = |id: &ParticipantId, seq: i64| purges.get(id) == Some(&seq);
-    let pids = vault.index().partner(&caller.partner);
     let mut page = Page {
         changes: Vec::new(),
         next: entries.last().map(|e| e.1).unwrap_or(after),
         events: Vec::new(),
         state: Vec::new(),
     };
-    for (id, seq) in &entries {
-        let retention = by_retention(id, *seq);
-        let Some(snap) = snapshots.remove(id) else {
-            continue;
-        };
-        let pid = pids.pid_for(id).into_string();
-        let audit_id = vault.index().audit_pseudonym(id);
-        // The same decision as a single read; a refusal is a removal for a client that has it.
-        let (removal, names) = match access::standing(policy, vault.index(), ctx, Some(snap)) {
-            Err(refused) => {
-                let reason = match refused.refusal {
-                    Refusal::Gone if retention => "retention_expired",
-                    refusal => refusal.removal(),
-                };
-                (Some(reason), role_names(policy, refused.roles))
-            }
-            Ok(standing) => {
-                let names = standing.role_names(policy);
-                let readable = standing.readable();
-                if readable.is_empty() {
-                    let refusal = if standing.case_roles.is_empty() {
-                        Refusal::NotInvolved
-                    } else {
-                        Refusal::NoGrantForPurpose
-                    };
-                    (Some(refusal.removal()), names)
-                } else {
-                    let fields = vault.open_snapshot(&standing.snapshot, |f| {
-                        policy
-                            .field(f)
-                            .is_some_and(|r| readable.contains(r.category))
-                    })?;
-                    let event = standing.event(ctx, policy, Action::SyncDisclose);
-                    let event = event.fields(fields.keys().cloned().collect());
-                    page.events.push(event.granted());
-                    page.changes.push(Change::Upsert {
-                        pid: pid.clone(),
-                        version: standing.participant.version,
-                        fields,
-                        reason: retention.then_some("retention_expired"),
-                    });
-                    page.state.push((*id, true));
-                    (None, names)
-                }
-            }
-        };
-        if let Some(reason) = removal
-            && known.contains(id)
-        {
-            let event = ctx.event(Action::SyncRemove).participant(audit_id);
-            page.events.push(event.roles(names).granted_with(reason));
-            page.changes.push(Change::Remove { pid, reason });
-            page.state.push((*id, false));
+    let work: Vec<Entry> = entries
+        .iter()
+        .filter_map(|(id, seq)| {
+            let snapshot = snapshots.remove(id)?;
+            Some(Entry {
+                id: *id,
+                retention: purges.get(id) == Some(seq),
+                known: known.contains(id),
+                snapshot,
+            })
+        })
+        .collect();
+    // Opening the fields is most of a page's work: it runs on every core.
+    let pids = vault.index().partner(&caller.partner);
+    let decide = |entry| decide(policy, vault, ctx, &pids, entry);
+    let decided = crate::parallel::blocking(|| crate::parallel::map_in_order(work, 64, decide));
+    for decision in decided {
+        if let Some((id, change, event)) = decision? {
+            page.state
+                .push((id, matches!(change, Change::Upsert { .. })));
+            page.changes.push(change);
+            page.events.push(event);
         }
     }
     Ok(page)
+}
+
+/// One participant on a page, before the decision.
+struct Entry {
+    id: ParticipantId,
+    /// Its latest change is a retention purge.
+    retention: bool,
+    /// The client was shown it before.
+    known: bool,
+    snapshot: Snapshot,
+}
+
+/// What the client gets for one participant and its audit event; nothing if it neither may
+/// see it nor was shown it before.
+fn decide(
+    policy: &Policy,
+    vault: &Vault,
+    ctx: &Ctx,
+    pids: &PartnerPidKey,
+    entry: Entry,
+) -> Result<Option<(ParticipantId, Change, AuditEvent)>, VaultError> {
+    let Entry {
+        id,
+        retention,
+        known,
+        snapshot,
+    } = entry;
+    let pid = pids.pid_for(&id).into_string();
+    // The same decision as a single read; a refusal is a removal for a client that has it.
+    let (reason, names) = match access::standing(policy, vault.index(), ctx, Some(snapshot)) {
+        Err(refused) => {
+            let reason = match refused.refusal {
+                Refusal::Gone if retention => "retention_expired",
+                refusal => refusal.removal(),
+            };
+            (reason, role_names(policy, refused.roles))
+        }
+        Ok(standing) => {
+            let names = standing.role_names(policy);
+            let readable = standing.readable();
+            if readable.is_empty() {
+                let refusal = if standing.case_roles.is_empty() {
+                    Refusal::NotInvolved
+                } else {
+                    Refusal::NoGrantForPurpose
+                };
+                (refusal.removal(), names)
+            } else {
+                let fields = vault.open_snapshot(&standing.snapshot, |f| {
+                    policy
+                        .field(f)
+                        .is_some_and(|r| readable.contains(r.category))
+                })?;
+                let event = standing.event(ctx, policy, Action::SyncDisclose);
+                let event = event.fields(fields.keys().cloned().collect()).granted();
+                let change = Change::Upsert {
+                    pid,
+                    version: standing.participant.version,
+                    fields,
+                    reason: retention.then_some("retention_expired"),
+                };
+                return Ok(Some((id, change, event)));
+            }
+        }
+    };
+    if !known {
+        return Ok(None);
+    }
+    let event = ctx.event(Action::SyncRemove);
+    let event = event.participant(vault.index().audit_pseudonym(&id));
+    let event = event.roles(names).granted_with(reason);
+    Ok(Some((id, Change::Remove { pid, reason }, event)))
 }
 
 /// The last page of a partner that left: a removal for every participant its client still

@@ -114,23 +114,9 @@ impl Hashed {
 
 /// Hashes `records` (canonical text, stored hash) on every core, keeping their order.
 pub fn hash_all(records: &[(&str, Vec<u8>)]) -> Vec<Hashed> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = records.len().div_ceil(threads).max(1024);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = records
-            .chunks(per)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(text, stored)| Hashed::new(text, Some(stored)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|p| p.join().expect("hashing does not panic"))
-            .collect()
+    let records: Vec<_> = records.iter().collect();
+    crate::parallel::map_in_order(records, 1024, |(text, stored)| {
+        Hashed::new(text, Some(stored))
     })
 }
 
