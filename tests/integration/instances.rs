@@ -339,3 +339,48 @@ async fn idempotency_keys_and_sync_cursors_continue_through_the_other_instance()
     assert_eq!(changed.len(), 1, "{page}");
     assert_eq!(changed[0]["pid"], case.pids["jobandco"].as_str());
 }
+
+/// Reads are never served from memory: each one asks the database, so a change committed
+/// through one instance governs the very next read on the other (issue 14's invalidation rule).
+#[tokio::test]
+async fn a_withdrawn_consent_or_ended_involvement_on_one_instance_binds_the_other_at_once() {
+    if skip_on_sqlite("withdrawal_across_instances") {
+        return;
+    }
+    let home = Home::new();
+    let (a, b) = (home.start(), home.start());
+    let case = showcase(&a, 11).await;
+    let job_on_a = as_(&a.client("crm.jobandco"), "trajectory_guidance");
+    let caw_on_b = as_(&b.client("crm.caw-oost-vlaanderen"), "trajectory_guidance");
+    let vdab_on_b = as_(&b.client("crm.vdab"), "trajectory_guidance");
+    let caw_path = format!("/v1/participants/{}", case.pids["caw-oost-vlaanderen"]);
+    let vdab_path = format!("/v1/participants/{}", case.pids["vdab"]);
+    let sees_health = |body: Value| body["fields"].get("health.addiction").is_some();
+
+    let consents = format!("/v1/participants/{}/consents", case.pids["jobandco"]);
+    let scope = json!({"scope": "health_sharing"});
+    assert_eq!(job_on_a.post(&consents, &scope).await.unwrap().status, 201);
+    assert!(sees_health(caw_on_b.get(&caw_path).await.unwrap().json()));
+    let r = job_on_a
+        .send(hyper::Method::DELETE, &consents, &[], Some(&scope))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    let after = caw_on_b.get(&caw_path).await.unwrap();
+    assert_eq!(after.status, 200);
+    assert!(!sees_health(after.json()), "B served a withdrawn consent");
+
+    assert_eq!(vdab_on_b.get(&vdab_path).await.unwrap().status, 200);
+    let end = json!({"partner": "vdab", "role": "spoc_vdab", "reason": "no_longer_needed"});
+    let involvements = format!("/v1/participants/{}/involvements", case.pids["jobandco"]);
+    let r = job_on_a
+        .send(hyper::Method::DELETE, &involvements, &[], Some(&end))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        vdab_on_b.get(&vdab_path).await.unwrap().status,
+        404,
+        "B served an ended involvement"
+    );
+}
