@@ -251,11 +251,14 @@ impl Writer {
     async fn write(&mut self, batch: &mut [Job]) -> Result<Vec<Result<u64, AuditError>>, DbError> {
         // Records only, on one process's database: no transaction to open first.
         let alone = !self.db.is_shared() && batch.iter().all(|j| matches!(j, Job::Append(..)));
-        let mut tx = match alone {
-            true => None,
-            false => Some(self.db.begin_write().await?),
+        let mut tx = if alone {
+            None
+        } else {
+            Some(self.db.begin_write().await?)
         };
-        if let Some(tx) = tx.as_mut().filter(|_| self.db.is_shared()) {
+        if self.db.is_shared()
+            && let Some(tx) = tx.as_mut()
+        {
             self.follow(store::audit::head_for_update(tx).await?);
         }
         let mut chain = Chain {
