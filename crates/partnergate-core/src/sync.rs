@@ -135,7 +135,7 @@ pub async fn page(
             })
         })
         .collect();
-    // Opening the fields is most of a page's work: it runs on every core.
+    // Deciding and decrypting is CPU work, unlike the rest of a page: it runs on every core.
     let pids = vault.index().partner(&caller.partner);
     let decide = |entry| decide(policy, vault, ctx, &pids, entry);
     let decided = crate::parallel::blocking(|| crate::parallel::map_in_order(work, 64, decide));
