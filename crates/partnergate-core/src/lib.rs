@@ -6,8 +6,8 @@
 //! database) → [`audit`] (the tamper-evident log, durable before any answer leaves). Beside that
 //! path: [`dsr`] (data-subject requests), [`sync`] (the change feed for partner CRMs),
 //! [`report`] (ESF+ aggregates with small-cell suppression), [`retention`] (purges on the
-//! agreement's schedule), [`clock`] (the one clock, movable in tests), [`parallel`] (work spread over the cores) and
-//! [`config`].
+//! agreement's schedule), [`clock`] (the one clock, movable in tests), [`parallel`] (work spread
+//! over the cores) and [`config`].
 #![deny(missing_docs)]
 
 pub mod access;

@@ -186,7 +186,6 @@ fn decide(
             (reason, role_names(policy, refused.roles))
         }
         Ok(standing) => {
-            let names = standing.role_names(policy);
             let readable = standing.readable();
             if readable.is_empty() {
                 let refusal = if standing.case_roles.is_empty() {
@@ -194,7 +193,7 @@ fn decide(
                 } else {
                     Refusal::NoGrantForPurpose
                 };
-                (refusal.removal(), names)
+                (refusal.removal(), standing.role_names(policy))
             } else {
                 let fields = vault.open_snapshot(&standing.snapshot, |f| {
                     policy

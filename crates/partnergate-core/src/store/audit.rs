@@ -112,8 +112,9 @@ pub async fn append_committed(
     if records.is_empty() && checkpoint.is_none() {
         return Ok(());
     }
-    if let (super::Backend::Sqlite(pools), None, true) =
-        (&db.pools, checkpoint, records.len() <= INSERT_CHUNK)
+    if let super::Backend::Sqlite(pools) = &db.pools
+        && checkpoint.is_none()
+        && records.len() <= INSERT_CHUNK
     {
         let _turn = db.gate.enter().await;
         insert_records(records)
