@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::audited::{record, refuse};
+use super::audited::refuse;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiQuery, Ctx};
 use crate::audit::Action;
@@ -82,9 +82,8 @@ pub async fn changes(
         }
         sync::page(&state.policy, &state.vault, &ctx, after, limit).await?
     };
-    // Durable record of every disclosure first, then the client's state, then the answer.
-    record(&state.audit, page.events).await?;
-    sync::save_state(&state.store, &ctx.caller.client, &page.state).await?;
+    // The durable record of every disclosure, with the client's new state, before the answer.
+    sync::commit(&state.audit, &ctx.caller.client, page.events, page.state).await?;
     let next = sync::encode_cursor(&state.vault, &ctx.caller.client, page.next.max(after));
     Ok(Json(ChangesPage {
         changes: page.changes,

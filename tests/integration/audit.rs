@@ -340,6 +340,105 @@ async fn a_write_that_fails_in_the_database_leaves_no_record_claiming_it() {
     assert_eq!(verify(&gw).await["ok"], true);
 }
 
+/// Rows in `table`, counted behind the API.
+async fn rows(conn: &mut sqlx::AnyConnection, table: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_registration_that_fails_at_its_last_statement_writes_nothing_and_no_record() {
+    let home = Home::new();
+    let gw = home.start();
+    let case = showcase(&gw, 25).await;
+    let ocmw = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let mut conn = db(&home).await;
+    let tables = ["participants", "field_values", "involvements", "changes"];
+    let mut before = Vec::new();
+    for t in tables {
+        before.push(rows(&mut conn, t).await);
+    }
+    let registered_before = count(&audit_records(&gw).await, "participant.register", "granted");
+    // The change log is the last thing a registration writes.
+    fixtures::refuse(&mut conn, "changes_down", "BEFORE INSERT ON changes").await;
+    let new =
+        json!({"fields": {"identity.insz": fixtures::insz(26), "identity.given_name": "Ward"}});
+    let read = format!("/v1/participants/{}", case.pids["jobandco"]);
+    let (failed, read) = tokio::join!(ocmw.post("/v1/participants", &new), job.get(&read));
+    let failed = failed.unwrap();
+    assert_eq!(
+        failed.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&failed.body)
+    );
+    assert_eq!(failed.json()["error"], "storage_unavailable");
+    assert_eq!(
+        read.unwrap().status,
+        200,
+        "a read batched with it is unharmed"
+    );
+    for (t, n) in tables.iter().zip(&before) {
+        assert_eq!(
+            rows(&mut conn, t).await,
+            *n,
+            "{t}: the registration left rows behind"
+        );
+    }
+    assert_eq!(
+        count(&audit_records(&gw).await, "participant.register", "granted"),
+        registered_before,
+        "no record of a registration that did not happen"
+    );
+    // The number was not left registered: the retry is a new registration, not a look-up hit.
+    fixtures::allow(&mut conn, "changes_down", "changes").await;
+    let r = ocmw.post("/v1/participants", &new).await.unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["existing"], false);
+    assert_eq!(rows(&mut conn, "participants").await, before[0] + 1);
+    assert_eq!(verify(&gw).await["ok"], true);
+}
+
+#[tokio::test]
+async fn a_sync_page_whose_state_cannot_be_saved_is_not_sent_and_leaves_no_disclosure_record() {
+    let home = Home::new();
+    let gw = home.start();
+    showcase(&gw, 27).await;
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let disclosed_before = count(&audit_records(&gw).await, "sync.disclose", "granted");
+    let mut conn = db(&home).await;
+    fixtures::refuse(&mut conn, "state_down", "BEFORE INSERT ON sync_state").await;
+    let failed = job.get("/v1/changes").await.unwrap();
+    assert_eq!(
+        failed.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&failed.body)
+    );
+    assert!(failed.json().get("changes").is_none(), "no page was sent");
+    assert_eq!(
+        count(&audit_records(&gw).await, "sync.disclose", "granted"),
+        disclosed_before,
+        "the records of a page commit with the client's state: none for a page not sent"
+    );
+    assert_eq!(rows(&mut conn, "sync_state").await, 0);
+    fixtures::allow(&mut conn, "state_down", "sync_state").await;
+    let page = job.get("/v1/changes").await.unwrap();
+    assert_eq!(page.status, 200);
+    let sent = page.json()["changes"].as_array().unwrap().len();
+    assert!(sent > 0);
+    assert_eq!(
+        count(&audit_records(&gw).await, "sync.disclose", "granted"),
+        disclosed_before + sent
+    );
+    assert_eq!(rows(&mut conn, "sync_state").await, sent as i64);
+    assert_eq!(verify(&gw).await["ok"], true);
+}
+
 #[tokio::test]
 async fn a_crash_under_load_loses_no_answered_access_and_keeps_the_chain() {
     let home = Home::new();

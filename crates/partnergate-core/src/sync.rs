@@ -12,9 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::access::{self, Context as Ctx, Refusal, role_names};
-use crate::audit::{Action, AuditEvent};
+use crate::audit::commit::{Applied, Apply, Isolation};
+use crate::audit::{Action, AuditError, AuditEvent, AuditLog};
 use crate::policy::Policy;
-use crate::store::{self, DbError, Store};
+use crate::store;
 use crate::vault::crypto::ParticipantId;
 use crate::vault::keys::{IndexKeys, PartnerPidKey};
 use crate::vault::{Snapshot, Vault, VaultError};
@@ -245,11 +246,21 @@ pub async fn exit_page(vault: &Vault, ctx: &Ctx, limit: i64) -> Result<Page, Vau
     Ok(page)
 }
 
-/// Records what the client has now been shown.
-pub async fn save_state(
-    db: &Store,
+/// Makes a page's records durable together with what the client has now been shown, in one
+/// commit of the audit writer: the record of every disclosure and the state that decides the
+/// client's later removals are kept both, or neither (and then the page is not sent).
+pub async fn commit(
+    audit: &AuditLog,
     client: &str,
-    state: &[(ParticipantId, bool)],
-) -> Result<(), DbError> {
-    store::sync::save(db, client, state).await
+    events: Vec<AuditEvent>,
+    state: Vec<(ParticipantId, bool)>,
+) -> Result<(), AuditError> {
+    let client = client.to_string();
+    let write: Apply<()> = Box::new(move |tx| {
+        Box::pin(async move {
+            store::sync::save(tx, &client, &state).await?;
+            Ok(Applied::kept(()))
+        })
+    });
+    audit.write(events, Isolation::Savepoint, write).await
 }

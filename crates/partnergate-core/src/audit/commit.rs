@@ -31,3 +31,15 @@ impl<T> Applied<T> {
 /// A write to run inside the writer's transaction.
 pub type Apply<T> =
     Box<dyn for<'t> FnOnce(&'t mut WriteTx) -> BoxFuture<'t, Result<Applied<T>, DbError>> + Send>;
+
+/// How the audit writer keeps a write apart from the others in its batch, so that a write that
+/// is refused or fails undoes all of its statements and nothing of the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// The writer opens a savepoint before the write and releases or rolls back to it after.
+    Savepoint,
+    /// The write opens that savepoint ([`WriteTx::savepoint`]) in its first statement and
+    /// releases it in its last, and writes nothing when it is not kept; the writer only rolls
+    /// back to it on an error. Two hand-offs to the database fewer on the writer's serial path.
+    OwnSavepoint,
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ring::signature::Ed25519KeyPair;
 use tokio::sync::{mpsc, oneshot};
 
-use super::commit::Apply;
+use super::commit::{Apply, Isolation};
 use super::record::{AuditEvent, AuditRecord, checkpoint_message, hash, now};
 use crate::config::AuditConfig;
 use crate::store::{self, DbError, Store, WriteTx};
@@ -39,7 +39,7 @@ type ErasedWrite = Apply<()>;
 enum Job {
     Append(Vec<AuditEvent>, Done),
     /// The write is taken out when the writer runs it.
-    Write(Option<ErasedWrite>, Vec<AuditEvent>, Done),
+    Write(Option<ErasedWrite>, Isolation, Vec<AuditEvent>, Done),
     Checkpoint(Done),
 }
 
@@ -63,11 +63,13 @@ impl AuditLog {
         wait.await.map_err(|_| AuditError::Stopped)?
     }
 
-    /// Runs `write` in the writer's next transaction and appends `events` with it if the
-    /// write is kept: both are durable when this returns, or neither is.
+    /// Runs `write` in the writer's next transaction, kept apart from the others as
+    /// `isolation` says, and appends `events` with it if the write is kept: both are durable
+    /// when this returns, or neither is.
     pub async fn write<T: Send + 'static>(
         &self,
         events: Vec<AuditEvent>,
+        isolation: Isolation,
         write: Apply<T>,
     ) -> Result<T, AuditError> {
         let (value_tx, value_rx) = oneshot::channel();
@@ -84,7 +86,7 @@ impl AuditLog {
         });
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Job::Write(Some(erased), events, done))
+            .send(Job::Write(Some(erased), isolation, events, done))
             .await
             .map_err(|_| AuditError::Stopped)?;
         wait.await.map_err(|_| AuditError::Stopped)??;
@@ -111,7 +113,7 @@ fn job_records(job: &Job) -> usize {
     match job {
         Job::Append(events, _) => events.len(),
         // A write counts at least one towards the batch size, like a record.
-        Job::Write(_, events, _) => events.len().max(1),
+        Job::Write(_, _, events, _) => events.len().max(1),
         Job::Checkpoint(_) => 0,
     }
 }
@@ -222,7 +224,7 @@ impl Writer {
         };
         for (job, answer) in batch.drain(..).zip(answers) {
             let done = match job {
-                Job::Append(_, done) | Job::Write(_, _, done) | Job::Checkpoint(done) => done,
+                Job::Append(_, done) | Job::Write(_, _, _, done) | Job::Checkpoint(done) => done,
             };
             let _ = done.send(answer);
         }
@@ -273,9 +275,9 @@ impl Writer {
         for job in batch.iter_mut() {
             let answer = match job {
                 Job::Append(events, _) => Ok(chain.extend(events)),
-                Job::Write(write, events, _) => {
+                Job::Write(write, isolation, events, _) => {
                     let ran = match (write.take(), tx.as_mut()) {
-                        (Some(write), Some(tx)) => run_write(tx, write).await?,
+                        (Some(write), Some(tx)) => run_write(tx, write, *isolation).await?,
                         _ => None,
                     };
                     match ran {
@@ -359,19 +361,30 @@ impl Chain<'_> {
     }
 }
 
-/// Runs one write in its own savepoint. `Some(keep)` when it ran (a write that is not kept is
-/// rolled back to the savepoint), `None` when it failed in the database (rolled back too, and
-/// the rest of the batch goes on). An error here is the transaction's own failure.
-async fn run_write(tx: &mut WriteTx, write: ErasedWrite) -> Result<Option<bool>, DbError> {
-    tx.savepoint().await?;
+/// Runs one write in its savepoint (see [`Isolation`]). `Some(keep)` when it ran (a write that
+/// is not kept is rolled back to the savepoint), `None` when it failed in the database (rolled
+/// back too, and the rest of the batch goes on). An error here is the transaction's own failure.
+async fn run_write(
+    tx: &mut WriteTx,
+    write: ErasedWrite,
+    isolation: Isolation,
+) -> Result<Option<bool>, DbError> {
+    let own = isolation == Isolation::OwnSavepoint;
+    if !own {
+        tx.savepoint().await?;
+    }
     let outcome = write(tx).await;
     match outcome {
         Ok(applied) if applied.keep => {
-            tx.release().await?;
+            if !own {
+                tx.release().await?;
+            }
             Ok(Some(true))
         }
         Ok(_) => {
-            tx.rollback_to_savepoint().await?;
+            if !own {
+                tx.rollback_to_savepoint().await?;
+            }
             Ok(Some(false))
         }
         Err(e) => {

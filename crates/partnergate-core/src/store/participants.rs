@@ -104,6 +104,147 @@ pub async fn insert(tx: &mut WriteTx, new: &New<'_>) -> Result<bool, DbError> {
     Ok(n > 0)
 }
 
+/// A whole new record: its row, sealed fields, first involvements, consents and sealed notes.
+pub struct NewRecord<'a> {
+    /// The participant row.
+    pub row: New<'a>,
+    /// (field, sealed value).
+    pub fields: &'a [(String, Vec<u8>)],
+    /// (partner, role), started by `started_by` at `row.now`.
+    pub involvements: &'a [(String, String)],
+    /// The partner that starts the involvements and records the consents.
+    pub started_by: &'a str,
+    /// Consent scopes in force.
+    pub consents: &'a [String],
+    /// The case notes, sealed.
+    pub notes: &'a [NewNote<'a>],
+}
+
+/// A sealed case note to store with a new record.
+pub struct NewNote<'a> {
+    /// The note's random id.
+    pub id: &'a ParticipantId,
+    /// The partner that wrote it.
+    pub author_partner: &'a str,
+    /// When it was written.
+    pub created_at: &'a str,
+    /// The sealed text.
+    pub sealed: &'a [u8],
+}
+
+/// Stores `record` and moves it to the end of the change log, unless its look-up hash is
+/// taken. Returns whether it was stored; when it was not, nothing was written.
+///
+/// It opens the write savepoint ([`WriteTx::savepoint`]) first and releases it last, so a
+/// caller that gets an error rolls back to that savepoint. On SQLite the whole record is one
+/// script: one hand-off to sqlx's SQLite thread instead of one per statement, which is what a
+/// registration costs on the single writer's serial path.
+pub async fn insert_record(tx: &mut WriteTx, record: &NewRecord<'_>) -> Result<bool, DbError> {
+    if let super::Backend::Sqlite(t) = &mut tx.tx {
+        return insert_record_script(t, record).await;
+    }
+    tx.savepoint().await?;
+    if !insert(tx, &record.row).await? {
+        tx.release().await?;
+        return Ok(false);
+    }
+    let (id, now, by) = (record.row.id, record.row.now, record.started_by);
+    write_fields(tx, id, record.fields.to_vec()).await?;
+    for (partner, role) in record.involvements {
+        super::case::start_role(tx, id, partner, role, by, now).await?;
+    }
+    for scope in record.consents {
+        super::case::record_consent(tx, id, scope, by, now).await?;
+    }
+    for n in record.notes {
+        super::case::insert_note(tx, n.id, id, n.author_partner, n.created_at, n.sealed).await?;
+    }
+    super::changes::record(tx, id).await?;
+    tx.release().await?;
+    Ok(true)
+}
+
+/// [`insert_record`] as one SQLite script. Every statement after the participant's own insert
+/// is guarded by its row, so a taken look-up hash writes nothing. Parameters are numbered
+/// (`$n` is absolute across a script's statements in sqlx's SQLite driver).
+async fn insert_record_script(
+    c: &mut sqlx::SqliteConnection,
+    r: &NewRecord<'_>,
+) -> Result<bool, DbError> {
+    const GUARD: &str = " WHERE EXISTS (SELECT 1 FROM participants WHERE id = $1)";
+    let mut sql = String::from(
+        "SAVEPOINT write;
+         INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, restricted, objection, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $8) ON CONFLICT (insz_hash) DO NOTHING RETURNING 1;",
+    );
+    let mut next = 10; // $9 is started_by
+    let mut rows = |sql: &mut String, n: usize, width: usize| {
+        let row = |first: usize| {
+            let cols: Vec<String> = (first..first + width).map(|i| format!("${i}")).collect();
+            format!("({})", cols.join(", "))
+        };
+        let all: Vec<String> = (0..n).map(|k| row(next + k * width)).collect();
+        next += n * width;
+        sql.push_str("VALUES ");
+        sql.push_str(&all.join(", "));
+    };
+    if !r.fields.is_empty() {
+        sql.push_str("INSERT INTO field_values (participant_id, field, sealed) SELECT $1, column1, column2 FROM (");
+        rows(&mut sql, r.fields.len(), 2);
+        sql.push_str(&format!("){GUARD};"));
+    }
+    if !r.involvements.is_empty() {
+        sql.push_str("INSERT INTO involvements (participant_id, partner, role, started_at, started_by) SELECT $1, column1, column2, $8, $9 FROM (");
+        rows(&mut sql, r.involvements.len(), 2);
+        sql.push_str(&format!("){GUARD} ON CONFLICT DO NOTHING;"));
+    }
+    if !r.consents.is_empty() {
+        sql.push_str("INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) SELECT $1, column1, $9, $8 FROM (");
+        rows(&mut sql, r.consents.len(), 1);
+        sql.push_str(&format!("){GUARD} ON CONFLICT DO NOTHING;"));
+    }
+    if !r.notes.is_empty() {
+        sql.push_str("INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) SELECT column1, $1, column2, column3, column4 FROM (");
+        rows(&mut sql, r.notes.len(), 4);
+        sql.push_str(&format!("){GUARD};"));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO changes (participant_id, seq) SELECT $1, (SELECT coalesce(max(seq), 0) + 1 FROM changes){GUARD}
+         ON CONFLICT (participant_id) DO UPDATE SET seq = excluded.seq;
+         RELEASE SAVEPOINT write;"
+    ));
+    let row = &r.row;
+    // Safe: the script is constant text and numbered placeholders; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&row.id.as_bytes()[..])
+        .bind(row.insz_hash)
+        .bind(i64::from(row.dek_version))
+        .bind(i64::from(row.master_version))
+        .bind(row.wrapped_dek)
+        .bind(row.restricted)
+        .bind(row.objection)
+        .bind(row.now)
+        .bind(r.started_by);
+    for (field, sealed) in r.fields {
+        q = q.bind(field.as_str()).bind(sealed.as_slice());
+    }
+    for (partner, role) in r.involvements {
+        q = q.bind(partner.as_str()).bind(role.as_str());
+    }
+    for scope in r.consents {
+        q = q.bind(scope.as_str());
+    }
+    for n in r.notes {
+        q = q
+            .bind(&n.id.as_bytes()[..])
+            .bind(n.author_partner)
+            .bind(n.created_at)
+            .bind(n.sealed);
+    }
+    // `fetch_all` runs the script to its end; only the participant's insert returns a row.
+    Ok(!q.fetch_all(c).await?.is_empty())
+}
+
 /// Moves the record to the next version if it is still at `expected`. Returns whether it was.
 pub async fn bump_version(
     tx: &mut WriteTx,

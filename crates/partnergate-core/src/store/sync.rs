@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{DbError, Store};
+use super::{DbError, Store, WriteTx};
 use crate::vault::crypto::ParticipantId;
 
 /// Which of `ids` the client's feed has shown it before (visible now or removed since).
@@ -72,16 +72,12 @@ pub async fn clients_shown(
 
 /// Records what the client has now been shown: (participant, visible now).
 pub async fn save(
-    db: &Store,
+    tx: &mut WriteTx,
     client: &str,
     state: &[(ParticipantId, bool)],
 ) -> Result<(), DbError> {
-    if state.is_empty() {
-        return Ok(());
-    }
-    let mut tx = db.begin_write().await?;
     for chunk in state.chunks(300) {
-        on!(&mut tx, |c| {
+        on!(&mut *tx, |c| {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO sync_state (client, participant_id, visible) ",
             );
@@ -96,5 +92,5 @@ pub async fn save(
             q.build().execute(c).await?;
         });
     }
-    tx.commit().await
+    Ok(())
 }

@@ -4,7 +4,7 @@ use super::VaultError;
 use super::crypto::{DataKey, ParticipantId};
 use super::participants::{Participant, Vault};
 use crate::audit::AuditEvent;
-use crate::audit::commit::{Applied, Apply};
+use crate::audit::commit::{Applied, Apply, Isolation};
 use crate::store::{self, now};
 
 /// An active role of a partner in a case.
@@ -172,6 +172,16 @@ impl SealedNote {
         let (id, author, at) = (&self.id, &self.author_partner, &self.created_at);
         store::case::insert_note(tx, id, participant, author, at, &self.sealed).await
     }
+
+    /// The note as a new record stores it.
+    pub(super) fn to_store(&self) -> store::participants::NewNote<'_> {
+        store::participants::NewNote {
+            id: &self.id,
+            author_partner: &self.author_partner,
+            created_at: &self.created_at,
+            sealed: &self.sealed,
+        }
+    }
 }
 
 fn note_field(note_id: &str) -> String {
@@ -234,7 +244,7 @@ impl Vault {
                 Ok(Applied::kept(CaseOutcome::Changed))
             })
         });
-        self.commit(records, write).await
+        self.commit(records, Isolation::Savepoint, write).await
     }
 
     /// Hands `role` over from partner `from` to partner `to` in one transaction with
@@ -270,7 +280,7 @@ impl Vault {
                 Ok(Applied::kept(CaseOutcome::Changed))
             })
         });
-        self.commit(records, write).await
+        self.commit(records, Isolation::Savepoint, write).await
     }
 
     /// Adds a case note, sealed like a field (bound to its own id), committed with `records`.
@@ -297,7 +307,7 @@ impl Vault {
                 Ok(Applied::kept(()))
             })
         });
-        self.commit(records, write).await?;
+        self.commit(records, Isolation::Savepoint, write).await?;
         Ok(answer)
     }
 

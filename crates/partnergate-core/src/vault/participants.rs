@@ -18,7 +18,7 @@ use super::case::SealedNote;
 use super::crypto::{DataKey, ParticipantId, WrappedKey};
 use super::insz::Insz;
 use super::keys::{IndexKeys, MasterKeyring};
-use crate::audit::commit::{Applied, Apply};
+use crate::audit::commit::{Applied, Apply, Isolation};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::store::{self, Store, now};
 
@@ -138,40 +138,30 @@ struct NewRecord {
 }
 
 impl NewRecord {
-    /// Stores the record unless its national number is registered. Returns whether it was new.
+    /// Stores the record unless its national number is registered. Returns whether it was new;
+    /// see [`store::participants::insert_record`] for the savepoint it opens.
     async fn apply(self, tx: &mut store::WriteTx) -> Result<bool, store::DbError> {
-        let id = &self.id;
         let now = now();
-        let new = store::participants::New {
-            id,
-            insz_hash: &self.insz_hash,
-            dek_version: DEK_VERSION,
-            master_version: self.wrapped.master_version,
-            wrapped_dek: &self.wrapped.bytes,
-            restricted: false,
-            objection: false,
-            now: &now,
+        let notes: Vec<_> = self.notes.iter().map(SealedNote::to_store).collect();
+        let record = store::participants::NewRecord {
+            row: store::participants::New {
+                id: &self.id,
+                insz_hash: &self.insz_hash,
+                dek_version: DEK_VERSION,
+                master_version: self.wrapped.master_version,
+                wrapped_dek: &self.wrapped.bytes,
+                restricted: false,
+                objection: false,
+                now: &now,
+            },
+            fields: &self.sealed,
+            involvements: &self.involvements,
+            // The first involvement is the referrer's, who starts them all.
+            started_by: self.involvements.first().map_or("", |(p, _)| p.as_str()),
+            consents: &self.consents,
+            notes: &notes,
         };
-        if !store::participants::insert(tx, &new).await? {
-            return Ok(false);
-        }
-        store::participants::write_fields(tx, id, self.sealed).await?;
-        let first = self
-            .involvements
-            .first()
-            .map(|(p, _)| p.as_str())
-            .unwrap_or("");
-        for (partner, role) in &self.involvements {
-            store::case::start_role(tx, id, partner, role, first, &now).await?;
-        }
-        for scope in &self.consents {
-            store::case::record_consent(tx, id, scope, first, &now).await?;
-        }
-        for note in &self.notes {
-            note.store(tx, id).await?;
-        }
-        store::changes::record(tx, id).await?;
-        Ok(true)
+        store::participants::insert_record(tx, &record).await
     }
 }
 
@@ -219,10 +209,11 @@ impl Vault {
     pub(super) async fn commit<T: Send + 'static>(
         &self,
         records: Vec<AuditEvent>,
+        isolation: Isolation,
         write: Apply<T>,
     ) -> Result<T, VaultError> {
         match self.journal.get() {
-            Some(log) => return Ok(log.write(records, write).await?),
+            Some(log) => return Ok(log.write(records, isolation, write).await?),
             None if records.is_empty() => {}
             None => return Err(VaultError::NoAuditLog),
         };
@@ -320,7 +311,7 @@ impl Vault {
                 })
             })
         });
-        self.commit(records, write).await
+        self.commit(records, Isolation::OwnSavepoint, write).await
     }
 
     /// Stores many new participants in one transaction (migrations and demo data). Returns how
@@ -423,7 +414,7 @@ impl Vault {
                 Ok(Applied::kept(Updated::Done))
             })
         });
-        match self.commit(records, write).await? {
+        match self.commit(records, Isolation::Savepoint, write).await? {
             Updated::Done => Ok(expected + 1),
             Updated::InszTaken => Err(WriteError::InszTaken),
             Updated::Stale => match self.participant(&p.id).await? {
