@@ -112,10 +112,16 @@ impl Hashed {
     }
 }
 
-/// Hashes `records` (canonical text, stored hash) on every core, keeping their order.
-pub fn hash_all(records: &[(&str, Vec<u8>)]) -> Vec<Hashed> {
+/// Hashes `records` (canonical text, stored hash in hex) on every core, keeping their order.
+pub fn hash_all(records: &[(&str, &str)]) -> Vec<Hashed> {
     let records: Vec<_> = records.iter().collect();
-    crate::parallel::map_in_order(records, 1024, |(text, stored)| {
+    crate::parallel::map_in_order(records, 1024, |(text, stored_hex)| {
+        // Hex that does not decode to 32 bytes is a stored hash that can never match.
+        let mut stored = [0u8; 32];
+        let stored = match hex::decode_to_slice(stored_hex, &mut stored) {
+            Ok(()) => &stored[..],
+            Err(_) => &[][..],
+        };
         Hashed::new(text, Some(stored))
     })
 }
@@ -431,9 +437,14 @@ mod tests {
                 )
             })
             .collect();
-        let records: Vec<(&str, Vec<u8>)> = texts
+        let hexes: Vec<String> = texts
             .iter()
-            .map(|t| (t.as_str(), hash(t.as_bytes()).to_vec()))
+            .map(|t| hex::encode(hash(t.as_bytes())))
+            .collect();
+        let records: Vec<(&str, &str)> = texts
+            .iter()
+            .zip(&hexes)
+            .map(|(t, h)| (t.as_str(), h.as_str()))
             .collect();
         let hashed = hash_all(&records);
         assert_eq!(hashed.len(), records.len());
@@ -441,6 +452,27 @@ mod tests {
             assert_eq!(h.fields.map(|f| f.0), Some(i as u64 + 1));
             assert_eq!(h.hash, hash(text.as_bytes()));
             assert_eq!(h.stored, Some(h.hash));
+        }
+    }
+
+    #[test]
+    fn a_stored_hash_that_is_not_32_bytes_of_hex_never_matches() {
+        let text = format!(
+            "{{\"v\":1,\"seq\":1,\"prev_hash\":\"{}\"}}",
+            "00".repeat(32)
+        );
+        let good = hex::encode(hash(text.as_bytes()));
+        let short = &good[..62];
+        let bad = format!("{}zz", &good[..62]);
+        let records = [
+            (text.as_str(), good.as_str()),
+            (&text, short),
+            (&text, &bad),
+        ];
+        let hashed = hash_all(&records);
+        assert_eq!(hashed[0].stored, Some(hashed[0].hash));
+        for h in &hashed[1..] {
+            assert!(h.stored.is_some_and(|s| s != h.hash));
         }
     }
 

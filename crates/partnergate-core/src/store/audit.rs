@@ -169,8 +169,9 @@ pub struct RecordChunk {
 }
 
 impl RecordChunk {
-    /// Each record's canonical text with its stored hash, in order.
-    pub fn records(&self) -> impl Iterator<Item = (&str, Vec<u8>)> {
+    /// Each record's canonical text with its stored hash in hex, in order. The hex is decoded
+    /// where the record is hashed, on every core.
+    pub fn records(&self) -> impl Iterator<Item = (&str, &str)> {
         // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
         let mut hashes = self.hashes.as_deref().unwrap_or_default().split(',');
         self.records
@@ -178,10 +179,7 @@ impl RecordChunk {
             .unwrap_or("")
             .split('\n')
             .filter(|t| !t.is_empty())
-            .map(move |t| {
-                let h = hashes.next().map(|h| hex::decode(h).unwrap_or_default());
-                (t, h.unwrap_or_default())
-            })
+            .map(move |t| (t, hashes.next().unwrap_or_default()))
     }
 }
 
