@@ -283,6 +283,23 @@ async fn when_the_audit_store_refuses_writes_reads_answer_503_and_disclose_nothi
     );
 }
 
+/// A write the database refused answers 503 `storage_unavailable`; a read that shared its
+/// batch is answered as usual.
+fn refused_beside_an_unharmed_read(
+    failed: Result<partnergate_client::Response, partnergate_client::ClientError>,
+    read: Result<partnergate_client::Response, partnergate_client::ClientError>,
+) {
+    let failed = failed.unwrap();
+    let body = String::from_utf8_lossy(&failed.body);
+    assert_eq!(failed.status, 503, "{body}");
+    assert_eq!(failed.json()["error"], "storage_unavailable");
+    assert_eq!(
+        read.unwrap().status,
+        200,
+        "a read batched with it is unharmed"
+    );
+}
+
 #[tokio::test]
 async fn a_write_that_fails_in_the_database_leaves_no_record_claiming_it() {
     let home = Home::new();
@@ -304,19 +321,7 @@ async fn a_write_that_fails_in_the_database_leaves_no_record_claiming_it() {
         }
     };
     let (failed, read) = tokio::join!(patch("paused"), job.get(&path));
-    let failed = failed.unwrap();
-    assert_eq!(
-        failed.status,
-        503,
-        "{}",
-        String::from_utf8_lossy(&failed.body)
-    );
-    assert_eq!(failed.json()["error"], "storage_unavailable");
-    assert_eq!(
-        read.unwrap().status,
-        200,
-        "a read batched with it is unharmed"
-    );
+    refused_beside_an_unharmed_read(failed, read);
     let records = audit_records(&gw).await;
     assert_eq!(
         count(&records, "participant.write", "granted"),
@@ -369,19 +374,7 @@ async fn a_registration_that_fails_at_its_last_statement_writes_nothing_and_no_r
         json!({"fields": {"identity.insz": fixtures::insz(26), "identity.given_name": "Ward"}});
     let read = format!("/v1/participants/{}", case.pids["jobandco"]);
     let (failed, read) = tokio::join!(ocmw.post("/v1/participants", &new), job.get(&read));
-    let failed = failed.unwrap();
-    assert_eq!(
-        failed.status,
-        503,
-        "{}",
-        String::from_utf8_lossy(&failed.body)
-    );
-    assert_eq!(failed.json()["error"], "storage_unavailable");
-    assert_eq!(
-        read.unwrap().status,
-        200,
-        "a read batched with it is unharmed"
-    );
+    refused_beside_an_unharmed_read(failed, read);
     for (t, n) in tables.iter().zip(&before) {
         assert_eq!(
             rows(&mut conn, t).await,

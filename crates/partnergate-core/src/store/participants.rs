@@ -177,36 +177,47 @@ async fn insert_record_script(
          INSERT INTO participants (id, insz_hash, dek_version, master_version, wrapped_dek, version, restricted, objection, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $8) ON CONFLICT (insz_hash) DO NOTHING RETURNING 1;",
     );
+    // One guarded `INSERT ... SELECT` per kind of row, over its rows' numbered parameters.
+    let inserts = [
+        (
+            "INSERT INTO field_values (participant_id, field, sealed) SELECT $1, column1, column2",
+            r.fields.len(),
+            2,
+            "",
+        ),
+        (
+            "INSERT INTO involvements (participant_id, partner, role, started_at, started_by) SELECT $1, column1, column2, $8, $9",
+            r.involvements.len(),
+            2,
+            " ON CONFLICT DO NOTHING",
+        ),
+        (
+            "INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) SELECT $1, column1, $9, $8",
+            r.consents.len(),
+            1,
+            " ON CONFLICT DO NOTHING",
+        ),
+        (
+            "INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) SELECT column1, $1, column2, column3, column4",
+            r.notes.len(),
+            4,
+            "",
+        ),
+    ];
     let mut next = 10; // $9 is started_by
-    let mut rows = |sql: &mut String, n: usize, width: usize| {
-        let row = |first: usize| {
-            let cols: Vec<String> = (first..first + width).map(|i| format!("${i}")).collect();
-            format!("({})", cols.join(", "))
-        };
-        let all: Vec<String> = (0..n).map(|k| row(next + k * width)).collect();
+    for (head, n, width, tail) in inserts.into_iter().filter(|(_, n, _, _)| *n > 0) {
+        let rows: Vec<String> = (0..n)
+            .map(|k| {
+                let first = next + k * width;
+                let cols: Vec<String> = (first..first + width).map(|i| format!("${i}")).collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect();
         next += n * width;
-        sql.push_str("VALUES ");
-        sql.push_str(&all.join(", "));
-    };
-    if !r.fields.is_empty() {
-        sql.push_str("INSERT INTO field_values (participant_id, field, sealed) SELECT $1, column1, column2 FROM (");
-        rows(&mut sql, r.fields.len(), 2);
-        sql.push_str(&format!("){GUARD};"));
-    }
-    if !r.involvements.is_empty() {
-        sql.push_str("INSERT INTO involvements (participant_id, partner, role, started_at, started_by) SELECT $1, column1, column2, $8, $9 FROM (");
-        rows(&mut sql, r.involvements.len(), 2);
-        sql.push_str(&format!("){GUARD} ON CONFLICT DO NOTHING;"));
-    }
-    if !r.consents.is_empty() {
-        sql.push_str("INSERT INTO consents (participant_id, scope, recorded_by, recorded_at) SELECT $1, column1, $9, $8 FROM (");
-        rows(&mut sql, r.consents.len(), 1);
-        sql.push_str(&format!("){GUARD} ON CONFLICT DO NOTHING;"));
-    }
-    if !r.notes.is_empty() {
-        sql.push_str("INSERT INTO notes (id, participant_id, author_partner, created_at, sealed) SELECT column1, $1, column2, column3, column4 FROM (");
-        rows(&mut sql, r.notes.len(), 4);
-        sql.push_str(&format!("){GUARD};"));
+        sql.push_str(&format!(
+            "{head} FROM (VALUES {}){GUARD}{tail};",
+            rows.join(", ")
+        ));
     }
     sql.push_str(&format!(
         "INSERT INTO changes (participant_id, seq) SELECT $1, (SELECT coalesce(max(seq), 0) + 1 FROM changes){GUARD}
