@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::fixtures::{self, as_, showcase};
-use crate::harness::{Home, bin};
+use crate::harness::{Gateway, Home, bin, http_get};
 
 async fn mirror(path: &Path) -> BTreeMap<String, (i64, Value)> {
     let mut c = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
@@ -409,5 +409,38 @@ async fn forged_cursors_and_replayed_posts_are_handled() {
         list["notes"].as_array().unwrap().len(),
         2,
         "the fixture's note and one new note"
+    );
+}
+
+/// Commits the audit writer has made so far, from the gateway's metrics.
+fn audit_commits(gw: &Gateway) -> u64 {
+    let (_, metrics) = http_get(gw.health, "/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("partnergate_audit_commit_seconds_count "))
+        .map_or(0, |n| n.trim().parse::<f64>().unwrap() as u64)
+}
+
+#[tokio::test]
+async fn an_up_to_date_clients_empty_polls_commit_nothing() {
+    let home = Home::new();
+    let gw = home.start();
+    showcase(&gw, 54).await;
+    let job = as_(&gw.client("crm.jobandco"), "trajectory_guidance");
+    let before_page = audit_commits(&gw);
+    let page = job.get("/v1/changes").await.unwrap().json();
+    assert!(!page["changes"].as_array().unwrap().is_empty());
+    let after_page = audit_commits(&gw);
+    assert!(after_page > before_page, "a page with changes is committed");
+    let next = page["next"].as_str().unwrap();
+    for _ in 0..5 {
+        let r = job.get(&format!("/v1/changes?since={next}")).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["changes"], json!([]));
+    }
+    assert_eq!(
+        audit_commits(&gw),
+        after_page,
+        "an empty page writes nothing, so polling costs no fsync"
     );
 }
