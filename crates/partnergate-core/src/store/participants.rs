@@ -149,7 +149,7 @@ pub async fn insert_record(tx: &mut WriteTx, record: &NewRecord<'_>) -> Result<b
         return Ok(false);
     }
     let (id, now, by) = (record.row.id, record.row.now, record.started_by);
-    write_fields(tx, id, record.fields.to_vec()).await?;
+    write_fields(tx, id, record.fields).await?;
     for (partner, role) in record.involvements {
         super::case::start_role(tx, id, partner, role, by, now).await?;
     }
@@ -361,7 +361,7 @@ pub async fn replace_wrapped(
 pub async fn write_fields(
     tx: &mut WriteTx,
     id: &ParticipantId,
-    sealed: Vec<(String, Vec<u8>)>,
+    sealed: &[(String, Vec<u8>)],
 ) -> Result<(), DbError> {
     if sealed.is_empty() {
         return Ok(());
@@ -371,9 +371,9 @@ pub async fn write_fields(
         let mut q =
             sqlx::QueryBuilder::new("INSERT INTO field_values (participant_id, field, sealed) ");
         q.push_values(sealed, |mut row, (field, bytes)| {
-            row.push_bind(id.as_bytes().to_vec())
-                .push_bind(field)
-                .push_bind(bytes);
+            row.push_bind(&id.as_bytes()[..])
+                .push_bind(field.as_str())
+                .push_bind(bytes.as_slice());
         });
         q.push(" ON CONFLICT (participant_id, field) DO UPDATE SET sealed = excluded.sealed");
         q.build().execute(c).await?;

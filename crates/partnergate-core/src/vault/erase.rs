@@ -95,7 +95,7 @@ impl Vault {
             now: &now(),
         };
         store::participants::insert(tx, &kept).await?;
-        store::participants::write_fields(tx, &kept_id, sealed).await?;
+        store::participants::write_fields(tx, &kept_id, &sealed).await?;
         store::erasure::add_lookup(tx, &kept_id, &insz_hash).await?;
         Ok(())
     }

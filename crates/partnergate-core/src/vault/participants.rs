@@ -406,7 +406,7 @@ impl Vault {
                 {
                     return Ok(Applied::undone(Updated::InszTaken));
                 }
-                store::participants::write_fields(tx, &id, sealed).await?;
+                store::participants::write_fields(tx, &id, &sealed).await?;
                 for field in &clear {
                     store::participants::clear_field(tx, &id, field).await?;
                 }
