@@ -1,4 +1,4 @@
-//! CPU-bound work spread over the cores: sync pages decrypt, the verifier hashes.
+//! CPU-bound work spread over the cores: sync pages decrypt on every core.
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 

@@ -16,6 +16,7 @@ pub mod verify;
 pub mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
@@ -98,7 +99,12 @@ async fn checkpoints(db: &Store, from: u64, to: u64) -> Result<Vec<Checkpoint>, 
 }
 
 /// Records fetched per read when verifying (see [`store::audit::RecordChunk`]).
-const VERIFY_CHUNK: i64 = 4_096;
+const VERIFY_CHUNK: i64 = 1_024;
+
+/// Chunks the verifier has in flight (being read, hashed, or waiting for their turn in the
+/// chain walk). Enough that a slow read does not leave the cores idle; it bounds memory at
+/// about this many chunks, whatever the size of the log.
+const VERIFY_IN_FLIGHT: usize = 16;
 
 /// Verifies the whole live chain: every record's hash and link, every checkpoint's signature.
 pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyReport, DbError> {
@@ -111,39 +117,55 @@ pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyRepo
         .cloned();
     let mut v = verify::ChainVerifier::new(public_key, cps, anchor.as_ref());
     let last = store::audit::last_seq(db).await?.unwrap_or(0);
-    // Reading the next chunk overlaps hashing this one; hashing uses every core. Memory holds
-    // two chunks at most, whatever the size of the log.
-    let fetch = |from: i64| {
-        let db = db.clone();
-        tokio::spawn(
-            async move { store::audit::record_chunk(&db, from, from + VERIFY_CHUNK).await },
-        )
+    // Chunks are read on several connections and hashed on the blocking threads, so reading
+    // and hashing keep every core busy; only the chain walk, which is cheap, is serial. Reads
+    // take at most half the read connections, so partners' reads go on meanwhile.
+    let readers = Arc::new(tokio::sync::Semaphore::new(
+        (db.read_connections() / 2).max(1),
+    ));
+    let read_and_hash = |from: i64| {
+        let (db, readers) = (db.clone(), readers.clone());
+        tokio::spawn(async move {
+            let chunk = {
+                let _turn = readers.acquire().await;
+                store::audit::record_chunk(&db, from, from + VERIFY_CHUNK).await?
+            };
+            tokio::task::spawn_blocking(move || verify::hash_all(chunk.records()))
+                .await
+                .map_err(|e| DbError::Protocol(format!("the verifier's hashing stopped: {e}")))
+        })
     };
-    let mut from = first as i64;
-    let mut next = (from <= last).then(|| fetch(from));
-    while let Some(fetching) = next.take() {
-        let chunk = fetching
+    let mut next = first as i64;
+    let mut chunks = InFlight(std::collections::VecDeque::new());
+    loop {
+        while chunks.0.len() < VERIFY_IN_FLIGHT && next <= last {
+            chunks.0.push_back(read_and_hash(next));
+            next += VERIFY_CHUNK;
+        }
+        let Some(chunk) = chunks.0.pop_front() else {
+            break;
+        };
+        let hashed = chunk
             .await
             .map_err(|e| DbError::Protocol(format!("the verifier's read stopped: {e}")))??;
-        from += VERIFY_CHUNK;
-        next = (from <= last).then(|| fetch(from));
-        let hashed = tokio::task::spawn_blocking(move || {
-            let records: Vec<_> = chunk.records().collect();
-            verify::hash_all(&records)
-        })
-        .await
-        .map_err(|e| DbError::Protocol(format!("the verifier's hashing stopped: {e}")))?;
         for record in &hashed {
             v.push_hashed(record);
             if v.failed() {
-                break;
+                return Ok(v.finish());
             }
-        }
-        if v.failed() {
-            break;
         }
     }
     Ok(v.finish())
+}
+
+/// The verifier's chunks being read and hashed, in order. Dropping it (a fault found, an
+/// error) stops the ones no longer needed.
+struct InFlight<T>(std::collections::VecDeque<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for InFlight<T> {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
 }
 
 /// Writes an export of records `from..=to` (extended to the next signed checkpoint) as JSON

@@ -165,33 +165,45 @@ pub async fn last_checkpoint(db: &Store) -> Result<Option<i64>, DbError> {
 /// rows one by one through the driver dominated verification time.
 pub struct RecordChunk {
     records: Option<String>,
-    hashes: Option<String>,
+    hashes: Option<Vec<u8>>,
 }
 
+/// How a stored hash that is not 32 bytes reads in a [`RecordChunk`]: all zeros, which no
+/// record hashes to, so verification reports it as a mismatch at its own record.
+const NOT_A_HASH: [u8; 32] = [0; 32];
+
 impl RecordChunk {
-    /// Each record's canonical text with its stored hash in hex, in order. The hex is decoded
-    /// where the record is hashed, on every core.
-    pub fn records(&self) -> impl Iterator<Item = (&str, &str)> {
+    /// Each record's canonical text with its stored hash, in order.
+    pub fn records(&self) -> impl Iterator<Item = (&str, &[u8; 32])> {
+        let mut hashes = self.hashes.as_deref().unwrap_or_default().chunks_exact(32);
         // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
-        let mut hashes = self.hashes.as_deref().unwrap_or_default().split(',');
         self.records
             .as_deref()
             .unwrap_or("")
             .split('\n')
             .filter(|t| !t.is_empty())
-            .map(move |t| (t, hashes.next().unwrap_or_default()))
+            .map(move |t| {
+                let stored = hashes.next().and_then(|h| h.try_into().ok());
+                (t, stored.unwrap_or(&NOT_A_HASH))
+            })
     }
 }
 
-/// Reads records with sequence `from..until` as one [`RecordChunk`].
+/// Reads records with sequence `from..until` as one [`RecordChunk`]. The hashes come as raw
+/// bytes, 32 per record (no hex to write and parse); one of another length reads as
+/// [`NOT_A_HASH`], so the records and their hashes stay aligned.
 pub async fn record_chunk(db: &Store, from: i64, until: i64) -> Result<RecordChunk, DbError> {
     let sql = db.pick(
-        "SELECT group_concat(record, char(10)), group_concat(hex(hash), ',')
+        "SELECT group_concat(record, char(10)),
+                CAST(group_concat(CASE WHEN length(CAST(hash AS BLOB)) = 32 THEN CAST(hash AS BLOB)
+                                       ELSE zeroblob(32) END, '') AS BLOB)
              FROM (SELECT record, hash FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq)",
-        "SELECT string_agg(record, chr(10) ORDER BY seq), string_agg(encode(hash, 'hex'), ',' ORDER BY seq)
+        "SELECT string_agg(record, chr(10) ORDER BY seq),
+                string_agg(CASE WHEN length(hash) = 32 THEN hash ELSE decode(repeat('00', 32), 'hex') END,
+                           ''::bytea ORDER BY seq)
              FROM audit_records WHERE seq >= $1 AND seq < $2",
     );
-    let (records, hashes): (Option<String>, Option<String>) = on!(db, |c| sqlx::query_as(sql)
+    let (records, hashes): (Option<String>, Option<Vec<u8>>) = on!(db, |c| sqlx::query_as(sql)
         .bind(from)
         .bind(until)
         .fetch_one(c)

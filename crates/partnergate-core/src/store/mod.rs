@@ -289,6 +289,15 @@ impl Store {
         matches!(self.pools, Backend::Postgres(_))
     }
 
+    /// How many connections readers share; a long job (verification) takes at most half of
+    /// them, so that partners' reads still find one.
+    pub fn read_connections(&self) -> usize {
+        match &self.pools {
+            Backend::Sqlite(p) => p.reads.options().get_max_connections() as usize,
+            Backend::Postgres(p) => p.reads.options().get_max_connections() as usize,
+        }
+    }
+
     /// `sqlite` or `postgres`, whichever is this store's backend.
     pub(crate) fn pick(&self, sqlite: &'static str, postgres: &'static str) -> &'static str {
         match self.pools {
