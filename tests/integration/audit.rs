@@ -199,23 +199,22 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
     assert_eq!(verify(&gw).await["ok"], true);
 
     // A stored hash cut short or lengthened by a byte: named at its own record, and the records
-    // after it still line up with their hashes.
-    for wrong in [&hash5[..31], &[&hash5[..], &[0u8]].concat()[..]] {
+    // after it still line up with their hashes. The last round puts the right hash back.
+    let long = [&hash5[..], &[0u8]].concat();
+    for stored in [&hash5[..31], &long[..], &hash5[..]] {
         sqlx::query("UPDATE audit_records SET hash = $1 WHERE seq = 5")
-            .bind(wrong)
+            .bind(stored)
             .execute(&mut conn)
             .await
             .unwrap();
         let v = verify(&gw).await;
-        assert_eq!(v["first_bad"], 5, "{v}");
-        assert_eq!(v["problem"], "stored hash does not match the record", "{v}");
+        if stored == &hash5[..] {
+            assert_eq!(v["ok"], true, "{v}");
+        } else {
+            assert_eq!(v["first_bad"], 5, "{v}");
+            assert_eq!(v["problem"], "stored hash does not match the record", "{v}");
+        }
     }
-    sqlx::query("UPDATE audit_records SET hash = $1 WHERE seq = 5")
-        .bind(&hash5)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(verify(&gw).await["ok"], true);
 
     // One record deleted.
     sqlx::query("DELETE FROM audit_records WHERE seq = 5")
