@@ -16,7 +16,6 @@ pub mod verify;
 pub mod writer;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
@@ -119,15 +118,12 @@ pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyRepo
     let last = store::audit::last_seq(db).await?.unwrap_or(0);
     // Chunks are read on several connections and hashed on the blocking threads, so reading
     // and hashing keep every core busy; only the chain walk, which is cheap, is serial. Reads
-    // take at most half the read connections, so partners' reads go on meanwhile.
-    let readers = Arc::new(tokio::sync::Semaphore::new(
-        (db.read_connections() / 2).max(1),
-    ));
+    // take turns with other long reads (`Store::long_read_turn`), so partners' reads go on.
     let read_and_hash = |from: i64| {
-        let (db, readers) = (db.clone(), readers.clone());
+        let db = db.clone();
         tokio::spawn(async move {
             let chunk = {
-                let _turn = readers.acquire().await;
+                let _turn = db.long_read_turn().await;
                 store::audit::record_chunk(&db, from, from + VERIFY_CHUNK).await?
             };
             tokio::task::spawn_blocking(move || verify::hash_all(chunk.records()))

@@ -126,6 +126,9 @@ struct Pools<P> {
 pub struct Store {
     pools: Backend<Pools<SqlitePool>, Pools<PgPool>>,
     gate: WriteGate,
+    /// Turns for long reads (verification): half the read connections, shared by every long
+    /// job of this process, so that partners' reads always find a connection.
+    long_reads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl<S: Clone, P: Clone> Clone for Backend<S, P> {
@@ -232,9 +235,15 @@ impl Store {
                 Backend::Postgres(Pools { reads, writes })
             }
         };
+        let long_reads = match &pools {
+            Backend::Sqlite(p) => p.reads.options().get_max_connections(),
+            Backend::Postgres(p) => p.reads.options().get_max_connections(),
+        } as usize
+            / 2;
         Ok(Self {
             pools,
             gate: WriteGate::default(),
+            long_reads: std::sync::Arc::new(tokio::sync::Semaphore::new(long_reads.max(1))),
         })
     }
 
@@ -289,13 +298,13 @@ impl Store {
         matches!(self.pools, Backend::Postgres(_))
     }
 
-    /// How many connections readers share; a long job (verification) takes at most half of
-    /// them, so that partners' reads still find one.
-    pub fn read_connections(&self) -> usize {
-        match &self.pools {
-            Backend::Sqlite(p) => p.reads.options().get_max_connections() as usize,
-            Backend::Postgres(p) => p.reads.options().get_max_connections() as usize,
-        }
+    /// Waits for a turn to run one read of a long job (a verification chunk). Hold the permit
+    /// for the read only.
+    pub async fn long_read_turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.long_reads
+            .acquire()
+            .await
+            .expect("the long-read semaphore is never closed")
     }
 
     /// `sqlite` or `postgres`, whichever is this store's backend.
@@ -451,5 +460,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((secure, sync), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn long_reads_share_half_the_read_connections_between_all_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::Store::open(&dir.path().join("t.db")).await.unwrap();
+        let super::Backend::Sqlite(pools) = &store.pools else {
+            unreachable!()
+        };
+        let other_job = store.clone();
+        // The first job takes every turn it can, each with the connection its read would hold.
+        let mut first_job = Vec::new();
+        for _ in 0..4 {
+            let turn = store.long_read_turn().await;
+            first_job.push((turn, pools.reads.acquire().await.unwrap()));
+        }
+        let wait = std::time::Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(wait, other_job.long_read_turn())
+                .await
+                .is_err(),
+            "a second job must wait while the first holds half of the 8 read connections"
+        );
+        let mut partners = Vec::new();
+        for _ in 0..4 {
+            let read = tokio::time::timeout(wait, pools.reads.acquire()).await;
+            partners.push(
+                read.expect("partners' reads find a free connection")
+                    .unwrap(),
+            );
+        }
+        first_job.pop();
+        assert!(
+            tokio::time::timeout(wait, other_job.long_read_turn())
+                .await
+                .is_ok()
+        );
     }
 }
