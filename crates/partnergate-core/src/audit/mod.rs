@@ -126,9 +126,9 @@ pub async fn verify_database(db: &Store, public_key: &[u8]) -> Result<VerifyRepo
                 let _turn = db.long_read_turn().await;
                 store::audit::record_chunk(&db, from, from + VERIFY_CHUNK).await?
             };
-            tokio::task::spawn_blocking(move || verify::hash_all(chunk.records()))
+            tokio::task::spawn_blocking(move || chunk.records().map(verify::hash_all))
                 .await
-                .map_err(|e| DbError::Protocol(format!("the verifier's hashing stopped: {e}")))
+                .map_err(|e| DbError::Protocol(format!("the verifier's hashing stopped: {e}")))?
         })
     };
     let mut next = first as i64;

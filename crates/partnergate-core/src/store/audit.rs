@@ -3,6 +3,7 @@
 //! streaming read, checkpoints.
 
 use futures_util::TryStreamExt;
+use sqlx::Row;
 
 use super::{DbError, Store, WriteTx};
 use crate::audit::AuditQuery;
@@ -162,11 +163,9 @@ pub async fn last_checkpoint(db: &Store) -> Result<Option<i64>, DbError> {
 }
 
 /// Records `from..until` read in one row: the verifier moves a chunk at a time, because moving
-/// rows one by one through the driver dominated verification time.
-pub struct RecordChunk {
-    records: Option<String>,
-    hashes: Option<Vec<u8>>,
-}
+/// rows one by one through the driver dominated verification time. It keeps the driver's row
+/// and reads the text in place, because each copy of a chunk's 1.4 MB costs measurable time.
+pub struct RecordChunk(super::Backend<sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow>);
 
 /// How a stored hash that is not 32 bytes reads in a [`RecordChunk`]: all zeros, which no
 /// record hashes to, so verification reports it as a mismatch at its own record.
@@ -174,18 +173,21 @@ const NOT_A_HASH: [u8; 32] = [0; 32];
 
 impl RecordChunk {
     /// Each record's canonical text with its stored hash, in order.
-    pub fn records(&self) -> impl Iterator<Item = (&str, &[u8; 32])> {
-        let mut hashes = self.hashes.as_deref().unwrap_or_default().chunks_exact(32);
+    pub fn records(&self) -> Result<impl Iterator<Item = (&str, &[u8; 32])>, DbError> {
+        let (records, hashes): (Option<&str>, Option<&[u8]>) = match &self.0 {
+            super::Backend::Sqlite(row) => (row.try_get(0)?, row.try_get(1)?),
+            super::Backend::Postgres(row) => (row.try_get(0)?, row.try_get(1)?),
+        };
+        let mut hashes = hashes.unwrap_or_default().chunks_exact(32);
         // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
-        self.records
-            .as_deref()
+        Ok(records
             .unwrap_or("")
             .split('\n')
             .filter(|t| !t.is_empty())
             .map(move |t| {
                 let stored = hashes.next().and_then(|h| h.try_into().ok());
                 (t, stored.unwrap_or(&NOT_A_HASH))
-            })
+            }))
     }
 }
 
@@ -203,12 +205,15 @@ pub async fn record_chunk(db: &Store, from: i64, until: i64) -> Result<RecordChu
                            ''::bytea ORDER BY seq)
              FROM audit_records WHERE seq >= $1 AND seq < $2",
     );
-    let (records, hashes): (Option<String>, Option<Vec<u8>>) = on!(db, |c| sqlx::query_as(sql)
-        .bind(from)
-        .bind(until)
-        .fetch_one(c)
-        .await)?;
-    Ok(RecordChunk { records, hashes })
+    use super::Target;
+    Ok(RecordChunk(match db.target() {
+        super::Backend::Sqlite(c) => {
+            super::Backend::Sqlite(sqlx::query(sql).bind(from).bind(until).fetch_one(c).await?)
+        }
+        super::Backend::Postgres(c) => {
+            super::Backend::Postgres(sqlx::query(sql).bind(from).bind(until).fetch_one(c).await?)
+        }
+    }))
 }
 
 /// The first checkpoint at or after `seq`, as the aggregate reads it (0 when there is none).
