@@ -463,6 +463,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sqlite_is_built_without_the_global_memory_statistics_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::Store::open(&dir.path().join("t.db")).await.unwrap();
+        let super::Backend::Sqlite(pools) = &store.pools else {
+            unreachable!()
+        };
+        let options: Vec<(String,)> = sqlx::query_as("PRAGMA compile_options")
+            .fetch_all(&pools.reads)
+            .await
+            .unwrap();
+        // Set in .cargo/config.toml; without it the read connections contend on one mutex.
+        assert!(
+            options.iter().any(|(o,)| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn long_reads_share_half_the_read_connections_between_all_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let store = super::Store::open(&dir.path().join("t.db")).await.unwrap();
