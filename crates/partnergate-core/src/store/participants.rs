@@ -456,8 +456,11 @@ fn split_list(list: Option<String>) -> Vec<String> {
 /// Parses `group_concat(field || ':' || hex(sealed), ',')`.
 fn parse_sealed(list: Option<String>) -> Result<Vec<(String, Vec<u8>)>, DbError> {
     let malformed = || DbError::Decode("a sealed field list that does not parse".into());
-    split_list(list)
-        .into_iter()
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    // Slices of the list, not `split_list`: no String per entry to parse and drop.
+    list.split(',')
         .map(|entry| {
             let (field, hex_value) = entry.split_once(':').ok_or_else(malformed)?;
             // `decode_to_slice`: a plain loop; `hex::decode` collects through an iterator of
@@ -575,4 +578,28 @@ pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Resu
         .map(|(id, fields)| Ok((id, parse_sealed(fields)?)))
         .collect::<Result<_, DbError>>()?;
     Ok(bulk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_sealed;
+
+    #[test]
+    fn a_sealed_field_list_parses_into_names_and_bytes_or_is_refused_whole() {
+        let list = Some("identity.given_name:00ff10,contact.phone:abcd".to_string());
+        assert_eq!(
+            parse_sealed(list).unwrap(),
+            vec![
+                ("identity.given_name".to_string(), vec![0x00, 0xff, 0x10]),
+                ("contact.phone".to_string(), vec![0xab, 0xcd]),
+            ]
+        );
+        assert!(parse_sealed(None).unwrap().is_empty());
+        for malformed in ["identity.given_name", "contact.phone:abc", "a:00,", "a:zz"] {
+            assert!(
+                parse_sealed(Some(malformed.to_string())).is_err(),
+                "{malformed}"
+            );
+        }
+    }
 }
