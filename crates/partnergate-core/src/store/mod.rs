@@ -443,20 +443,30 @@ pub fn ago(age: std::time::Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn every_connection_overwrites_deleted_content_and_syncs_fully() {
+    /// A store on a new SQLite file, with the folder that must outlive it.
+    async fn fresh() -> (tempfile::TempDir, super::Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = super::Store::open(&dir.path().join("t.db")).await.unwrap();
+        (dir, store)
+    }
+
+    fn read_pool(store: &super::Store) -> &sqlx::SqlitePool {
         let super::Backend::Sqlite(pools) = &store.pools else {
             unreachable!()
         };
-        let pool = &pools.reads;
+        &pools.reads
+    }
+
+    #[tokio::test]
+    async fn every_connection_overwrites_deleted_content_and_syncs_fully() {
+        let (_dir, store) = fresh().await;
+        let reads = read_pool(&store);
         let (secure,): (i64,) = sqlx::query_as("PRAGMA secure_delete")
-            .fetch_one(pool)
+            .fetch_one(reads)
             .await
             .unwrap();
         let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
-            .fetch_one(pool)
+            .fetch_one(reads)
             .await
             .unwrap();
         assert_eq!((secure, sync), (1, 2));
@@ -464,13 +474,10 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_is_built_without_the_global_memory_statistics_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = super::Store::open(&dir.path().join("t.db")).await.unwrap();
-        let super::Backend::Sqlite(pools) = &store.pools else {
-            unreachable!()
-        };
+        let (_dir, store) = fresh().await;
+        let reads = read_pool(&store);
         let options: Vec<(String,)> = sqlx::query_as("PRAGMA compile_options")
-            .fetch_all(&pools.reads)
+            .fetch_all(reads)
             .await
             .unwrap();
         // Set in .cargo/config.toml; without it the read connections contend on one mutex.
@@ -482,17 +489,14 @@ mod tests {
 
     #[tokio::test]
     async fn long_reads_share_half_the_read_connections_between_all_jobs() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = super::Store::open(&dir.path().join("t.db")).await.unwrap();
-        let super::Backend::Sqlite(pools) = &store.pools else {
-            unreachable!()
-        };
+        let (_dir, store) = fresh().await;
+        let reads = read_pool(&store);
         let other_job = store.clone();
         // The first job takes every turn it can, each with the connection its read would hold.
         let mut first_job = Vec::new();
         for _ in 0..4 {
             let turn = store.long_read_turn().await;
-            first_job.push((turn, pools.reads.acquire().await.unwrap()));
+            first_job.push((turn, reads.acquire().await.unwrap()));
         }
         let wait = std::time::Duration::from_millis(50);
         assert!(
@@ -503,7 +507,7 @@ mod tests {
         );
         let mut partners = Vec::new();
         for _ in 0..4 {
-            let read = tokio::time::timeout(wait, pools.reads.acquire()).await;
+            let read = tokio::time::timeout(wait, reads.acquire()).await;
             partners.push(
                 read.expect("partners' reads find a free connection")
                     .unwrap(),
