@@ -216,6 +216,28 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
         }
     }
 
+    // A byte that is not UTF-8 (SQLite stores what it is given; PostgreSQL's text refuses it):
+    // named at its record, like any other change, not a failed read of the whole chunk.
+    if !crate::harness::on_postgres() {
+        sqlx::query(
+            "UPDATE audit_records
+                SET record = replace(record, '\"action\":\"', '\"action\":\"' || CAST(x'ff' AS TEXT))
+              WHERE seq = 5",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let v = verify(&gw).await;
+        assert_eq!(v["first_bad"], 5, "{v}");
+        assert_eq!(v["problem"], "record is not in canonical form", "{v}");
+        sqlx::query("UPDATE audit_records SET record = $1 WHERE seq = 5")
+            .bind(&record5)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(verify(&gw).await["ok"], true);
+    }
+
     // One record deleted.
     sqlx::query("DELETE FROM audit_records WHERE seq = 5")
         .execute(&mut conn)

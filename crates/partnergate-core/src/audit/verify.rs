@@ -103,9 +103,15 @@ pub struct Hashed {
 impl Hashed {
     /// Parses and hashes one record's canonical text.
     pub fn new(text: &str, stored_hash: Option<&[u8]>) -> Self {
+        Self::from_bytes(text.as_bytes(), stored_hash)
+    }
+
+    /// Like [`Hashed::new`], for a record as the database holds it: bytes that are not UTF-8
+    /// (written behind the gateway's back) are a record not in canonical form, not an error.
+    pub fn from_bytes(record: &[u8], stored_hash: Option<&[u8]>) -> Self {
         Self {
-            fields: chain_fields(text),
-            hash: hash(text.as_bytes()),
+            fields: std::str::from_utf8(record).ok().and_then(chain_fields),
+            hash: hash(record),
             // A stored hash of the wrong length can never match.
             stored: stored_hash.map(|s| s.try_into().unwrap_or([0xff; 32])),
         }
@@ -114,10 +120,10 @@ impl Hashed {
 
 /// Hashes a chunk of records (canonical text, stored hash) in order. The verifier
 /// hashes several chunks at once.
-pub fn hash_all<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>) -> Vec<Hashed> {
+pub fn hash_all<'a>(records: impl IntoIterator<Item = (&'a [u8], &'a [u8; 32])>) -> Vec<Hashed> {
     records
         .into_iter()
-        .map(|(text, stored)| Hashed::new(text, Some(stored)))
+        .map(|(record, stored)| Hashed::from_bytes(record, Some(stored)))
         .collect()
 }
 
@@ -434,7 +440,7 @@ mod tests {
             .collect();
         let mut stored: Vec<[u8; 32]> = texts.iter().map(|t| hash(t.as_bytes())).collect();
         stored[7] = [0; 32];
-        let hashed = hash_all(texts.iter().map(String::as_str).zip(&stored));
+        let hashed = hash_all(texts.iter().map(String::as_bytes).zip(&stored));
         assert_eq!(hashed.len(), texts.len());
         for (i, (h, text)) in hashed.iter().zip(&texts).enumerate() {
             assert_eq!(h.fields.map(|f| f.0), Some(i as u64 + 1));

@@ -172,17 +172,23 @@ pub struct RecordChunk(super::Backend<sqlx::sqlite::SqliteRow, sqlx::postgres::P
 const NOT_A_HASH: [u8; 32] = [0; 32];
 
 impl RecordChunk {
-    /// Each record's canonical text with its stored hash, in order.
-    pub fn records(&self) -> Result<impl Iterator<Item = (&str, &[u8; 32])>, DbError> {
-        let (records, hashes): (Option<&str>, Option<&[u8]>) = match &self.0 {
+    /// Each record's bytes (its canonical text, unless someone changed it) with its stored
+    /// hash, in order. Bytes, not text: a record that is not UTF-8 must fail verification at
+    /// that record, not fail the whole read.
+    pub fn records(&self) -> Result<impl Iterator<Item = (&[u8], &[u8; 32])>, DbError> {
+        let (records, hashes): (Option<&[u8]>, Option<&[u8]>) = match &self.0 {
             super::Backend::Sqlite(row) => (row.try_get(0)?, row.try_get(1)?),
-            super::Backend::Postgres(row) => (row.try_get(0)?, row.try_get(1)?),
+            // PostgreSQL's text is always UTF-8.
+            super::Backend::Postgres(row) => {
+                let records: Option<&str> = row.try_get(0)?;
+                (records.map(str::as_bytes), row.try_get(1)?)
+            }
         };
         let mut hashes = hashes.unwrap_or_default().chunks_exact(32);
         // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
         Ok(records
-            .unwrap_or("")
-            .split('\n')
+            .unwrap_or_default()
+            .split(|b| *b == b'\n')
             .filter(|t| !t.is_empty())
             .map(move |t| {
                 let stored = hashes.next().and_then(|h| h.try_into().ok());
@@ -196,7 +202,7 @@ impl RecordChunk {
 /// [`NOT_A_HASH`], so the records and their hashes stay aligned.
 pub async fn record_chunk(db: &Store, from: i64, until: i64) -> Result<RecordChunk, DbError> {
     let sql = db.pick(
-        "SELECT group_concat(record, char(10)),
+        "SELECT CAST(group_concat(record, char(10)) AS BLOB),
                 CAST(group_concat(CASE WHEN length(CAST(hash AS BLOB)) = 32 THEN CAST(hash AS BLOB)
                                        ELSE zeroblob(32) END, '') AS BLOB)
              FROM (SELECT record, hash FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq)",
