@@ -164,7 +164,7 @@ pub async fn last_checkpoint(db: &Store) -> Result<Option<i64>, DbError> {
 
 /// Records `from..until` read in one row: the verifier moves a chunk at a time, because moving
 /// rows one by one through the driver dominated verification time. It keeps the driver's row
-/// and reads the text in place, because each copy of a chunk's 1.4 MB costs measurable time.
+/// and reads the records in place, because each copy of a chunk's 1.4 MB costs measurable time.
 pub struct RecordChunk(super::Backend<sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow>);
 
 /// How a stored hash that is not 32 bytes reads in a [`RecordChunk`]: all zeros, which no
