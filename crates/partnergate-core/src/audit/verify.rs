@@ -118,7 +118,7 @@ impl Hashed {
     }
 }
 
-/// Hashes a chunk of records (canonical text, stored hash) in order. The verifier
+/// Hashes a chunk of records (bytes, stored hash) in order. The verifier
 /// hashes several chunks at once.
 pub fn hash_all<'a>(records: impl IntoIterator<Item = (&'a [u8], &'a [u8; 32])>) -> Vec<Hashed> {
     records

@@ -178,7 +178,8 @@ impl RecordChunk {
     pub fn records(&self) -> Result<impl Iterator<Item = (&[u8], &[u8; 32])>, DbError> {
         let (records, hashes): (Option<&[u8]>, Option<&[u8]>) = match &self.0 {
             super::Backend::Sqlite(row) => (row.try_get(0)?, row.try_get(1)?),
-            // PostgreSQL's text is always UTF-8.
+            // PostgreSQL checks text against the database's encoding; a record it cannot
+            // decode fails the read (fail closed).
             super::Backend::Postgres(row) => {
                 let records: Option<&str> = row.try_get(0)?;
                 (records.map(str::as_bytes), row.try_get(1)?)

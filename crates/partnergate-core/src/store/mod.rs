@@ -126,8 +126,8 @@ struct Pools<P> {
 pub struct Store {
     pools: Backend<Pools<SqlitePool>, Pools<PgPool>>,
     gate: WriteGate,
-    /// Turns for long reads (verification): half the read connections, shared by every long
-    /// job of this process, so that partners' reads always find a connection.
+    /// Turns for verification's chunk reads: half the read connections, shared by every
+    /// verification of this process, so that partners' reads usually find a connection.
     long_reads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
@@ -507,7 +507,9 @@ mod tests {
         );
         let mut partners = Vec::new();
         for _ in 0..4 {
-            let read = tokio::time::timeout(wait, reads.acquire()).await;
+            // Seconds, not `wait`: a new SQLite connection may be opened on a busy machine.
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(10), reads.acquire()).await;
             partners.push(
                 read.expect("partners' reads find a free connection")
                     .unwrap(),
@@ -515,9 +517,12 @@ mod tests {
         }
         first_job.pop();
         assert!(
-            tokio::time::timeout(wait, other_job.long_read_turn())
-                .await
-                .is_ok()
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                other_job.long_read_turn()
+            )
+            .await
+            .is_ok()
         );
     }
 }
