@@ -30,8 +30,8 @@ use ring::{hkdf, hmac};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::crypto::{
-    CryptoError, DataKey, KEY_LEN, PARTICIPANT_ID_LEN, ParticipantId, WrappedKey, aead_open,
-    aead_seal, random_fill,
+    Cipher, CryptoError, DataKey, KEY_LEN, PARTICIPANT_ID_LEN, ParticipantId, WrappedKey,
+    random_fill,
 };
 use super::insz::Insz;
 
@@ -58,16 +58,19 @@ fn derive(ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; KEY_LEN]> {
     out
 }
 
-/// One master key version and the wrapping key derived from it.
+/// One master key version and the wrapping key derived from it, prepared for the data key of
+/// every participant a page reads.
 #[derive(Zeroize, ZeroizeOnDrop)]
 struct MasterKey {
     master: [u8; KEY_LEN],
-    wrap: [u8; KEY_LEN],
+    /// Wipes itself on drop.
+    #[zeroize(skip)]
+    wrap: Cipher,
 }
 
 impl MasterKey {
     fn new(master: [u8; KEY_LEN]) -> Self {
-        let wrap = *derive(&master, &[INFO_WRAP]);
+        let wrap = Cipher::new(&derive(&master, &[INFO_WRAP]));
         Self { master, wrap }
     }
 }
@@ -326,14 +329,14 @@ impl MasterKeyring {
         wrapped.master_version != self.current_version()
     }
 
-    fn wrap_key(&self, version: u32) -> Result<&[u8; KEY_LEN], CryptoError> {
+    fn wrap_key(&self, version: u32) -> Result<&Cipher, CryptoError> {
         self.keys
             .get(&version)
             .map(|k| &k.wrap)
             .ok_or(CryptoError::UnknownMasterVersion(version))
     }
 
-    fn current(&self) -> (u32, &[u8; KEY_LEN]) {
+    fn current(&self) -> (u32, &Cipher) {
         let (v, k) = self
             .keys
             .iter()
@@ -349,7 +352,7 @@ impl MasterKeyring {
         dek: &DataKey,
     ) -> Result<WrappedKey, CryptoError> {
         let (version, key) = self.current();
-        let bytes = aead_seal(key, &dek_aad(participant, version), dek.expose())?;
+        let bytes = key.seal(&dek_aad(participant, version), dek.expose())?;
         Ok(WrappedKey {
             master_version: version,
             bytes,
@@ -364,8 +367,7 @@ impl MasterKeyring {
         wrapped: &WrappedKey,
     ) -> Result<DataKey, CryptoError> {
         let key = self.wrap_key(wrapped.master_version)?;
-        let raw = aead_open(
-            key,
+        let raw = key.open(
             &dek_aad(participant, wrapped.master_version),
             &wrapped.bytes,
         )?;
@@ -385,7 +387,7 @@ impl MasterKeyring {
     /// Wraps a named system secret (e.g. the index secret) under the current master version.
     pub fn wrap_secret(&self, label: &str, secret: &[u8]) -> Result<WrappedKey, CryptoError> {
         let (version, key) = self.current();
-        let bytes = aead_seal(key, &secret_aad(label, version), secret)?;
+        let bytes = key.seal(&secret_aad(label, version), secret)?;
         Ok(WrappedKey {
             master_version: version,
             bytes,
@@ -400,11 +402,7 @@ impl MasterKeyring {
         wrapped: &WrappedKey,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let key = self.wrap_key(wrapped.master_version)?;
-        aead_open(
-            key,
-            &secret_aad(label, wrapped.master_version),
-            &wrapped.bytes,
-        )
+        key.open(&secret_aad(label, wrapped.master_version), &wrapped.bytes)
     }
 
     /// Re-wraps a named system secret under the current master version.
