@@ -114,10 +114,13 @@ pub async fn page(
     let caller = &ctx.caller;
     let entries = vault.changes_after(after, limit).await?.entries;
     let ids: Vec<ParticipantId> = entries.iter().map(|(id, _)| *id).collect();
-    let mut snapshots = vault.snapshots(&ids, &caller.partner).await?;
-    let known = store::sync::known_to(vault.store(), &caller.client, &ids).await?;
-    // Entries whose latest change is a retention purge say so.
-    let purges = crate::retention::purge_seqs(vault, &ids).await?;
+    // Three independent reads, at once on their own connections. `purges`: entries whose
+    // latest change is a retention purge say so.
+    let (mut snapshots, known, purges) = tokio::try_join!(
+        vault.snapshots(&ids, &caller.partner),
+        async { Ok(store::sync::known_to(vault.store(), &caller.client, &ids).await?) },
+        crate::retention::purge_seqs(vault, &ids),
+    )?;
     let mut page = Page {
         changes: Vec::new(),
         next: entries.last().map(|e| e.1).unwrap_or(after),

@@ -18,7 +18,7 @@ pub struct Snapshot {
     pub roles: Vec<String>,
     /// Consent scopes in force.
     pub consents: Vec<String>,
-    sealed: Vec<(String, Vec<u8>)>,
+    sealed: store::participants::SealedList,
 }
 
 /// A page of the changes log.
@@ -72,7 +72,7 @@ impl Vault {
                         participant: None,
                         roles: Vec::new(),
                         consents: Vec::new(),
-                        sealed: Vec::new(),
+                        sealed: Default::default(),
                     },
                 )
             })
@@ -118,15 +118,20 @@ impl Vault {
         };
         let mut out = BTreeMap::new();
         let mut dek = None;
-        for (field, sealed) in snapshot.sealed.iter().filter(|(f, _)| wanted(f)) {
+        for entry in snapshot.sealed.entries() {
+            let entry = entry?;
+            if !wanted(entry.field) {
+                continue;
+            }
             let key = match &dek {
                 Some(k) => k,
                 None => dek.insert(self.unwrap(p)?),
             };
-            let plain = key.open(&p.id, field, p.dek_version, sealed)?;
+            let field = entry.field;
+            let plain = key.open(&p.id, field, p.dek_version, &entry.sealed()?)?;
             let value = serde_json::from_slice(&plain)
                 .map_err(|_| super::crypto::CryptoError::Malformed)?;
-            out.insert(field.clone(), value);
+            out.insert(field.to_string(), value);
         }
         Ok(out)
     }
