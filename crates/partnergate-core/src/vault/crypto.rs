@@ -8,8 +8,8 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
@@ -114,15 +114,31 @@ impl Cipher {
         aad: &[u8],
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let mut buf = Zeroizing::new(sealed.to_vec());
+        let len = self.open_in_place(aad, &mut buf)?.len();
+        buf.copy_within(NONCE_LEN..NONCE_LEN + len, 0);
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Opens `sealed` where it lies and returns the plaintext, a part of it: no allocation,
+    /// for the many fields of a page. The caller wipes `sealed` after use.
+    pub(crate) fn open_in_place<'b>(
+        &self,
+        aad: &[u8],
+        sealed: &'b mut [u8],
+    ) -> Result<&'b [u8], CryptoError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(CryptoError::Malformed);
         }
-        let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Malformed)?;
+        let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+        let (msg, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let nonce = Nonce::try_from(&*nonce).map_err(|_| CryptoError::Malformed)?;
+        let tag = Tag::try_from(&*tag).map_err(|_| CryptoError::Malformed)?;
         self.0
-            .decrypt(&nonce, Payload { msg: ct, aad })
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::Decrypt)
+            .decrypt_inout_detached(&nonce, aad, msg.into(), &tag)
+            .map_err(|_| CryptoError::Decrypt)?;
+        Ok(msg)
     }
 }
 
@@ -234,6 +250,19 @@ impl DataKey {
         self.cipher
             .open(&field_aad(participant, field_name, dek_version), sealed)
     }
+
+    /// [`DataKey::open`] where the sealed value lies: the plaintext is a part of `sealed`,
+    /// which the caller wipes after use.
+    pub fn open_in_place<'b>(
+        &self,
+        participant: &ParticipantId,
+        field_name: &str,
+        dek_version: u32,
+        sealed: &'b mut [u8],
+    ) -> Result<&'b [u8], CryptoError> {
+        self.cipher
+            .open_in_place(&field_aad(participant, field_name, dek_version), sealed)
+    }
 }
 
 impl fmt::Debug for DataKey {
@@ -290,6 +319,25 @@ mod tests {
         let ct = k.seal(&p, "life.housing", 1, b"dakloos").unwrap();
         assert_eq!(ct.len(), NONCE_LEN + 7 + TAG_LEN);
         assert_eq!(&k.open(&p, "life.housing", 1, &ct).unwrap()[..], b"dakloos");
+    }
+
+    #[test]
+    fn opening_in_place_gives_the_plaintext_and_refuses_a_changed_byte() {
+        let k = DataKey::generate().unwrap();
+        let p = pid();
+        let mut ct = k.seal(&p, "life.housing", 1, b"dakloos").unwrap();
+        let mut tampered = ct.clone();
+        assert_eq!(
+            k.open_in_place(&p, "life.housing", 1, &mut ct).unwrap(),
+            b"dakloos"
+        );
+        tampered[NONCE_LEN] ^= 1;
+        assert!(matches!(
+            k.open_in_place(&p, "life.housing", 1, &mut tampered),
+            Err(CryptoError::Decrypt)
+        ));
+        let mut ct = k.seal(&p, "life.housing", 1, b"dakloos").unwrap();
+        assert!(k.open_in_place(&p, "life.income", 1, &mut ct).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::VaultError;
 use super::crypto::ParticipantId;
@@ -118,6 +119,8 @@ impl Vault {
         };
         let mut out = BTreeMap::new();
         let mut dek = None;
+        // One buffer for every field: each is decoded, then decrypted, where it lies.
+        let mut buf = Zeroizing::new(Vec::new());
         for entry in snapshot.sealed.entries() {
             let entry = entry?;
             if !wanted(entry.field) {
@@ -127,11 +130,16 @@ impl Vault {
                 Some(k) => k,
                 None => dek.insert(self.unwrap(p)?),
             };
-            let field = entry.field;
-            let plain = key.open(&p.id, field, p.dek_version, &entry.sealed()?)?;
-            let value = serde_json::from_slice(&plain)
-                .map_err(|_| super::crypto::CryptoError::Malformed)?;
-            out.insert(field.to_string(), value);
+            if buf.capacity() < entry.sealed_len() {
+                // Grown by hand: a reallocation would free the old plaintext unwiped.
+                buf.zeroize();
+                *buf = Vec::with_capacity(entry.sealed_len());
+            }
+            entry.sealed_into(&mut buf)?;
+            let plain = key.open_in_place(&p.id, entry.field, p.dek_version, &mut buf)?;
+            let value =
+                serde_json::from_slice(plain).map_err(|_| super::crypto::CryptoError::Malformed)?;
+            out.insert(entry.field.to_string(), value);
         }
         Ok(out)
     }
