@@ -129,45 +129,6 @@ pub struct Store {
     /// Turns for verification's chunk reads: half the read connections, shared by every
     /// verification of this process, so that partners' reads usually find a connection.
     long_reads: std::sync::Arc<tokio::sync::Semaphore>,
-    /// SQLite: folds the write-ahead log into the database file in the background; stops
-    /// with the last clone of this store.
-    _checkpointer: Option<std::sync::Arc<Checkpointer>>,
-}
-
-/// How often the background checkpointer folds the SQLite write-ahead log into the file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// The background checkpointer of an SQLite store (see [`sqlite_options`]): aborted on drop.
-struct Checkpointer(tokio::task::AbortHandle);
-
-impl Checkpointer {
-    fn spawn(reads: SqlitePool) -> Self {
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                // PASSIVE: copies what no reader still needs, never waits for or blocks
-                // anyone. With nothing new in the log it copies and syncs nothing.
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&reads)
-                    .await
-                {
-                    if reads.is_closed() {
-                        return;
-                    }
-                    tracing::warn!(error = %e, "background checkpoint failed; retrying");
-                }
-            }
-        });
-        Self(task.abort_handle())
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl<S: Clone, P: Clone> Clone for Backend<S, P> {
@@ -274,10 +235,6 @@ impl Store {
                 Backend::Postgres(Pools { reads, writes })
             }
         };
-        let checkpointer = match &pools {
-            Backend::Sqlite(p) => Some(std::sync::Arc::new(Checkpointer::spawn(p.reads.clone()))),
-            Backend::Postgres(_) => None,
-        };
         let long_reads = match &pools {
             Backend::Sqlite(p) => p.reads.options().get_max_connections(),
             Backend::Postgres(p) => p.reads.options().get_max_connections(),
@@ -287,7 +244,6 @@ impl Store {
             pools,
             gate: WriteGate::default(),
             long_reads: std::sync::Arc::new(tokio::sync::Semaphore::new(long_reads.max(1))),
-            _checkpointer: checkpointer,
         })
     }
 
@@ -435,10 +391,6 @@ fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
         .pragma("temp_store", "memory")
         // Deleted rows are overwritten, so an erasure leaves no old page content behind.
         .pragma("secure_delete", "on")
-        // A commit does not checkpoint the log (by default, the one past 1000 pages copies them
-        // and syncs the file, while the audit writer and everyone behind it waits): the
-        // store's background checkpointer does it instead.
-        .pragma("wal_autocheckpoint", "0")
         .disable_statement_logging())
 }
 
@@ -533,38 +485,6 @@ mod tests {
             options.iter().any(|(o,)| o == "DEFAULT_MEMSTATUS=0"),
             "{options:?}"
         );
-    }
-
-    #[tokio::test]
-    async fn commits_leave_the_log_to_the_background_checkpointer() {
-        let (dir, store) = fresh().await;
-        let main_file = dir.path().join("t.db");
-        let mut tx = store.begin_write().await.unwrap();
-        let (auto,): (i64,) = on!(&mut tx, |c| sqlx::query_as("PRAGMA wal_autocheckpoint")
-            .fetch_one(c)
-            .await)
-        .unwrap();
-        // The writer's commits never checkpoint...
-        assert_eq!(auto, 0);
-        on!(&mut tx, |c| sqlx::query(
-            "CREATE TABLE bulk (b BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
-             INSERT INTO bulk SELECT randomblob(4000) FROM n"
-        )
-        .execute(c)
-        .await
-        .map(drop))
-        .unwrap();
-        tx.commit().await.unwrap();
-        // ...so the 8 MB reach the database file only through the background checkpointer.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::fs::metadata(&main_file).unwrap().len() < 8_000_000 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the log was not checkpointed"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
     }
 
     #[tokio::test]
