@@ -10,6 +10,7 @@ use sqlx::{Connection, SqliteConnection};
 
 use crate::fixtures::{self, as_, showcase};
 use crate::harness::{Gateway, Home, bin, http_get};
+use partnergate_client::GatewayClient;
 
 async fn mirror(path: &Path) -> BTreeMap<String, (i64, Value)> {
     let mut c = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
@@ -443,4 +444,47 @@ async fn an_up_to_date_clients_empty_polls_commit_nothing() {
         after_page,
         "an empty page writes nothing, so polling costs no fsync"
     );
+}
+
+/// Every change of the feed, paged `limit` at a time from the start.
+async fn whole_feed(api: &GatewayClient, limit: usize) -> Vec<Value> {
+    let (mut changes, mut since) = (Vec::new(), String::new());
+    loop {
+        let path = match since.as_str() {
+            "" => format!("/v1/changes?limit={limit}"),
+            cursor => format!("/v1/changes?limit={limit}&since={cursor}"),
+        };
+        let page = api.get(&path).await.unwrap().json();
+        let batch = page["changes"].as_array().unwrap().clone();
+        if batch.is_empty() {
+            return changes;
+        }
+        changes.extend(batch);
+        since = page["next"].as_str().unwrap().to_string();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_any_size_give_the_whole_feed_and_only_the_last_page_is_empty() {
+    let home = Home::new();
+    let (ok, out) = home.run(&["demo", "--no-serve", "--participants", "200"]);
+    assert!(ok, "{out}");
+    let gw = home.start();
+    let api = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
+    let whole = whole_feed(&api, 1000).await;
+    assert!(whole.len() > 10, "ocmw-gent sees part of the caseload");
+    assert!(
+        whole.len() < 200,
+        "and not all of it: some changes are not its own"
+    );
+    assert!(
+        whole
+            .iter()
+            .all(|c| c["op"] == "upsert" && c["fields"].is_object())
+    );
+    // Small pages meet runs of changes the client may not see (they must not come back as an
+    // empty page, which means "up to date"), and read their participants in one half.
+    for limit in [1, 2, 3] {
+        assert_eq!(whole_feed(&api, limit).await, whole, "pages of {limit}");
+    }
 }

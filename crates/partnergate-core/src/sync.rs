@@ -111,16 +111,39 @@ pub async fn page(
     after: i64,
     limit: i64,
 ) -> Result<Page, VaultError> {
+    let mut after = after;
+    loop {
+        let (page, full) = batch(policy, vault, ctx, after, limit).await?;
+        // An empty page tells the client it is up to date, so one goes out only at the end of
+        // the log: a batch of changes this client may not see moves on to the next batch.
+        if !page.changes.is_empty() || !full {
+            return Ok(page);
+        }
+        after = page.next;
+    }
+}
+
+/// The page of the `limit` participants that changed after `after`, and whether there were
+/// that many (more may follow).
+async fn batch(
+    policy: &Policy,
+    vault: &Vault,
+    ctx: &Ctx,
+    after: i64,
+    limit: i64,
+) -> Result<(Page, bool), VaultError> {
     let caller = &ctx.caller;
     let entries = vault.changes_after(after, limit).await?.entries;
+    let full = entries.len() as i64 == limit;
     let ids: Vec<ParticipantId> = entries.iter().map(|(id, _)| *id).collect();
-    // Three independent reads, at once on their own connections. `purges`: entries whose
-    // latest change is a retention purge say so.
-    let (mut snapshots, known, purges) = tokio::try_join!(
-        vault.snapshots(&ids, &caller.partner),
-        async { Ok(store::sync::known_to(vault.store(), &caller.client, &ids).await?) },
-        crate::retention::purge_seqs(vault, &ids),
-    )?;
+    // The snapshots, and meanwhile on one more connection what the client was shown and which
+    // entries are retention purges (they say so).
+    let (mut snapshots, (known, purges)) =
+        tokio::try_join!(vault.snapshots(&ids, &caller.partner), async {
+            let known = store::sync::known_to(vault.store(), &caller.client, &ids).await?;
+            let purges = crate::retention::purge_seqs(vault, &ids).await?;
+            Ok::<_, VaultError>((known, purges))
+        },)?;
     let mut page = Page {
         changes: Vec::new(),
         next: entries.last().map(|e| e.1).unwrap_or(after),
@@ -151,7 +174,7 @@ pub async fn page(
             page.events.push(event);
         }
     }
-    Ok(page)
+    Ok((page, full))
 }
 
 /// One participant on a page, before the decision.
