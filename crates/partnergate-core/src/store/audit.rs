@@ -186,24 +186,26 @@ impl RecordChunk {
             }
         };
         let mut hashes = hashes.unwrap_or_default().chunks_exact(32);
-        let records = records.unwrap_or_default();
-        // Canonical records never contain a raw newline (JSON escapes it), so it separates them.
-        // memchr finds it a vector at a time; `split` compared byte by byte, 12 % of the CPU
-        // time of a verification.
-        let mut start = 0;
-        let ends = memchr::memchr_iter(b'\n', records).chain([records.len()]);
-        Ok(ends
-            .map(move |end| {
-                let record = &records[start..end];
-                start = end + 1;
-                record
-            })
-            .filter(|t| !t.is_empty())
-            .map(move |t| {
-                let stored = hashes.next().and_then(|h| h.try_into().ok());
-                (t, stored.unwrap_or(&NOT_A_HASH))
-            }))
+        Ok(split_records(records.unwrap_or_default()).map(move |t| {
+            let stored = hashes.next().and_then(|h| h.try_into().ok());
+            (t, stored.unwrap_or(&NOT_A_HASH))
+        }))
     }
+}
+
+/// The records of an aggregated chunk. Canonical records never contain a raw newline (JSON
+/// escapes it), so it separates them. memchr finds it a vector at a time; `<[u8]>::split`
+/// compared byte by byte, 12 % of the CPU time of a verification.
+fn split_records(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', chunk)
+        .chain([chunk.len()])
+        .map(move |end| {
+            let record = &chunk[start..end];
+            start = end + 1;
+            record
+        })
+        .filter(|record| !record.is_empty())
 }
 
 /// Reads records with sequence `from..until` as one [`RecordChunk`]. The hashes come as raw
@@ -369,4 +371,19 @@ pub async fn delete_through(tx: &mut WriteTx, to: i64) -> Result<u64, DbError> {
     .await
     .map(drop))?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn records_split_at_every_newline_and_skip_empty_ones(
+            chunk in proptest::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..64)
+        ) {
+            let expected: Vec<&[u8]> = chunk.split(|b| *b == b'\n').filter(|r| !r.is_empty()).collect();
+            prop_assert_eq!(super::split_records(&chunk).collect::<Vec<_>>(), expected);
+        }
+    }
 }

@@ -460,8 +460,6 @@ impl SealedEntry<'_> {
     pub fn sealed_into(&self, buf: &mut Vec<u8>) -> Result<(), DbError> {
         buf.clear();
         buf.resize(self.sealed_len(), 0);
-        // `decode_to_slice`: a plain loop; `hex::decode` collects through an iterator of
-        // results, which was 4-9 % of a read's and a sync page's CPU time.
         hex::decode_to_slice(self.hex, buf).map_err(|_| malformed())
     }
 }
@@ -537,8 +535,8 @@ pub async fn load(
     }))
 }
 
-/// Many participants for `partner`, read with one query per table (a sync page). An erased id
-/// has no row; every list only holds ids that were asked for.
+/// Many participants for `partner`, read with a query or two per table (a sync page). An erased
+/// id has no row; every list only holds ids that were asked for.
 pub struct Bulk {
     /// Participant rows found.
     pub rows: Vec<Row>,
@@ -550,8 +548,7 @@ pub struct Bulk {
     pub sealed: Vec<(Vec<u8>, SealedList)>,
 }
 
-/// Reads many participants for `partner` with one query per table, all at once on their own
-/// read connections.
+/// Reads many participants for `partner`: one query per table, the sealed fields in two halves.
 pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Result<Bulk, DbError> {
     if ids.is_empty() {
         return Ok(Bulk {
@@ -576,9 +573,11 @@ pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Resu
         "SELECT participant_id, group_concat(field || ':' || hex(sealed), ',') FROM field_values WHERE participant_id IN (",
         "SELECT participant_id, string_agg(field || ':' || encode(sealed, 'hex'), ',') FROM field_values WHERE participant_id IN (",
     );
-    // The sealed fields are most of the reading: two halves, so that two cores read them.
+    // The sealed fields are most of the reading: two halves, read at once so that two SQLite
+    // threads build them, next to the three small queries in turn. Three read connections at
+    // most: with the feed's own two queries, half the pool, as for verification.
     let (first, second) = ids.split_at(ids.len().div_ceil(2));
-    let (rows, roles, consents, mut sealed, rest) = on!(db, |c| {
+    let ((rows, roles, consents), mut sealed, rest) = on!(db, |c| {
         let mut rows = sqlx::QueryBuilder::new(
             "SELECT id, version, restricted, objection, dek_version, master_version, wrapped_dek FROM participants WHERE id IN (",
         );
@@ -598,6 +597,12 @@ pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Resu
         let mut rest = sqlx::QueryBuilder::new(fields);
         in_list!(rest, second);
         rest.push(" GROUP BY participant_id");
+        let small = async {
+            let rows = rows.build_query_as().fetch_all(c).await?;
+            let roles = roles.build_query_as().fetch_all(c).await?;
+            let consents = consents.build_query_as().fetch_all(c).await?;
+            Ok::<_, DbError>((rows, roles, consents))
+        };
         let rest = async {
             match second.is_empty() {
                 true => Ok(Vec::new()),
@@ -605,9 +610,7 @@ pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Resu
             }
         };
         tokio::try_join!(
-            rows.build_query_as().fetch_all(c),
-            roles.build_query_as().fetch_all(c),
-            consents.build_query_as().fetch_all(c),
+            small,
             sealed
                 .build_query_as::<(Vec<u8>, Option<String>)>()
                 .fetch_all(c),

@@ -11,7 +11,7 @@ use std::fmt;
 use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use ring::rand::{SecureRandom, SystemRandom};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Length of the random AES-GCM nonce that prefixes every sealed value.
 pub const NONCE_LEN: usize = 12;
@@ -117,6 +117,8 @@ impl Cipher {
         let mut buf = Zeroizing::new(sealed.to_vec());
         let len = self.open_in_place(aad, &mut buf)?.len();
         buf.copy_within(NONCE_LEN..NONCE_LEN + len, 0);
+        // The plaintext's tail is still there past `len`: wiped now, not only on drop.
+        buf[len..].zeroize();
         buf.truncate(len);
         Ok(buf)
     }
@@ -253,7 +255,7 @@ impl DataKey {
 
     /// [`DataKey::open`] where the sealed value lies: the plaintext is a part of `sealed`,
     /// which the caller wipes after use.
-    pub fn open_in_place<'b>(
+    pub(crate) fn open_in_place<'b>(
         &self,
         participant: &ParticipantId,
         field_name: &str,
@@ -264,6 +266,9 @@ impl DataKey {
             .open_in_place(&field_aad(participant, field_name, dek_version), sealed)
     }
 }
+
+// Both parts wipe themselves: the bytes are `Zeroizing`, the cipher is checked above.
+impl ZeroizeOnDrop for DataKey {}
 
 impl fmt::Debug for DataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -502,7 +502,7 @@ impl fmt::Display for Pid {
 /// One partner's pseudonym key: AES-256 as a pseudorandom permutation on the 16-byte
 /// participant id. Hold it for a batch (e.g. a sync-feed page) to avoid re-deriving per item.
 pub struct PartnerPidKey {
-    // The key schedule is not zeroized on drop unless aes-gcm's `zeroize` feature is enabled.
+    // Wiped on drop: aes-gcm's `zeroize` feature turns on aes's.
     cipher: Aes256,
 }
 

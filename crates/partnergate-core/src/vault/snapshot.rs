@@ -57,7 +57,7 @@ impl Vault {
     }
 
     /// Reads the rows, `partner`'s involvements, consents and sealed fields of many
-    /// participants with one query per table.
+    /// participants with a query or two per table.
     pub async fn snapshots(
         &self,
         ids: &[ParticipantId],
