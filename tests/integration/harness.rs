@@ -85,6 +85,16 @@ impl Home {
         Self::with_policies(&policies())
     }
 
+    /// A new installation loaded with the synthetic demo caseload of `participants`; `demo`'s
+    /// output is returned (the curl commands it prints).
+    pub fn with_demo(participants: u32) -> (Self, String) {
+        let home = Self::new();
+        let n = participants.to_string();
+        let (ok, out) = home.run(&["demo", "--no-serve", "--participants", &n]);
+        assert!(ok, "{out}");
+        (home, out)
+    }
+
     /// An installation whose agreement lives in `policy_dir` (tests that change it).
     ///
     /// With `PARTNERGATE_TEST_DATABASE_URL` set (`tests/postgres/with-cluster.sh`), the

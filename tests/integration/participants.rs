@@ -619,9 +619,7 @@ fn parse_curl(line: &str) -> (String, Vec<(String, String)>, Option<String>, Str
 
 #[tokio::test]
 async fn the_curl_commands_the_demo_prints_work_and_show_four_different_views() {
-    let home = Home::new();
-    let (ok, out) = home.run(&["demo", "--no-serve", "--participants", "20"]);
-    assert!(ok, "{out}");
+    let (home, out) = Home::with_demo(20);
     let gw = home.start();
     let curls: Vec<&str> = out.lines().filter(|l| l.starts_with("curl ")).collect();
     assert!(curls.len() >= 8, "{out}");

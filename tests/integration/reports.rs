@@ -166,9 +166,7 @@ async fn report(gw: &crate::harness::Gateway, client: &str, path: &str) -> (u16,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_suppressed_cell_of_the_esf_report_can_be_recovered_from_the_published_totals() {
-    let home = Home::new();
-    let (ok, out) = home.run(&["demo", "--no-serve", "--participants", "300"]);
-    assert!(ok, "{out}");
+    let (home, _) = Home::with_demo(300);
     let gw = home.start();
     let (status, body) = report(&gw, "coord.stad-gent", PERIOD).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -425,9 +423,7 @@ async fn art9_indicators_live_apart_and_declined_is_an_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_command_writes_three_formats_with_one_pattern() {
-    let home = Home::new();
-    let (ok, out) = home.run(&["demo", "--no-serve", "--participants", "120"]);
-    assert!(ok, "{out}");
+    let (home, _) = Home::with_demo(120);
     let dir = home.path().join("out");
     let (ok, out) = home.run(&[
         "report",

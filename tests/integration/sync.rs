@@ -194,9 +194,7 @@ async fn two_mirrors_stay_in_step_through_rectification_role_change_and_consent_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_killed_mid_full_sync_resumes_to_exactly_the_partners_view() {
-    let home = Home::new();
-    let (ok, out) = home.run(&["demo", "--no-serve", "--participants", "3000"]);
-    assert!(ok, "{out}");
+    let (home, _) = Home::with_demo(3000);
     let gw = home.start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crm.db");
@@ -466,9 +464,7 @@ async fn whole_feed(api: &GatewayClient, limit: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_of_any_size_give_the_whole_feed_and_only_the_last_page_is_empty() {
-    let home = Home::new();
-    let (ok, out) = home.run(&["demo", "--no-serve", "--participants", "200"]);
-    assert!(ok, "{out}");
+    let (home, _) = Home::with_demo(200);
     let gw = home.start();
     let api = as_(&gw.client("crm.ocmw-gent"), "trajectory_guidance");
     let whole = whole_feed(&api, 1000).await;
