@@ -133,6 +133,17 @@ async fn every_kind_of_access_writes_its_records_including_refusals() {
     assert_eq!(r.json()["records"].as_array().unwrap().len(), 1);
 }
 
+/// Writes `record` with the stored `hash` at `seq`, behind the gateway's back.
+async fn put_record(conn: &mut sqlx::AnyConnection, seq: i64, record: &str, hash: &[u8]) {
+    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = $3")
+        .bind(record)
+        .bind(hash)
+        .bind(seq)
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
     let home = Home::new();
@@ -157,45 +168,17 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
     // One changed byte.
     let changed = record5.replacen("participant.", "participant,", 1);
     assert_ne!(changed, record5);
-    sqlx::query("UPDATE audit_records SET record = $1 WHERE seq = 5")
-        .bind(&changed)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    put_record(&mut conn, 5, &changed, &hash5).await;
     assert_eq!(verify(&gw).await["first_bad"], 5);
-    sqlx::query("UPDATE audit_records SET record = $1 WHERE seq = 5")
-        .bind(&record5)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    put_record(&mut conn, 5, &record5, &hash5).await;
     assert_eq!(verify(&gw).await["ok"], true);
 
     // Two records swapped.
-    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = 5")
-        .bind(&record6)
-        .bind(&hash6)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = 6")
-        .bind(&record5)
-        .bind(&hash5)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    put_record(&mut conn, 5, &record6, &hash6).await;
+    put_record(&mut conn, 6, &record5, &hash5).await;
     assert_eq!(verify(&gw).await["first_bad"], 5);
-    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = 5")
-        .bind(&record5)
-        .bind(&hash5)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_records SET record = $1, hash = $2 WHERE seq = 6")
-        .bind(&record6)
-        .bind(&hash6)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    put_record(&mut conn, 5, &record5, &hash5).await;
+    put_record(&mut conn, 6, &record6, &hash6).await;
     assert_eq!(verify(&gw).await["ok"], true);
 
     // A stored hash cut short or lengthened by a byte: named at its own record, and the records
@@ -230,11 +213,7 @@ async fn tampering_with_the_live_log_is_found_at_the_first_bad_record() {
         let v = verify(&gw).await;
         assert_eq!(v["first_bad"], 5, "{v}");
         assert_eq!(v["problem"], "record is not in canonical form", "{v}");
-        sqlx::query("UPDATE audit_records SET record = $1 WHERE seq = 5")
-            .bind(&record5)
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        put_record(&mut conn, 5, &record5, &hash5).await;
         assert_eq!(verify(&gw).await["ok"], true);
     }
 
