@@ -1,6 +1,8 @@
 //! `participants` and `field_values`: the participant rows (keys, versions, flags, look-up
 //! hash) and their sealed fields. Nothing here is ever plaintext.
 
+use zeroize::{Zeroize, Zeroizing};
+
 use super::{DbError, Store, WriteTx};
 use crate::vault::crypto::ParticipantId;
 
@@ -450,16 +452,17 @@ pub struct SealedEntry<'a> {
 }
 
 impl SealedEntry<'_> {
-    /// The length of the sealed value in bytes.
-    pub fn sealed_len(&self) -> usize {
-        self.hex.len() / 2
-    }
-
     /// Decodes the sealed value into `buf` (replacing what it held), so that one buffer
-    /// serves every field of a participant.
-    pub fn sealed_into(&self, buf: &mut Vec<u8>) -> Result<(), DbError> {
+    /// serves every field of a participant. The vault decrypts in that buffer, so it is wiped
+    /// before it grows: a reallocation would free the last plaintext unwiped.
+    pub fn sealed_into(&self, buf: &mut Zeroizing<Vec<u8>>) -> Result<(), DbError> {
+        let len = self.hex.len() / 2;
+        if buf.capacity() < len {
+            buf.zeroize();
+            **buf = Vec::with_capacity(len);
+        }
         buf.clear();
-        buf.resize(self.sealed_len(), 0);
+        buf.resize(len, 0);
         hex::decode_to_slice(self.hex, buf).map_err(|_| malformed())
     }
 }
@@ -574,8 +577,8 @@ pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Resu
         "SELECT participant_id, string_agg(field || ':' || encode(sealed, 'hex'), ',') FROM field_values WHERE participant_id IN (",
     );
     // The sealed fields are most of the reading: two halves, read at once so that two SQLite
-    // threads build them, next to the three small queries in turn. Three read connections at
-    // most: with the feed's own two queries, half the pool, as for verification.
+    // threads build them, beside the three small queries in turn. Three read connections at
+    // most; with the one the feed reads its own state on, half the pool, as for verification.
     let (first, second) = ids.split_at(ids.len().div_ceil(2));
     let ((rows, roles, consents), mut sealed, rest) = on!(db, |c| {
         let mut rows = sqlx::QueryBuilder::new(
@@ -591,31 +594,29 @@ pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Resu
             "SELECT participant_id, scope FROM consents WHERE withdrawn_at IS NULL AND participant_id IN (",
         );
         in_list!(consents, ids);
-        let mut sealed = sqlx::QueryBuilder::new(fields);
-        in_list!(sealed, first);
-        sealed.push(" GROUP BY participant_id");
-        let mut rest = sqlx::QueryBuilder::new(fields);
-        in_list!(rest, second);
-        rest.push(" GROUP BY participant_id");
         let small = async {
             let rows = rows.build_query_as().fetch_all(c).await?;
             let roles = roles.build_query_as().fetch_all(c).await?;
             let consents = consents.build_query_as().fetch_all(c).await?;
             Ok::<_, DbError>((rows, roles, consents))
         };
-        let rest = async {
-            match second.is_empty() {
-                true => Ok(Vec::new()),
-                false => rest.build_query_as().fetch_all(c).await,
-            }
-        };
-        tokio::try_join!(
-            small,
-            sealed
-                .build_query_as::<(Vec<u8>, Option<String>)>()
-                .fetch_all(c),
-            rest,
-        )?
+        // One half's (participant id, sealed list) rows; none for an empty half.
+        macro_rules! sealed_of {
+            ($half:expr) => {
+                async {
+                    if $half.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut q = sqlx::QueryBuilder::new(fields);
+                    in_list!(q, $half);
+                    q.push(" GROUP BY participant_id");
+                    q.build_query_as::<(Vec<u8>, Option<String>)>()
+                        .fetch_all(c)
+                        .await
+                }
+            };
+        }
+        tokio::try_join!(small, sealed_of!(first), sealed_of!(second))?
     });
     sealed.extend(rest);
     Ok(Bulk {
@@ -631,6 +632,8 @@ pub async fn load_many(db: &Store, ids: &[ParticipantId], partner: &str) -> Resu
 
 #[cfg(test)]
 mod tests {
+    use zeroize::Zeroizing;
+
     use super::{DbError, SealedList};
 
     fn parse(list: Option<&str>) -> Result<Vec<(String, Vec<u8>)>, DbError> {
@@ -638,9 +641,9 @@ mod tests {
             .entries()
             .map(|e| {
                 let e = e?;
-                let mut bytes = Vec::new();
+                let mut bytes = Zeroizing::new(Vec::new());
                 e.sealed_into(&mut bytes)?;
-                Ok((e.field.to_string(), bytes))
+                Ok((e.field.to_string(), bytes.to_vec()))
             })
             .collect()
     }
@@ -668,9 +671,9 @@ mod tests {
             entries.iter().map(|e| e.field).collect::<Vec<_>>(),
             ["a.x", "b.y"]
         );
-        let mut buf = vec![1, 2, 3, 4, 5];
+        let mut buf = Zeroizing::new(vec![1, 2, 3, 4, 5]);
         assert!(entries[0].sealed_into(&mut buf).is_err());
         entries[1].sealed_into(&mut buf).unwrap();
-        assert_eq!(buf, [0xab, 0xcd]);
+        assert_eq!(*buf, [0xab, 0xcd]);
     }
 }

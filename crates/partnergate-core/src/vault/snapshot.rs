@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::VaultError;
 use super::crypto::ParticipantId;
@@ -130,11 +130,6 @@ impl Vault {
                 Some(k) => k,
                 None => dek.insert(self.unwrap(p)?),
             };
-            if buf.capacity() < entry.sealed_len() {
-                // Grown by hand: a reallocation would free the old plaintext unwiped.
-                buf.zeroize();
-                *buf = Vec::with_capacity(entry.sealed_len());
-            }
             entry.sealed_into(&mut buf)?;
             let plain = key.open_in_place(&p.id, entry.field, p.dek_version, &mut buf)?;
             let value =
